@@ -1,0 +1,98 @@
+"""What every command shares: the lake option, output formats and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from hooklake.errors import HooklakeError
+from hooklake.settings import default_lake
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "csv", "json")
+
+
+class HooklakeGroup(click.Group):
+    """Turns any error into one readable line and a non-zero exit (set HOOKLAKE_DEBUG=1 to
+    see the traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except HooklakeError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted", code=130)
+        except Exception as exc:
+            if os.environ.get("HOOKLAKE_DEBUG"):
+                raise
+            _fail(f"{type(exc).__name__}: {exc} (set HOOKLAKE_DEBUG=1 for the traceback)")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def lake_option(f: F) -> F:
+    return click.option(
+        "--lake",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default_lake,
+        show_default="$HOOKLAKE_LAKE or ./lake",
+        help="Lake directory.",
+    )(f)
+
+
+def format_option(f: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format: an aligned table, CSV, or JSON (a list of objects).",
+    )(f)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
+    """Print rows in one of :data:`FORMATS`, the same way for every command."""
+    if fmt == "json":
+        objs = [dict(zip(columns, row, strict=True)) for row in rows]
+        out = orjson.dumps(objs, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
+        click.echo(out.decode())
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        cells = [[_cell(v).replace("\n", " ") for v in row] for row in rows]
+        widths = [len(c) for c in columns]
+        for row in cells:
+            widths = [max(w, min(len(v), 60)) for w, v in zip(widths, row, strict=True)]
+
+        def line(vals: Sequence[str]) -> str:
+            parts = [(v if len(v) <= 60 else v[:59] + "…").ljust(w) for v, w in zip(vals, widths, strict=True)]
+            return "  ".join(parts).rstrip()
+
+        click.echo(line(list(columns)))
+        click.echo("  ".join("-" * w for w in widths))
+        for row in cells:
+            click.echo(line(row))
