@@ -124,9 +124,7 @@ def live_files(lake: Path, table: str) -> list[Path]:
     out: list[Path] = []
     for part in partitions(lake, table):
         gone = superseded(part)
-        out.extend(
-            sorted(p for p in part.iterdir() if is_data_file(p.name) and p.name not in gone)
-        )
+        out.extend(sorted(p for p in part.iterdir() if is_data_file(p.name) and p.name not in gone))
     return out
 
 

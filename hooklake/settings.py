@@ -54,6 +54,8 @@ class CollectorSettings(BaseSettings):
     lake: Path = Field(default_factory=default_lake)
     hooks: dict[str, Hook] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1 << 20, gt=0)
+    #: A body must arrive within this many seconds, so slow senders cannot pin a request.
+    body_timeout: float = Field(default=30.0, gt=0)
     #: A writer seals its open segment this often (seconds) so the flusher can take it.
     seal_interval: float = Field(default=2.0, gt=0)
     #: ...or as soon as it grows past this size.

@@ -32,5 +32,7 @@ def main() -> None:
 # Command modules keep heavy imports inside their functions, so discovering them is cheap.
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name != "common":
-        for _command in getattr(importlib.import_module(f"{__name__}.{_info.name}"), "COMMANDS", ()):
+        for _command in getattr(
+            importlib.import_module(f"{__name__}.{_info.name}"), "COMMANDS", ()
+        ):
             main.add_command(_command)

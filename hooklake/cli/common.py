@@ -89,7 +89,10 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> Non
             widths = [max(w, min(len(v), 60)) for w, v in zip(widths, row, strict=True)]
 
         def line(vals: Sequence[str]) -> str:
-            parts = [(v if len(v) <= 60 else v[:59] + "…").ljust(w) for v, w in zip(vals, widths, strict=True)]
+            parts = [
+                (v if len(v) <= 60 else v[:59] + "…").ljust(w)
+                for v, w in zip(vals, widths, strict=True)
+            ]
             return "  ".join(parts).rstrip()
 
         click.echo(line(list(columns)))

@@ -1,0 +1,114 @@
+"""Commands of the write side: ``serve``, ``flush``, ``ingest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hooklake.cli.common import lake_option
+
+
+@click.command()
+@lake_option
+@click.option(
+    "--hooks",
+    "hooks_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Hooks file (TOML): [hooks.NAME] tables with an optional token = "...".',
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="HTTP worker processes; each writes its own journal.",
+)
+@click.option(
+    "--max-body",
+    "max_body",
+    type=click.IntRange(1),
+    default=1 << 20,
+    show_default=True,
+    help="Largest accepted body in bytes (larger: 413).",
+)
+def serve(
+    lake: Path, hooks_file: Path | None, host: str, port: int, workers: int, max_body: int
+) -> None:
+    """Receive Landbot MessageHooks at POST /hooks/NAME and store them in the lake.
+
+    Every 2xx answer means the body is on disk. Point Landbot's MessageHook at
+    http://HOST:PORT/hooks/NAME and give it the hook's token.
+
+    \b
+    Example:
+      hooklake serve --hooks hooks.toml --lake lake/ --host 0.0.0.0 --port 8000
+    """
+    import logging
+
+    from hooklake.collector.service import serve as run
+    from hooklake.settings import CollectorSettings, load_hooks
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    hooks = load_hooks(hooks_file)
+    open_hooks = sorted(name for name, hook in hooks.items() if hook.token is None)
+    if open_hooks:
+        click.echo(
+            f"Warning: hook(s) {', '.join(open_hooks)} accept requests without a token; "
+            "anyone who can reach this address can write to the lake.",
+            err=True,
+        )
+    settings = CollectorSettings(lake=lake, hooks=hooks, max_body_bytes=max_body)
+    click.echo(
+        f"Collecting into {lake}/ — POST http://{host}:{port}/hooks/{{{','.join(hooks)}}}", err=True
+    )
+    run(settings, host=host, port=port, workers=workers)
+
+
+@click.command()
+@lake_option
+def flush(lake: Path) -> None:
+    """Flush sealed journal segments (and those of stopped collectors) into Parquet.
+
+    \b
+    Example:
+      hooklake flush --lake lake/
+    """
+    from hooklake.collector.service import recover
+
+    report = recover(lake)
+    click.echo(
+        f"flushed {report.segments} segment(s): {report.messages} message(s), "
+        f"{report.rejected} reject(s), {len(report.files)} file(s)"
+    )
+
+
+@click.command()
+@lake_option
+@click.option("--hook", default="default", show_default=True, help="Hook name to record.")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def ingest(lake: Path, hook: str, paths: tuple[Path, ...]) -> None:
+    """Backfill saved bodies: one JSON body per file, or NDJSON (one body per line).
+
+    Bodies are validated as the collector does; bad ones go to the lake's rejects.
+
+    \b
+    Example:
+      hooklake ingest --lake lake/ --hook support captures/*.json
+    """
+    from hooklake.collector.ingest import ingest_bodies, read_bodies
+    from hooklake.collector.service import recover
+
+    recover(lake)
+    report = ingest_bodies(lake, read_bodies(paths), hook=hook)
+    click.echo(
+        f"ingested {report.bodies} body(ies): {report.messages} message(s), "
+        f"{report.rejected} rejected"
+    )
+
+
+COMMANDS = [serve, flush, ingest]

@@ -1,0 +1,336 @@
+"""The journal: where a request body is made durable before the collector answers.
+
+Each collector process is one *writer* with its own directory ``lake/_journal/<writer>/``,
+so two processes never append to the same file. It holds an exclusive ``flock`` on
+``<writer>/lock`` for as long as it lives; a writer directory whose lock can be taken belongs
+to a dead process and is recovered by the flusher.
+
+A writer appends records to ``NNNNNNNN.open``; when the segment is old or large enough it is
+*sealed* (renamed to ``NNNNNNNN.seg``) and the flusher may turn it into Parquet. A record is::
+
+    b"HLR1" | header length u32 | body length u32 | crc32(header + body) u32 | header | body
+
+where the header is JSON (``kind``, ``hook``, receive time, selected headers, reject reason)
+and the body is the request's raw bytes. A crash can leave a torn last record; it was never
+acknowledged, and :func:`read_segment` stops before it.
+
+:class:`GroupCommitter` batches appends from concurrent requests into one ``write`` and one
+``fdatasync`` in a worker thread; the next batch starts as soon as the previous fsync ends,
+and every request waits for the fsync that covers its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import secrets
+import socket
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hooklake.errors import StorageError
+from hooklake.layout import fsync_dir, journal_dir
+
+MAGIC = b"HLR1"
+_FRAME = struct.Struct("<4sIII")
+OPEN_SUFFIX = ".open"
+SEALED_SUFFIX = ".seg"
+LOCK_NAME = "lock"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One journal record: receive metadata plus the raw body, and where it sits."""
+
+    header: dict[str, Any]
+    body: bytes
+    offset: int
+
+
+def encode_record(header: dict[str, Any], body: bytes) -> bytes:
+    head = orjson.dumps(header)
+    crc = zlib.crc32(body, zlib.crc32(head))
+    return _FRAME.pack(MAGIC, len(head), len(body), crc) + head + body
+
+
+def read_segment(path: Path) -> tuple[list[Record], int]:
+    """All whole records of a segment and the length of that valid prefix. Reading stops at
+    the first torn or corrupt record: everything after it was never acknowledged."""
+    data = path.read_bytes()
+    records: list[Record] = []
+    pos, end = 0, len(data)
+    while pos + _FRAME.size <= end:
+        magic, hlen, blen, crc = _FRAME.unpack_from(data, pos)
+        start = pos + _FRAME.size
+        stop = start + hlen + blen
+        if magic != MAGIC or stop > end:
+            break
+        head, body = data[start : start + hlen], data[start + hlen : stop]
+        if zlib.crc32(body, zlib.crc32(head)) != crc:
+            break
+        try:
+            header = orjson.loads(head)
+        except orjson.JSONDecodeError:
+            break
+        records.append(Record(header, body, pos))
+        pos = stop
+    return records, pos
+
+
+def new_writer_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-")[:24] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def segment_number(path: Path) -> int:
+    return int(path.name.split(".", 1)[0])
+
+
+def try_lock(path: Path) -> int | None:
+    """Take an exclusive lock on ``path`` without waiting; the fd holds it, ``None`` if busy."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+@dataclass
+class SegmentWriter:
+    """The synchronous core of one writer: append bytes durably, seal segments.
+
+    Not thread-safe; :class:`GroupCommitter` calls it from a single worker thread.
+    """
+
+    lake: Path
+    segment_max_bytes: int = 64 << 20
+    writer_id: str = field(default_factory=new_writer_id)
+    fsync_observer: Callable[[float], None] | None = None
+    _fd: int | None = None
+    _lock_fd: int | None = None
+    _seq: int = 0
+    _size: int = 0
+    _opened_at: float = 0.0
+
+    @property
+    def directory(self) -> Path:
+        return journal_dir(self.lake) / self.writer_id
+
+    def open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = try_lock(self.directory / LOCK_NAME)
+        except OSError as exc:
+            raise StorageError(f"cannot create the journal in {self.directory}: {exc}") from exc
+        if fd is None:
+            raise StorageError(f"journal {self.directory} is in use by another process")
+        self._lock_fd = fd
+
+    def _open_segment(self) -> int:
+        self._seq += 1
+        path = self.directory / f"{self._seq:08d}{OPEN_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            fsync_dir(self.directory)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._fd, self._size, self._opened_at = fd, 0, time.monotonic()
+        return fd
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` and make it durable. On failure nothing of it counts: the segment
+        is cut back and sealed, and the next write starts a fresh one."""
+        try:
+            fd = self._fd if self._fd is not None else self._open_segment()
+            start = time.perf_counter()
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fdatasync(fd)
+            if self.fsync_observer is not None:
+                self.fsync_observer(time.perf_counter() - start)
+        except OSError as exc:
+            self._abandon()
+            what = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+            raise StorageError(f"journal write failed ({what}); nothing was acknowledged") from exc
+        self._size += len(data)
+        if self._size >= self.segment_max_bytes:
+            self.seal()
+
+    def _abandon(self) -> None:
+        # Cut off whatever part of the failed batch reached the file, then seal what was
+        # acknowledged before it so no later record lands behind a torn one.
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+        with contextlib.suppress(OSError):
+            self.seal()
+        if self._fd is not None:  # sealing failed too: drop the segment handle anyway
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def age(self) -> float:
+        return time.monotonic() - self._opened_at if self._fd is not None else 0.0
+
+    def seal(self) -> Path | None:
+        """Close the open segment and hand it to the flusher. ``None`` if nothing was open."""
+        if self._fd is None:
+            return None
+        fd, self._fd = self._fd, None
+        os.close(fd)
+        src = self.directory / f"{self._seq:08d}{OPEN_SUFFIX}"
+        if self._size == 0:
+            src.unlink(missing_ok=True)
+            return None
+        dst = src.with_suffix(SEALED_SUFFIX)
+        os.replace(src, dst)
+        fsync_dir(self.directory)
+        return dst
+
+    def close(self) -> None:
+        try:
+            self.seal()
+        finally:
+            if self._lock_fd is not None:
+                unlock(self._lock_fd)
+                self._lock_fd = None
+
+
+class GroupCommitter:
+    """Async front of a :class:`SegmentWriter`: many concurrent appends, one fsync per batch.
+
+    There is no idle timer: a batch is written as soon as the previous fsync returns, so a
+    lone request waits for exactly one fsync and a busy collector amortises one over many.
+    """
+
+    def __init__(
+        self,
+        writer: SegmentWriter,
+        seal_interval: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.on_batch = on_batch
+        self.seal_interval = seal_interval
+        self._pending: list[bytes] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hooklake-journal")
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.writer.open)
+        self._task = asyncio.create_task(self._run(), name="hooklake-journal")
+
+    async def append(self, record: bytes) -> None:
+        """Return once ``record`` is durably on disk; raise :class:`StorageError` if it is not."""
+        if self._closing:
+            raise StorageError("the collector is shutting down; retry")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(record)
+        self._waiters.append(fut)
+        self._wake.set()
+        await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.seal_interval / 2)
+            self._wake.clear()
+            if self._pending:
+                batch, waiters = self._pending, self._waiters
+                self._pending, self._waiters = [], []
+                if self.on_batch is not None:
+                    self.on_batch(len(batch))
+                try:
+                    await loop.run_in_executor(self._executor, self.writer.write, b"".join(batch))
+                except Exception as exc:  # StorageError, or anything unexpected: never ack
+                    err = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+                    for w in waiters:
+                        if not w.done():
+                            w.set_exception(err)
+                else:
+                    for w in waiters:
+                        if not w.done():
+                            w.set_result(None)
+            if self.writer.age() >= self.seal_interval:
+                with contextlib.suppress(OSError):
+                    await loop.run_in_executor(self._executor, self.writer.seal)
+            if self._closing and not self._pending:
+                return
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.writer.close)
+        self._executor.shutdown(wait=True)
+
+
+def writer_dirs(lake: Path) -> list[Path]:
+    root = journal_dir(lake)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def sealed_segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob(f"*{SEALED_SUFFIX}"), key=segment_number)
+
+
+def open_segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob(f"*{OPEN_SUFFIX}"), key=segment_number)
+
+
+def recover_open_segment(path: Path) -> Path | None:
+    """Seal a dead writer's open segment, cutting off a torn last record."""
+    _, valid = read_segment(path)
+    if valid == 0:
+        path.unlink(missing_ok=True)
+        return None
+    if valid < path.stat().st_size:
+        with open(path, "r+b") as fh:
+            fh.truncate(valid)
+            fh.flush()
+            os.fsync(fh.fileno())
+    dst = path.with_suffix(SEALED_SUFFIX)
+    os.replace(path, dst)
+    fsync_dir(path.parent)
+    return dst
+
+
+def iter_records(path: Path) -> Iterator[Record]:
+    records, _ = read_segment(path)
+    yield from records
