@@ -75,6 +75,14 @@ def stop_flusher(proc: mp.process.BaseProcess, timeout: float = 60.0) -> None:
         proc.join()
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    raise _Stop
+
+
 def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -> None:
     """Run the collector until interrupted; flush everything before returning."""
     report = recover(settings.lake)
@@ -82,6 +90,10 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
         log.info("recovered %d journal segments (%d messages)", report.segments, report.messages)
     os.environ[CONFIG_ENV] = settings.model_dump_json()
     flusher = start_flusher(settings.lake, settings.flush_interval)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these
+    # handlers that becomes an exception here instead of an exit, so the last flush runs.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_requested)
     try:
         uvicorn.run(
             "hooklake.collector.app:app_from_env",
@@ -93,6 +105,8 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
             log_level="info",
             timeout_graceful_shutdown=10,
         )
+    except _Stop:
+        pass
     finally:
         stop_flusher(flusher)
         # Workers sealed their segments on shutdown; this takes anything still left.

@@ -1,0 +1,3 @@
+from hooklake.cli import main
+
+main(prog_name="hooklake")
