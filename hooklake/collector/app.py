@@ -22,7 +22,7 @@ from fastapi.responses import Response
 
 from hooklake.collector.journal import GroupCommitter, SegmentWriter, encode_record
 from hooklake.collector.metrics import Metrics
-from hooklake.collector.normalize import BodyError, normalize_body, parse_body
+from hooklake.collector.normalize import BodyError, check_body
 from hooklake.errors import StorageError
 from hooklake.settings import CollectorSettings, Hook
 
@@ -127,12 +127,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
         kept = {h: v for h in KEPT_HEADERS if (v := request.headers.get(h)) is not None}
         header: dict[str, Any] = {"kind": "message", "hook": spec.name, "t": received_us, "h": kept}
         try:
-            body = parse_body(raw)
-            n = len(
-                normalize_body(
-                    body, hook=spec.name, received_at_us=received_us, source="", sentry_trace=None
-                )
-            )
+            header["n"] = n = check_body(raw)
         except BodyError as exc:
             header.update(kind="reject", reason=str(exc), code=exc.code, index=exc.index)
             try:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hooklake.collector.journal import (
     LOCK_NAME,
@@ -33,7 +36,6 @@ from hooklake.collector.journal import (
     unlock,
     writer_dirs,
 )
-from hooklake.collector.normalize import BodyError, Row, normalize_body, parse_body
 from hooklake.layout import (
     MESSAGE_SCHEMA,
     MESSAGES,
@@ -46,7 +48,7 @@ from hooklake.layout import (
 
 log = logging.getLogger("hooklake.collector")
 
-_DAY_US = 86_400_000_000
+Row = tuple[Any, ...]
 _SORT = [("channel_id", "ascending"), ("customer_id", "ascending"), ("ts", "ascending")]
 
 
@@ -64,14 +66,22 @@ class FlushReport:
         self.files.extend(other.files)
 
 
-def _day(ts_us: int) -> str:
-    return datetime.fromtimestamp((ts_us // _DAY_US) * 86_400, UTC).strftime("%Y-%m-%d")
+_SQL = (files("hooklake.collector") / "sql" / "normalize.sql").read_text(encoding="utf-8")
+_BODIES = pa.schema(
+    [
+        ("body", pa.string()),
+        ("hook", pa.string()),
+        ("received_at", pa.int64()),
+        ("source", pa.string()),
+        ("sentry_trace", pa.string()),
+        ("rec", pa.int32()),
+        ("n", pa.int32()),
+    ]
+)
 
 
-def _table(rows: list[Row], schema: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
+def _connect() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(config={"threads": 2})
 
 
 def _reject_row(rec: Record, source: str, reason: str, index: int | None) -> Row:
@@ -87,50 +97,114 @@ def _reject_row(rec: Record, source: str, reason: str, index: int | None) -> Row
     )
 
 
-def records_to_rows(records: Iterable[Record], prefix: str) -> tuple[list[Row], list[Row]]:
-    """Message rows and reject rows of journal records (``prefix`` names the segment)."""
-    messages: list[Row] = []
+def _normalise(
+    con: duckdb.DuckDBPyConnection, records: list[Record], prefix: str
+) -> pa.Table:
+    bodies = pa.Table.from_pydict(
+        {
+            "body": [r.body.decode() for r in records],
+            "hook": [r.header["hook"] for r in records],
+            "received_at": [r.header["t"] for r in records],
+            "source": [f"{prefix}@{r.offset}" for r in records],
+            "sentry_trace": [(r.header.get("h") or {}).get("sentry-trace") for r in records],
+            "rec": list(range(len(records))),
+            "n": [r.header.get("n", -1) for r in records],
+        },
+        schema=_BODIES,
+    )
+    con.register("bodies", bodies)
+    try:
+        con.execute(_SQL)
+        return con.sql("SELECT * FROM hl_messages").to_arrow_table()
+    finally:
+        con.unregister("bodies")
+
+
+def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table, list[Row]]:
+    """The message rows (a MESSAGE_SCHEMA table) and reject rows of journal records."""
+    accepted: list[Record] = []
     rejects: list[Row] = []
     for rec in records:
-        head = rec.header
-        source = f"{prefix}@{rec.offset}"
-        if head.get("kind") == "reject":
-            rejects.append(_reject_row(rec, source, head["reason"], head.get("index")))
-            continue
+        if rec.header.get("kind") == "reject":
+            src = f"{prefix}@{rec.offset}"
+            rejects.append(_reject_row(rec, src, rec.header["reason"], rec.header.get("index")))
+        else:
+            accepted.append(rec)
+    if not accepted:
+        return MESSAGE_SCHEMA.empty_table(), rejects
+    con = _connect()
+    try:
         try:
-            body = parse_body(rec.body)
-            messages.extend(
-                normalize_body(
-                    body,
-                    hook=head["hook"],
-                    received_at_us=head["t"],
-                    source=source,
-                    sentry_trace=(head.get("h") or {}).get("sentry-trace"),
-                )
+            table = _normalise(con, accepted, prefix)
+        except duckdb.Error:
+            # One body the bulk parser refuses must not hold back the others: go one by one.
+            parts = []
+            for rec in accepted:
+                try:
+                    parts.append(_normalise(con, [rec], prefix))
+                except duckdb.Error as exc:
+                    src = f"{prefix}@{rec.offset}"
+                    rejects.append(_reject_row(rec, src, f"unreadable at flush: {exc}", None))
+            if not parts:
+                return MESSAGE_SCHEMA.empty_table(), rejects
+            table = pa.concat_tables(parts)
+    finally:
+        con.close()
+    bad = pc.or_(pc.is_null(table["ts"]), pc.is_null(table["customer_id"]))
+    if pc.any(bad).as_py():
+        for row in table.filter(bad).select(["rec", "message_index"]).to_pylist():
+            rec = accepted[row["rec"]]
+            reason = "timestamp or customer.id unreadable at flush"
+            rejects.append(
+                _reject_row(rec, f"{prefix}@{rec.offset}", reason, row["message_index"])
             )
-        except BodyError as exc:
-            # Accepted under older rules, refused by these: keep it where people look.
-            rejects.append(_reject_row(rec, source, str(exc), exc.index))
-    return messages, rejects
+        table = table.filter(pc.invert(bad))
+    return _as_message_table(table), rejects
 
 
-def write_rows(lake: Path, name: str, messages: list[Row], rejects: list[Row]) -> list[Path]:
+def _as_message_table(table: pa.Table) -> pa.Table:
+    columns = []
+    for f in MESSAGE_SCHEMA:
+        col = table[f.name]
+        if pa.types.is_timestamp(f.type):
+            col = _as_timestamps(col)
+        columns.append(col.cast(f.type) if col.type != f.type else col)
+    return pa.Table.from_arrays(columns, schema=MESSAGE_SCHEMA)
+
+
+def _reject_table(rows: list[Row]) -> pa.Table:
+    columns = list(zip(*rows, strict=True))
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, REJECT_SCHEMA, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=REJECT_SCHEMA)
+
+
+def _as_timestamps(us: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Epoch microseconds as UTC timestamps, without copying."""
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.chunked_array([c.view(ts) for c in us.cast(pa.int64()).chunks], type=ts)
+
+
+def _days(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.strftime(col, "%Y-%m-%d")
+
+
+def write_tables(lake: Path, name: str, messages: pa.Table, rejects: list[Row]) -> list[Path]:
     """Write rows into their date partitions as ``<name>.parquet``; returns the files."""
     out: list[Path] = []
-    by_day: dict[str, list[Row]] = defaultdict(list)
-    for row in messages:
-        by_day[_day(row[7])].append(row)
-    for day, rows in sorted(by_day.items()):
-        path = partition_dir(lake, MESSAGES, day) / f"{name}.parquet"
-        write_table(_table(rows, MESSAGE_SCHEMA).sort_by(_SORT), path)
-        out.append(path)
-    rej_by_day: dict[str, list[Row]] = defaultdict(list)
-    for row in rejects:
-        rej_by_day[_day(row[0])].append(row)
-    for day, rows in sorted(rej_by_day.items()):
-        path = partition_dir(lake, REJECTED, day) / f"{name}.parquet"
-        write_table(_table(rows, REJECT_SCHEMA), path)
-        out.append(path)
+    for table_name, table, col, sort in (
+        (MESSAGES, messages, "ts", _SORT),
+        (REJECTED, _reject_table(rejects) if rejects else None, "received_at", None),
+    ):
+        if table is None or table.num_rows == 0:
+            continue
+        days = _days(table[col])
+        for day in sorted(pc.unique(days).to_pylist()):
+            part = table.filter(pc.equal(days, day))
+            if sort:
+                part = part.sort_by(sort)
+            path = partition_dir(lake, table_name, day) / f"{name}.parquet"
+            write_table(part, path)
+            out.append(path)
     return out
 
 
@@ -146,13 +220,13 @@ def flush_segment(lake: Path, segment: Path) -> FlushReport:
         writer = segment.parent.name
         name = f"{writer}-{segment_number(segment):08d}"
         records, _ = read_segment(segment)
-        messages, rejects = records_to_rows(records, f"{writer}/{segment.name}")
-        files = write_rows(lake, name, messages, rejects)
+        messages, rejects = records_to_tables(records, f"{writer}/{segment.name}")
+        files = write_tables(lake, name, messages, rejects)
         segment.unlink()
         fsync_dir(segment.parent)
     finally:
         unlock(fd)
-    return FlushReport(1, len(messages), len(rejects), files)
+    return FlushReport(1, messages.num_rows, len(rejects), files)
 
 
 def flush_lake(lake: Path) -> FlushReport:
@@ -212,6 +286,6 @@ __all__ = [
     "flush_lake",
     "flush_segment",
     "journal_backlog",
-    "records_to_rows",
-    "write_rows",
+    "records_to_tables",
+    "write_tables",
 ]

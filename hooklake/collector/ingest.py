@@ -14,7 +14,7 @@ from typing import Any
 
 from hooklake.collector.flush import flush_lake
 from hooklake.collector.journal import SegmentWriter, encode_record
-from hooklake.collector.normalize import BodyError, normalize_body, parse_body
+from hooklake.collector.normalize import BodyError, check_body
 from hooklake.errors import ConfigError
 
 _BATCH_BYTES = 8 << 20
@@ -47,7 +47,7 @@ def ingest_bodies(
             t = received_at_us if received_at_us is not None else time.time_ns() // 1000
             header: dict[str, Any] = {"kind": "message", "hook": hook, "t": t, "h": headers or {}}
             try:
-                n = len(normalize_body(parse_body(raw), hook=hook, received_at_us=t, source=""))
+                header["n"] = n = check_body(raw)
                 report.messages += n
             except BodyError as exc:
                 header.update(kind="reject", reason=str(exc), code=exc.code, index=exc.index)
