@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,8 +81,19 @@ _BODIES = pa.schema(
 )
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(config={"threads": 2})
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB connection with the normalisation view ready: a flusher runs
+    every few seconds, so setting it up once matters."""
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(config={"threads": 2})
+        con.register("bodies", _BODIES.empty_table())
+        con.execute(_SQL)
+        _local.con = con
+    return con
 
 
 def _reject_row(rec: Record, source: str, reason: str, index: int | None) -> Row:
@@ -114,10 +126,9 @@ def _normalise(
     )
     con.register("bodies", bodies)
     try:
-        con.execute(_SQL)
         return con.sql("SELECT * FROM hl_messages").to_arrow_table()
     finally:
-        con.unregister("bodies")
+        con.register("bodies", _BODIES.empty_table())
 
 
 def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table, list[Row]]:
@@ -132,24 +143,21 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
             accepted.append(rec)
     if not accepted:
         return MESSAGE_SCHEMA.empty_table(), rejects
-    con = _connect()
+    con = _connection()
     try:
-        try:
-            table = _normalise(con, accepted, prefix)
-        except duckdb.Error:
-            # One body the bulk parser refuses must not hold back the others: go one by one.
-            parts = []
-            for rec in accepted:
-                try:
-                    parts.append(_normalise(con, [rec], prefix))
-                except duckdb.Error as exc:
-                    src = f"{prefix}@{rec.offset}"
-                    rejects.append(_reject_row(rec, src, f"unreadable at flush: {exc}", None))
-            if not parts:
-                return MESSAGE_SCHEMA.empty_table(), rejects
-            table = pa.concat_tables(parts)
-    finally:
-        con.close()
+        table = _normalise(con, accepted, prefix)
+    except duckdb.Error:
+        # One body the bulk parser refuses must not hold back the others: go one by one.
+        parts = []
+        for rec in accepted:
+            try:
+                parts.append(_normalise(con, [rec], prefix))
+            except duckdb.Error as exc:
+                src = f"{prefix}@{rec.offset}"
+                rejects.append(_reject_row(rec, src, f"unreadable at flush: {exc}", None))
+        if not parts:
+            return MESSAGE_SCHEMA.empty_table(), rejects
+        table = pa.concat_tables(parts)
     bad = pc.or_(pc.is_null(table["ts"]), pc.is_null(table["customer_id"]))
     if pc.any(bad).as_py():
         for row in table.filter(bad).select(["rec", "message_index"]).to_pylist():
