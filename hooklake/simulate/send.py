@@ -1,0 +1,193 @@
+"""POSTing simulated deliveries to a collector the way Landbot does.
+
+Each delivery is one POST with Landbot's headers over pooled keep-alive connections. A
+delivery that gets no 2xx (an error status, or no answer at all) is sent again after a linear
+backoff (``backoff``, then ``2 * backoff``, …) up to ``attempts`` times in all, as Landbot
+does with about 5 s steps. Worker threads rather than asyncio, so this works the same from a
+script, a test or a Jupyter cell that already runs an event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hooklake.errors import ConfigError
+from hooklake.simulate.records import USER_AGENT, Delivery
+from hooklake.simulate.stream import Tally
+
+if TYPE_CHECKING:
+    import httpx
+
+#: Statuses that mean the URL or token is wrong: retrying cannot help, so sending stops.
+FATAL_STATUSES = (401, 403, 404)
+
+
+@dataclass(slots=True)
+class SendReport:
+    """What happened to the deliveries handed to :func:`send`.
+
+    ``sent`` deliveries were taken from the stream and posted; each ended ``acknowledged``
+    (some attempt got a 2xx) or ``failed`` (every attempt failed, or sending was stopped).
+    ``requests`` counts HTTP attempts, retries included; ``statuses`` counts the status of
+    every attempt that got an answer and ``errors`` those that got none (refused, reset,
+    timed out). ``tally`` describes the deliveries themselves.
+    """
+
+    sent: int = 0
+    acknowledged: int = 0
+    failed: int = 0
+    requests: int = 0
+    errors: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    elapsed: float = 0.0
+    tally: Tally = field(default_factory=Tally)
+
+    @property
+    def rate(self) -> float:
+        """Deliveries per second of wall-clock time."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def describe(self) -> str:
+        codes = ", ".join(f"{code}×{n}" for code, n in sorted(self.statuses.items())) or "none"
+        errors = f", {self.errors} connection errors" if self.errors else ""
+        return (
+            f"sent {self.tally.describe()}: {self.acknowledged} acknowledged, "
+            f"{self.failed} failed (HTTP {codes}{errors}) in {self.elapsed:.1f} s, "
+            f"{self.rate:.0f}/s"
+        )
+
+
+def send(
+    deliveries: Iterable[Delivery],
+    url: str,
+    *,
+    token: str | None = None,
+    rate: float | None = None,
+    concurrency: int = 8,
+    attempts: int = 6,
+    backoff: float = 5.0,
+    timeout: float = 30.0,
+    fatal_statuses: Collection[int] = FATAL_STATUSES,
+    on_result: Callable[[Delivery, int | None], None] | None = None,
+) -> SendReport:
+    """POST every delivery to ``url`` and report what the collector answered.
+
+    ``token`` is sent as ``Authorization: Token <token>``. ``rate`` caps new deliveries per
+    second (None: as fast as the collector answers) and ``concurrency`` is the number of
+    requests in flight. ``on_result(delivery, status)`` is called once per delivery when it is
+    done (status None when the last attempt got no answer), one call at a time, e.g. to move a
+    progress bar. A status in ``fatal_statuses`` (by default 401, 403, 404) stops sending and
+    raises :class:`~hooklake.errors.ConfigError`, since the URL or token must be fixed first.
+    """
+    import httpx  # here, so that importing the simulator stays cheap
+
+    if concurrency < 1 or attempts < 1:
+        raise ValueError("concurrency and attempts must be >= 1")
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be > 0")
+    report = SendReport()
+    lock = threading.Lock()
+    stop = threading.Event()
+    source = iter(deliveries)
+    interval = 1.0 / rate if rate else 0.0
+    clock = [time.monotonic()]
+    problems: list[BaseException] = []
+    fatal: list[tuple[int, str]] = []
+    headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Token {token}"
+
+    def take() -> Delivery | None:
+        with lock:
+            if stop.is_set():
+                return None
+            delivery = next(source, None)
+            if delivery is None:
+                return None
+            report.sent += 1
+            report.tally.add(delivery)
+            if not interval:
+                return delivery
+            now = time.monotonic()
+            slot = max(clock[0], now)
+            clock[0] = slot + interval
+        if slot > now:
+            stop.wait(slot - now)
+        return delivery
+
+    def post(client: httpx.Client, delivery: Delivery) -> tuple[bool, int | None]:
+        status: int | None = None
+        detail = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = client.post(
+                    url,
+                    content=delivery.body,
+                    headers={"sentry-trace": delivery.truth.sentry_trace},
+                )
+                status = response.status_code
+                detail = response.text[:200] if status in fatal_statuses else ""
+            except httpx.TransportError:
+                status = None
+            with lock:
+                report.requests += 1
+                if status is None:
+                    report.errors += 1
+                else:
+                    report.statuses[status] += 1
+            if status is not None and 200 <= status < 300:
+                return True, status
+            if status is not None and status in fatal_statuses:
+                fatal.append((status, detail))
+                stop.set()
+                return False, status
+            if attempt < attempts and stop.wait(backoff * attempt):
+                break  # interrupted while waiting to retry
+        return False, status
+
+    def work(client: httpx.Client) -> None:
+        try:
+            while (delivery := take()) is not None:
+                ok, status = post(client, delivery)
+                with lock:
+                    if ok:
+                        report.acknowledged += 1
+                    else:
+                        report.failed += 1
+                    if on_result is not None:
+                        on_result(delivery, status)
+        except BaseException as exc:  # surfaced in the calling thread below
+            problems.append(exc)
+            stop.set()
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    began = time.monotonic()
+    with httpx.Client(headers=headers, limits=limits, timeout=timeout) as client:
+        threads = [
+            threading.Thread(target=work, args=(client,), name=f"hooklake-send-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+        except KeyboardInterrupt:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            raise
+    report.elapsed = time.monotonic() - began
+    if problems:
+        raise problems[0]
+    if fatal:
+        status, text = fatal[0]
+        hint = "check the token" if status in (401, 403) else "check the URL and hook name"
+        raise ConfigError(f"{url} answered {status} ({text.strip() or 'no detail'}); {hint}")
+    return report
