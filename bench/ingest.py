@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -25,35 +26,15 @@ import time
 from pathlib import Path
 
 import httpx
-import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SAMPLES = sorted((ROOT / "tests" / "cases" / "landbot").glob("*.json"))
-
-
 def bodies(n: int, seed: int = 7) -> list[bytes]:
-    """``n`` real-shaped bodies: the Landbot samples with fresh ids, times and texts."""
-    rng = random.Random(seed)
-    templates = [orjson.loads(p.read_bytes()) for p in SAMPLES if "apichat" not in p.name]
-    out = []
-    base = 1_790_000_000.0
-    for i in range(n):
-        body = orjson.loads(orjson.dumps(rng.choice(templates)))
-        for msg in body["messages"]:
-            ts = base + i * 0.37 + rng.random() / 10
-            msg["timestamp"] = ts
-            msg["customer"]["id"] = 500_000_000 + rng.randrange(20_000)
-            raw = msg.get("_raw")
-            if isinstance(raw, dict):
-                raw["timestamp"] = ts
-                if "uuid" in raw:
-                    raw["uuid"] = f"{rng.getrandbits(128):032x}"
-            if isinstance(msg.get("data"), dict) and "body" in msg["data"]:
-                msg["data"]["body"] = f"{msg['data']['body']} #{rng.randrange(10**6)}"
-        out.append(orjson.dumps(body))
-    return out
+    """``n`` real-shaped bodies from the simulator (every payload shape, retries included)."""
+    from hooklake.simulate import bodies as simulated
+
+    return list(itertools.islice(simulated(None, seed=seed, customers_per_hour=600), n))
 
 
 def request_bytes(port: int, body: bytes) -> bytes:
@@ -144,20 +125,32 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
 def start(kind: str, lake: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     if kind == "noop":
-        cmd = [sys.executable, "-m", "uvicorn", "bench.noop_app:app", "--port", str(port),
-               "--no-access-log", "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.noop_app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
     else:
         cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     wait_ready(port, proc)
     return proc, port
 
 
 def bench_http(seconds: float, concurrencies: list[int]) -> None:
     payloads = bodies(5_000)
-    print(f"HTTP ingest: {seconds:g} s per run, {len(payloads)} distinct real-shaped bodies, "
-          f"mean {statistics.mean(map(len, payloads)):.0f} bytes")
+    print(
+        f"HTTP ingest: {seconds:g} s per run, {len(payloads)} distinct real-shaped bodies, "
+        f"mean {statistics.mean(map(len, payloads)):.0f} bytes"
+    )
     print(f"{'concurrency':>11} {'server':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         for c in concurrencies:
@@ -170,11 +163,15 @@ def bench_http(seconds: float, concurrencies: list[int]) -> None:
                 finally:
                     proc.terminate()
                     proc.wait(60)
-                print(f"{c:>11} {kind:>9} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
-                      + (f"  errors={r['errors']:.0f}" if r["errors"] else ""))
+                print(
+                    f"{c:>11} {kind:>9} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+                    + (f"  errors={r['errors']:.0f}" if r["errors"] else "")
+                )
             ratio = results["collector"]["rps"] / results["noop"]["rps"]
-            print(f"{c:>11} {'ratio':>9} {ratio:>8.2f}  (collector/no-op requests/s; target >= 0.9"
-                  f" at 64 with p99 <= 30 ms)")
+            print(
+                f"{c:>11} {'ratio':>9} {ratio:>8.2f}  (collector/no-op requests/s; target >= 0.9"
+                f" at 64 with p99 <= 30 ms)"
+            )
 
 
 def bench_flush(n_bodies: int) -> None:

@@ -63,7 +63,9 @@ def _authorized(hook: Hook, header: str | None) -> bool:
     scheme, _, token = header.partition(" ")
     # The scheme is case-insensitive (RFC 9110); the secret is compared whole, in constant time.
     ok_scheme = scheme.lower() == "token"
-    ok_token = hmac.compare_digest(token.strip().encode(), hook.token.encode())
+    # Header values arrive decoded as latin-1: encoding back gives the bytes that were sent,
+    # so a token with non-ASCII characters (configured as UTF-8) can match too.
+    ok_token = hmac.compare_digest(token.strip().encode("latin-1"), hook.token.encode())
     return ok_scheme and ok_token
 
 

@@ -52,7 +52,13 @@ LOCK_NAME = ".compact.lock"
 # copies of the same stored row (not retried deliveries, which have their own source).
 _SORT_KEYS: dict[str, list[str]] = {
     layout.MESSAGES: [
-        "channel_id", "customer_id", "ts", "seq", "received_at", "source", "message_key",
+        "channel_id",
+        "customer_id",
+        "ts",
+        "seq",
+        "received_at",
+        "source",
+        "message_key",
     ],
     layout.REJECTED: ["received_at", "source", "message_index"],
 }
@@ -82,6 +88,8 @@ class CompactReport:
     files_deleted: int = 0
     tombstones_removed: int = 0
     temporaries_removed: int = 0
+    #: Files that are not readable Parquet: left exactly as they are, for a person to look at.
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def files_merged(self) -> int:
@@ -101,6 +109,8 @@ class CompactReport:
         ]
         if self.temporaries_removed:
             out.append(("stale temporary files removed", self.temporaries_removed))
+        for name in self.unreadable:
+            out.append(("unreadable, left alone", name))
         for m in self.merged:
             out.append(
                 (
@@ -132,7 +142,9 @@ def compact(
     with _exclusive(lake):
         for table in layout.TABLES:
             for part in layout.partitions(lake, table):
-                report.merged.extend(_merge_partition(part, table, small_file_bytes, max_file_rows))
+                report.merged.extend(
+                    _merge_partition(part, table, small_file_bytes, max_file_rows, report)
+                )
                 _collect_garbage(part, grace_s, report)
     return report
 
@@ -153,14 +165,18 @@ def _exclusive(lake: Path) -> Iterator[None]:
 
 
 def _merge_partition(
-    part: Path, table: str, small_file_bytes: int, max_file_rows: int
+    part: Path, table: str, small_file_bytes: int, max_file_rows: int, report: CompactReport
 ) -> list[PartitionCompaction]:
     gone = layout.superseded(part)
     small: list[tuple[Path, int]] = []
     for path in sorted(part.iterdir()):
         if not layout.is_data_file(path.name) or path.name in gone:
             continue
-        rows = pq.read_metadata(path).num_rows
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except (OSError, pa.ArrowException):
+            report.unreadable.append(str(path))
+            continue
         if path.stat().st_size < small_file_bytes and rows < max_file_rows:
             small.append((path, rows))
     done: list[PartitionCompaction] = []

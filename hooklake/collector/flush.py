@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -268,12 +267,13 @@ def flush_lake(lake: Path) -> FlushReport:
 
 
 def _remove_writer_dir(directory: Path) -> None:
+    # Only an empty directory goes. Anything else in it is not ours to delete: it may be a
+    # writer that is just starting there (it re-creates the lock we unlink, see
+    # SegmentWriter.open), and a sweep would take its journal away.
     with contextlib.suppress(OSError):
         (directory / LOCK_NAME).unlink()
         directory.rmdir()
         fsync_dir(directory.parent)
-    if directory.exists():
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def journal_backlog(lake: Path) -> tuple[int, float]:

@@ -109,6 +109,16 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
+def _is_linked(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is the file that ``path`` names now (not one unlinked meanwhile)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+
 def unlock(fd: int) -> None:
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -131,20 +141,34 @@ class SegmentWriter:
     _seq: int = 0
     _size: int = 0
     _opened_at: float = 0.0
+    #: Closed segments whose rename to ``.seg`` failed (read-only lake): retried until it works.
+    _unsealed: list[Path] = field(default_factory=list)
 
     @property
     def directory(self) -> Path:
         return journal_dir(self.lake) / self.writer_id
 
     def open(self) -> None:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = try_lock(self.directory / LOCK_NAME)
-        except OSError as exc:
-            raise StorageError(f"cannot create the journal in {self.directory}: {exc}") from exc
-        if fd is None:
-            raise StorageError(f"journal {self.directory} is in use by another process")
-        self._lock_fd = fd
+        # A flusher may be looking at this new, empty directory as a dead writer's: it holds
+        # the lock for a moment and may unlink it and remove the directory. Retry until we
+        # hold a lock that is still the one linked in the directory.
+        lock = self.directory / LOCK_NAME
+        for _ in range(100):
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = try_lock(lock)
+            except FileNotFoundError:  # removed between mkdir and open: start again
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot create the journal in {self.directory}: {exc}") from exc
+            if fd is None:
+                time.sleep(0.005)
+                continue
+            if _is_linked(fd, lock):
+                self._lock_fd = fd
+                return
+            unlock(fd)
+        raise StorageError(f"journal {self.directory} is in use by another process")
 
     def _open_segment(self) -> int:
         self._seq += 1
@@ -178,7 +202,9 @@ class SegmentWriter:
             raise StorageError(f"journal write failed ({what}); nothing was acknowledged") from exc
         self._size += len(data)
         if self._size >= self.segment_max_bytes:
-            self.seal()
+            # The data is durable; a seal that fails now is retried later (see seal()).
+            with contextlib.suppress(OSError):
+                self.seal()
 
     def _abandon(self) -> None:
         # Cut off whatever part of the failed batch reached the file, then seal what was
@@ -198,20 +224,35 @@ class SegmentWriter:
     def age(self) -> float:
         return time.monotonic() - self._opened_at if self._fd is not None else 0.0
 
+    def due(self, seal_interval: float) -> bool:
+        """Whether :meth:`seal` has work: an old open segment, or a seal that failed before."""
+        return bool(self._unsealed) or self.age() >= seal_interval
+
     def seal(self) -> Path | None:
-        """Close the open segment and hand it to the flusher. ``None`` if nothing was open."""
-        if self._fd is None:
-            return None
-        fd, self._fd = self._fd, None
-        os.close(fd)
-        src = self.directory / f"{self._seq:08d}{OPEN_SUFFIX}"
-        if self._size == 0:
-            src.unlink(missing_ok=True)
-            return None
-        dst = src.with_suffix(SEALED_SUFFIX)
-        os.replace(src, dst)
-        fsync_dir(self.directory)
-        return dst
+        """Close the open segment and hand it to the flusher. ``None`` if nothing was open.
+
+        A segment whose rename fails is remembered and renamed by a later call: left as
+        ``.open`` by a live writer, the flusher would not take it until this process ends.
+        """
+        sealed = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            src = self.directory / f"{self._seq:08d}{OPEN_SUFFIX}"
+            if self._size:
+                self._unsealed.append(src)  # before anything here can fail
+                sealed = src.with_suffix(SEALED_SUFFIX)
+            os.close(fd)
+            if not self._size:
+                src.unlink(missing_ok=True)
+        self._seal_leftovers()
+        return sealed
+
+    def _seal_leftovers(self) -> None:
+        while self._unsealed:
+            src = self._unsealed[0]
+            os.replace(src, src.with_suffix(SEALED_SUFFIX))
+            self._unsealed.pop(0)
+            fsync_dir(self.directory)
 
     def close(self) -> None:
         try:
@@ -282,7 +323,7 @@ class GroupCommitter:
                     for w in waiters:
                         if not w.done():
                             w.set_result(None)
-            if self.writer.age() >= self.seal_interval:
+            if self.writer.due(self.seal_interval):
                 with contextlib.suppress(OSError):
                     await loop.run_in_executor(self._executor, self.writer.seal)
             if self._closing and not self._pending:

@@ -14,6 +14,7 @@ help-centre one (no ``uuid``, ``readed_at``), and the APIchat envelope whose ``c
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -23,6 +24,10 @@ from hooklake.errors import PayloadError
 _INT64_MAX = (1 << 63) - 1
 # Epoch seconds between 2000-01-01 and 2100-01-01: anything else is milliseconds or junk.
 _TS_MIN, _TS_MAX = 946_684_800, 4_102_444_800
+# An id sent as text: ASCII decimal digits only (str.isdigit() also takes '²' or '١٢', which
+# int() or the flush's SQL cannot read), at most 18 of them so it always fits an int64.
+_DECIMAL = re.compile(r"-?[0-9]{1,18}")
+_ASCII_SPACE = " \t\n\r\f\v"
 
 
 class BodyError(PayloadError):
@@ -72,15 +77,18 @@ def _int(value: Any, where: str, index: int) -> int | None:
     elif isinstance(value, float):
         if value.is_integer() and abs(value) <= _INT64_MAX:
             return int(value)
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 19:
-        return int(value)
+    elif isinstance(value, str) and _DECIMAL.fullmatch(text := value.strip(_ASCII_SPACE)):
+        return int(text)
     raise BodyError(
         f"messages[{index}]: {where} must be an integer, got {_show(value)}", "bad_message", index
     )
 
 
 def _show(value: Any) -> str:
-    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -1,0 +1,47 @@
+"""``hooklake build``: make a training dataset from a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hooklake.cli.common import lake_option
+
+
+@click.command("build")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@lake_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder the dataset files go into.  [default: out/<recipe name>]",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar on stderr.",
+)
+def build_command(recipe: Path, lake: Path, out_dir: Path | None, progress: bool) -> None:
+    """Build the dataset RECIPE describes (a TOML file in datasets/) from the lake.
+
+    Writes train/validation/test files in the recipe's format, a README.md dataset card and
+    a manifest.json, then prints one summary line. The same lake and recipe always give the
+    same bytes.
+
+    \b
+    Example:
+      hooklake build datasets/support-bot.toml --lake lake/ --out out/support-bot
+    """
+    from hooklake.datasets.build import build
+
+    report = build(recipe, lake, out_dir, progress=progress)
+    click.echo(report.summary())
+    names = ", ".join(f.path.name for f in report.files.values())
+    click.echo(f"files: {names}, {report.card.name}, {report.manifest.name} in {report.out_dir}")
+
+
+COMMANDS = [build_command]

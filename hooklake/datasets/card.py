@@ -1,0 +1,417 @@
+"""What a built dataset says about itself: ``README.md`` (a Hugging Face dataset card) and
+``manifest.json`` (machine-readable lineage).
+
+The card tells an ML engineer what is inside (examples, turns, estimated tokens, role mix,
+share of replies written by human agents, per split), how it was made (the recipe, the
+redaction rules and what they replaced, what was dropped) and where it came from (the lake
+files and their row counts). Its front matter lists the split files, so
+``datasets.load_dataset("<out dir>")`` works as well.
+
+The manifest holds the resolved recipe, the lake files and row counts, the SHA-256 of every
+output file and, for every example, the keys of the messages it was made from
+(``sources["train.jsonl"][i]`` belongs to line ``i`` of ``train.jsonl``). Neither file holds
+the time of the build: the same lake and recipe give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hooklake import __version__
+from hooklake.datasets.recipe import SPLITS, Recipe
+from hooklake.datasets.redact import KINDS, REDACTOR_VERSION
+from hooklake.datasets.render import Example
+from hooklake.datasets.writers import OutputFile, sha256_file
+from hooklake.layout import atomic_write_bytes, fsync_dir
+
+CARD = "README.md"
+MANIFEST = "manifest.json"
+
+_FORMAT_NOTES = {
+    "openai": 'one JSON object per line, `{"messages": [{"role", "content"}]}` (OpenAI chat '
+    "fine-tuning format); assistant messages carry `weight` 0/1 when some replies are context "
+    "only",
+    "hf": "Parquet with `messages` (list of {role, content, weight}), `conversation_id`, "
+    "`customer_id`, `channel_id`, `source_keys`; weight is 0/1 on assistant messages, null "
+    "otherwise",
+    "sharegpt": 'one JSON object per line, `{"conversations": [{"from": "system"|"human"|"gpt", '
+    '"value"}]}`',
+    "pairs": 'one JSON object per line, `{"prompt": [messages], "completion": [assistant '
+    "message]}` (TRL conversational prompt-completion)",
+}
+
+
+@dataclass
+class SplitStats:
+    """Counts over the examples of one split."""
+
+    examples: int = 0
+    roles: Counter[str] = field(default_factory=Counter)
+    agent_replies: int = 0
+    trained_replies: int = 0
+    chars: int = 0
+
+    @property
+    def turns(self) -> int:
+        return self.roles["user"] + self.roles["assistant"]
+
+    @property
+    def tokens(self) -> int:
+        """A rough token estimate: characters / 4."""
+        return (self.chars + 3) // 4
+
+    def add(self, example: Example) -> None:
+        self.examples += 1
+        for m in example.messages:
+            self.roles[m.role] += 1
+            self.chars += len(m.content)
+            if m.role == "assistant":
+                self.agent_replies += m.human
+                self.trained_replies += m.weight == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "turns": self.turns,
+            "messages": {r: self.roles[r] for r in ("system", "user", "assistant")},
+            "agent_replies": self.agent_replies,
+            "trained_replies": self.trained_replies,
+            "characters": self.chars,
+            "tokens_estimate": self.tokens,
+        }
+
+
+@dataclass
+class DatasetStats:
+    """Everything a build counts, for the card, the manifest and the build report."""
+
+    splits: dict[str, SplitStats] = field(default_factory=lambda: {s: SplitStats() for s in SPLITS})
+    messages_read: int = 0
+    conversations_read: int = 0
+    conversations_used: int = 0
+    groups: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    dropped: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def examples(self) -> int:
+        return sum(s.examples for s in self.splits.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "messages_read": self.messages_read,
+            "conversations_read": self.conversations_read,
+            "conversations_used": self.conversations_used,
+            "groups": self.groups,
+            "examples": self.examples,
+            "splits": {name: s.to_dict() for name, s in self.splits.items()},
+            "dropped": dict(sorted(self.dropped.items())),
+            "redactions": {k: self.redactions[k] for k in KINDS if self.redactions[k]},
+        }
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """A lake file the build read: its path inside the lake and its stored rows."""
+
+    path: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What the card and the manifest describe."""
+
+    recipe: Recipe
+    stats: DatasetStats
+    files: Mapping[str, OutputFile]
+    lake_files: Sequence[LakeFile]
+
+
+def _size_category(n: int) -> str:
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def _q(value: str) -> str:
+    """A YAML scalar: JSON strings are valid double-quoted YAML."""
+    return orjson.dumps(value).decode()
+
+
+def _front_matter(info: BuildInfo) -> str:
+    lines = [
+        "---",
+        f"pretty_name: {_q(info.recipe.name)}",
+        "tags:",
+        "- hooklake",
+        "- landbot",
+        "- conversational",
+        "task_categories:",
+        "- text-generation",
+        "size_categories:",
+        f"- {_size_category(info.stats.examples)}",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+    ]
+    for split, f in info.files.items():
+        if f.rows:
+            lines += [f"  - split: {split}", f"    path: {_q(f.path.name)}"]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _recipe_lines(recipe: Recipe) -> list[str]:
+    src, ex, sp = recipe.source, recipe.examples, recipe.split
+    channels = ", ".join(map(str, src.channels)) or "all"
+    hooks = ", ".join(src.hooks) or "all"
+    if src.since or src.until:
+        period = f"starting {src.since or 'any day'} to {src.until or 'any day'} (UTC dates)"
+    else:
+        period = "of any date"
+    return [
+        f"- **Source**: channels {channels}; hooks {hooks}; conversations {period}.",
+        f"- **Conversations**: a customer's messages split after "
+        f"{recipe.conversations.gap_minutes} minutes of inactivity.",
+        "- **Turns**: consecutive messages of one role merged; assistant turns before the "
+        "customer's first message and customer turns after the last reply left out, so every "
+        "example opens with the user and ends with the assistant.",
+        f"- **Examples**: one per {ex.unit}; human agent replies: {ex.agent_turns}; trained "
+        f"replies: {ex.targets}; history: "
+        f"{ex.max_context_turns or 'all'} turns; images and iframes: {ex.media}; system prompt: "
+        f"{'yes' if ex.system_prompt else 'none'}.",
+        f"- **Filter**: at least {recipe.filter.min_user_turns} user turn(s); duplicate "
+        f"examples {'dropped' if recipe.filter.dedupe else 'kept'}.",
+        f"- **Split**: by {sp.group_by} (no {sp.group_by} is in two splits), fractions of "
+        f"groups {sp.train:g}/{sp.validation:g}/{sp.test:g}, seed {sp.seed}.",
+    ]
+
+
+def render_card(info: BuildInfo) -> str:
+    """The text of ``README.md``."""
+    r, st = info.recipe, info.stats
+    total = SplitStats()
+    for s in st.splits.values():
+        total.examples += s.examples
+        total.roles.update(s.roles)
+        total.agent_replies += s.agent_replies
+        total.trained_replies += s.trained_replies
+        total.chars += s.chars
+    rows = []
+    for name, s in [*st.splits.items(), ("total", total)]:
+        f = info.files.get(name)
+        rows.append(
+            [
+                name,
+                s.examples,
+                s.turns,
+                s.roles["user"],
+                s.roles["assistant"],
+                _pct(s.agent_replies, s.roles["assistant"]),
+                s.trained_replies,
+                s.tokens,
+                f"`{f.path.name}`" if f else "",
+                f"`{f.sha256[:12]}`" if f else "",
+            ]
+        )
+    out = [
+        _front_matter(info),
+        "",
+        f"# {r.name}",
+        "",
+        f"Dialogue training data built by Hooklake {__version__} from Landbot MessageHooks "
+        f"conversations, with recipe `{r.origin or r.name}`.",
+        "",
+        f"Format **{r.format}**: {_FORMAT_NOTES[r.format]}.",
+        "",
+        "## Contents",
+        "",
+        *_table(
+            [
+                "split",
+                "examples",
+                "turns",
+                "user",
+                "assistant",
+                "agent share",
+                "trained replies",
+                "≈ tokens",
+                "file",
+                "sha256",
+            ],
+            rows,
+        ),
+        "",
+        "Turns are user and assistant messages; *agent share* is the share of assistant "
+        "messages written (at least partly) by a human agent; tokens are estimated as "
+        "characters / 4. "
+        f"Role mix (all splits): {total.roles['user']} user, {total.roles['assistant']} "
+        f"assistant, {total.roles['system']} system messages.",
+        "",
+        "## How it was made",
+        "",
+        f"Read {st.messages_read} messages in {st.conversations_read} conversations "
+        f"({st.conversations_used} gave examples; groups per split: "
+        + ", ".join(f"{k} {v}" for k, v in st.groups.items())
+        + ").",
+        "",
+        *_recipe_lines(r),
+        "",
+        "Dropped: "
+        + (
+            ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(st.dropped.items()))
+            or "nothing"
+        )
+        + ".",
+        "",
+        "## Redaction",
+        "",
+    ]
+    if r.redact.pii:
+        out += [
+            f"Personal data was replaced by typed placeholders (Hooklake redaction rules "
+            f"version {REDACTOR_VERSION}): e-mails, phone numbers, Luhn-valid card numbers, "
+            "mod-97-valid IBANs, secret-looking URL query values, and the customer's name and "
+            "custom field values known from the payload.",
+            "",
+            *_table(["placeholder", "replaced"], [[f"`<{k}>`", st.redactions[k]] for k in KINDS]),
+        ]
+    else:
+        out.append("**None.** The recipe turned redaction off: texts are as customers typed them.")
+    rows_total = sum(f.rows for f in info.lake_files)
+    partitions: dict[str, list[LakeFile]] = {}
+    for lf in info.lake_files:
+        partitions.setdefault(str(Path(lf.path).parent), []).append(lf)
+    out += [
+        "",
+        "## Recipe",
+        "",
+        "```toml" if r.text is not None else "```json",
+        (r.text if r.text is not None else r.to_json().decode()).rstrip("\n"),
+        "```",
+        "",
+        "## Lake snapshot",
+        "",
+        f"{len(info.lake_files)} message files, {rows_total} stored rows (duplicate deliveries "
+        "included; `manifest.json` lists every file):",
+        "",
+        *_table(
+            ["partition", "files", "rows"],
+            [[p, len(fs), sum(f.rows for f in fs)] for p, fs in sorted(partitions.items())],
+        ),
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f"ds = load_dataset({_q('parquet' if r.format == 'hf' else 'json')}, data_files={{",
+        *[f"    {_q(s)}: {_q(f.path.name)}," for s, f in info.files.items() if f.rows],
+        "})",
+        "```",
+        "",
+        "`manifest.json` maps every example to the keys of the messages it was made from.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_card(out_dir: Path, info: BuildInfo) -> OutputFile:
+    """Write ``README.md`` atomically."""
+    path = Path(out_dir) / CARD
+    data = render_card(info).encode("utf-8")
+    atomic_write_bytes(data, path)
+    return OutputFile(path, 0, len(data), sha256_file(path))
+
+
+def write_manifest(
+    out_dir: Path,
+    info: BuildInfo,
+    card: OutputFile,
+    sources: Mapping[str, Path],
+) -> Path:
+    """Write ``manifest.json``. ``sources`` maps each data file name to a file holding one
+    JSON list of message keys per example, in example order; they are spliced in as they
+    are, so the manifest is written without holding them in memory."""
+    path = Path(out_dir) / MANIFEST
+    outputs = {
+        f.path.name: {"rows": f.rows, "bytes": f.size, "sha256": f.sha256}
+        for f in info.files.values()
+    }
+    outputs[card.path.name] = {"bytes": card.size, "sha256": card.sha256}
+    head = {
+        "hooklake": __version__,
+        "name": info.recipe.name,
+        "format": info.recipe.format,
+        "recipe": info.recipe.to_dict(),
+        "recipe_file": info.recipe.origin,
+        "redaction_rules": REDACTOR_VERSION if info.recipe.redact.pii else None,
+        "lake": {
+            "files": [{"path": f.path, "rows": f.rows} for f in info.lake_files],
+            "rows": sum(f.rows for f in info.lake_files),
+        },
+        "outputs": outputs,
+        "stats": info.stats.to_dict(),
+    }
+    tmp = path.with_name(f".tmp-{os.getpid()}-{MANIFEST}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(orjson.dumps(head, option=orjson.OPT_INDENT_2)[:-2])
+            fh.write(b',\n  "sources": {')
+            for i, (name, src) in enumerate(sources.items()):
+                fh.write(b"," if i else b"")
+                fh.write(b"\n    " + orjson.dumps(name) + b": [")
+                with open(src, "rb") as lines:
+                    first = True
+                    for line in lines:
+                        fh.write((b"\n      " if first else b",\n      ") + line.rstrip(b"\n"))
+                        first = False
+                fh.write(b"\n    ]" if not first else b"]")
+            fh.write(b"\n  }\n}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def remove_stale(out_dir: Path, keep: Sequence[Path]) -> list[Path]:
+    """Delete split files an earlier build of another format left in ``out_dir`` (only files
+    named like Hooklake's own outputs), so a folder never mixes two builds."""
+    keep_names = {p.name for p in keep}
+    removed = []
+    for split in SPLITS:
+        for suffix in ("jsonl", "parquet"):
+            p = Path(out_dir) / f"{split}.{suffix}"
+            if p.name not in keep_names and p.exists():
+                p.unlink()
+                removed.append(p)
+    return removed

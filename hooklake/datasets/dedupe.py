@@ -1,0 +1,58 @@
+"""Drop examples whose text was already seen (bots repeat themselves; so do customers).
+
+Two examples are duplicates when their roles and normalised text (case folded, whitespace
+collapsed) match, whatever their weights or source messages. The first one in build order
+(conversation id, then position) is kept, so the outcome is deterministic.
+
+Memory: the set holds one 64-bit digest per distinct example, 60-100 bytes each in a Python
+set of ints depending on where the set is in its resizing (measured: about 80 MB per million
+distinct examples); a build of 4M simulated messages keeps about 250k examples, so about 20 MB.
+With 64-bit BLAKE2b digests the chance of any false duplicate stays below one in a million up
+to about six million examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+from hooklake.datasets.render import Message
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The form texts are compared in: case folded, runs of whitespace as one space."""
+    return _SPACE.sub(" ", text.casefold()).strip()
+
+
+def fingerprint(messages: Iterable[Message]) -> int:
+    """A 64-bit digest of an example's roles and normalised texts."""
+    h = hashlib.blake2b(digest_size=8)
+    for m in messages:
+        h.update(m.role.encode())
+        h.update(b"\x1f")
+        h.update(normalise(m.content).encode())
+        h.update(b"\x1e")
+    return int.from_bytes(h.digest(), "little")
+
+
+class Deduper:
+    """Remembers the digests of examples kept so far."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self.dropped = 0
+
+    def first_time(self, messages: Iterable[Message]) -> bool:
+        """True the first time these messages are seen, False for a duplicate."""
+        digest = fingerprint(messages)
+        if digest in self._seen:
+            self.dropped += 1
+            return False
+        self._seen.add(digest)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)

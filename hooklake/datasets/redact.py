@@ -1,0 +1,312 @@
+"""Scrub personal data from dialogue text before it becomes training data.
+
+What is replaced, and by what (``REDACTOR_VERSION`` changes whenever these rules do, and the
+dataset card records it so a team knows which rules a dataset was built with):
+
+=============  =====================================================================
+``<EMAIL>``    e-mail addresses
+``<PHONE>``    phone numbers: international (``+34 696 33 64 50``, ``0034…``), local with
+               separators (``(555) 123-4567``, ``06 12 34 56 78``) and bare runs of 9-15
+               digits (``34696336450``, WhatsApp's form). Dates and amounts are left alone.
+``<CARD>``     payment card numbers: 13-19 digits passing the Luhn check
+``<IBAN>``     IBANs passing the ISO 13616 mod-97 check
+``<TOKEN>``    URL query values that look secret (``?token=``, ``sig=``, long random values)
+``<NAME>``     the customer's name as the payload knows it (whole and by part)
+``<ADDRESS>``  custom fields named like an address; other custom fields become ``<FIELD>``
+=============  =====================================================================
+
+Known values come from the payload's ``customer`` object: its name, e-mail, phone and custom
+fields (Landbot sends those as extra keys), gathered over the whole conversation because a bot
+usually stores an e-mail in a field *after* the customer typed it.
+
+Speed: one precompiled alternation finds every pattern in a single pass; it holds only the
+branches a text can match (no e-mail branch without an ``@``, no number branches without a
+digit), text with none of them is not scanned at all, and checks (Luhn, mod-97) only run on
+candidates. On simulated traffic redaction takes 15-20% of a build.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+REDACTOR_VERSION = "1"
+KINDS = ("EMAIL", "PHONE", "CARD", "IBAN", "TOKEN", "NAME", "ADDRESS", "FIELD")
+
+# Local parts as people type them (RFC 5322 allows more, e.g. "&" and "=", which would turn
+# URL query strings into e-mails).
+_ATEXT = r"\w.%+'-"
+_URL = r"(?P<url>(?<![\w@.])(?:https?://|www\.)[^\s<>\"'\]\)]+)"
+_EMAIL = rf"(?P<email>(?<![{_ATEXT}])[{_ATEXT}]+@(?:[\w-]+\.)+[A-Za-z][\w-]+)"
+_IBAN = r"(?P<iban>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b)"
+_NUMBER = r"(?P<num>(?<![\w+])\+?\(?\d(?:[\d \-.()/]{0,24}\d)?(?!\w))"
+_DIGIT = re.compile(r"[0-9]")
+
+
+@lru_cache(maxsize=8)
+def _pattern(url: bool, email: bool, digits: bool) -> re.Pattern[str]:
+    """The alternation of just the patterns a text can hold: trying the e-mail branch at every
+    word of a text without "@" is most of the cost of scanning it."""
+    parts = [
+        p for p, on in ((_URL, url), (_EMAIL, email), (_IBAN, digits), (_NUMBER, digits)) if on
+    ]
+    return re.compile("|".join(parts))
+
+
+_PII = _pattern(True, True, True)
+
+_QUERY_PARAM = re.compile(r"([?&;])([^=&#;\s]+)=([^&#;\s]*)")
+_TOKENISH = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[\w\-.~%+/=]{16,}$")
+_DATE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
+_DECIMAL = re.compile(r"^\d+(?:[.,]\d{1,2})$")
+_NUMBER_GROUPS = re.compile(r"\d+")
+
+#: Customer keys that describe the session, not the person; never treated as known PII.
+_NOT_PERSONAL = frozenset(
+    {
+        "id",
+        "agent_id",
+        "archived",
+        "country",
+        "url",
+        "webchat_type",
+        "is_external",
+        "channel",
+        "lang",
+        "language",
+        "locale",
+        "timezone",
+        "browser",
+        "os",
+        "device",
+        "platform",
+        "register_date",
+        "created_at",
+        "last_seen",
+        "pipeline",
+        "stage",
+    }
+)
+_NO_VALUE = frozenset({"true", "false", "none", "null", "nan", "unknown", "n/a", "[]", "{}"})
+_AUTO_NAME = re.compile(r"^(?:visitor|guest|user)\s*#?\s*\d*$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def kind_for_key(key: str) -> str:
+    """The placeholder kind for a value stored under ``key`` (a custom field or URL param)."""
+    k = key.lower()
+    if "mail" in k:
+        return "EMAIL"
+    if any(w in k for w in ("phone", "mobile", "tel", "whatsapp")):
+        return "PHONE"
+    if "name" in k:
+        return "NAME"
+    if any(
+        w in k
+        for w in (
+            "token",
+            "secret",
+            "password",
+            "passwd",
+            "pwd",
+            "auth",
+            "sig",
+            "key",
+            "session",
+            "sid",
+            "otp",
+            "code",
+            "jwt",
+            "credential",
+        )
+    ):
+        return "TOKEN"
+    if any(w in k for w in ("address", "street", "city", "zip", "postcode", "postal")):
+        return "ADDRESS"
+    return "FIELD"
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum payment card numbers carry."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(iban: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 == 1."""
+    s = iban.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
+        return False
+    moved = s[4:] + s[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def _number_kind(raw: str) -> str | None:
+    """CARD, PHONE or nothing, for a run of digits and separators."""
+    digits = "".join(_NUMBER_GROUPS.findall(raw))
+    n = len(digits)
+    if 13 <= n <= 19 and luhn_ok(digits):
+        return "CARD"
+    if not 7 <= n <= 15 or _DATE.match(raw) or _DECIMAL.match(raw):
+        return None
+    if raw.startswith("+"):
+        return "PHONE" if n >= 8 else None
+    if raw.isdigit():
+        return "PHONE" if n >= 9 or (raw.startswith("00") and n >= 10) else None
+    # Separated forms: groups after the first have two digits or more, as numbers are spoken.
+    groups = _NUMBER_GROUPS.findall(raw)
+    return "PHONE" if all(len(g) >= 2 for g in groups[1:]) else None
+
+
+class Redactor:
+    """Replaces personal data by typed placeholders and counts what it replaced.
+
+    One redactor serves a whole build; :meth:`redact` takes the known values of the
+    conversation at hand (see :func:`known_values`).
+    """
+
+    version = REDACTOR_VERSION
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def redact(self, text: str, known: tuple[tuple[str, str], ...] = ()) -> str:
+        # Patterns first: an e-mail or URL is replaced whole before a name inside it is seen.
+        url = "://" in text or "www." in text
+        email = "@" in text
+        digits = _DIGIT.search(text) is not None
+        if url or email or digits:
+            text = _pattern(url, email, digits).sub(self._replace, text)
+        return self._known(text, known) if known else text
+
+    def _known(self, text: str, known: tuple[tuple[str, str], ...]) -> str:
+        low = text.lower()
+        hits = tuple(kv for kv in known if kv[0] in low)
+        if not hits:
+            return text
+        pattern, kinds = _known_pattern(hits)
+
+        def sub(m: re.Match[str]) -> str:
+            kind = kinds[m.group(0).lower()]
+            self.counts[kind] += 1
+            return f"<{kind}>"
+
+        return pattern.sub(sub, text)
+
+    def _replace(self, m: re.Match[str]) -> str:
+        group = m.lastgroup
+        value = m.group(0)
+        if group == "num":
+            kind = _number_kind(value)
+        elif group == "email":
+            kind = "EMAIL"
+        elif group == "url":
+            return self._url(value)
+        else:
+            return self._iban(value)
+        if kind is None:
+            return value
+        self.counts[kind] += 1
+        return f"<{kind}>"
+
+    def _iban(self, value: str) -> str:
+        # The pattern may swallow a following word of four capitals; try shorter candidates.
+        parts = value.split(" ")
+        for end in range(len(parts), 0, -1):
+            candidate = " ".join(parts[:end])
+            if iban_ok(candidate):
+                self.counts["IBAN"] += 1
+                rest = " ".join(parts[end:])
+                return "<IBAN>" + (" " + _PII.sub(self._replace, rest) if rest else "")
+        return value[:2] + _PII.sub(self._replace, value[2:])
+
+    def _url(self, url: str) -> str:
+        if "?" not in url:
+            return url
+
+        def param(m: re.Match[str]) -> str:
+            sep, name, value = m.groups()
+            if not value:
+                return m.group(0)
+            kind = kind_for_key(name)
+            if kind in ("FIELD", "ADDRESS"):
+                if "@" in value:
+                    kind = "EMAIL"
+                elif _TOKENISH.match(value):
+                    kind = "TOKEN"
+                else:
+                    return m.group(0)
+            self.counts[kind] += 1
+            return f"{sep}{name}=<{kind}>"
+
+        head, _, query = url.partition("?")
+        return head + "?" + _QUERY_PARAM.sub(param, "?" + query)[1:]
+
+
+@lru_cache(maxsize=4096)
+def _known_pattern(hits: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    kinds = {value: kind for value, kind in hits}
+    # Longest first so "Jane Doe" wins over "Jane"; whole words only.
+    alts = "|".join(re.escape(v) for v in sorted(kinds, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE), kinds
+
+
+def _values(key: str, value: Any) -> Iterable[tuple[str, str]]:
+    if isinstance(value, bool) or value is None or key.lower() in _NOT_PERSONAL:
+        return
+    text = str(value).strip()
+    if key == "name":
+        if _AUTO_NAME.match(text) or len(text) < 3:
+            return
+        yield text, "NAME"
+        for part in text.replace(",", " ").split():
+            if len(part) >= 3 and part.isalpha():
+                yield part, "NAME"
+        return
+    kind = kind_for_key(key)
+    # Custom lists arrive as Python reprs: "['shoes', 'bags']".
+    items = re.findall(r"'([^']*)'|\"([^\"]*)\"", text) if text.startswith("[") else []
+    for item in [a or b for a, b in items] or [text]:
+        item = item.strip()
+        if len(item) < 4 or item.lower() in _NO_VALUE:
+            continue
+        if item.isdigit() and len(item) < 6:
+            continue
+        yield item, kind
+
+
+def known_values(customers: Iterable[str | None]) -> tuple[tuple[str, str], ...]:
+    """(lower-cased value, kind) pairs from a conversation's ``customer`` JSON strings."""
+    found: dict[str, str] = {}
+    for raw in set(customers):
+        if raw:
+            for v, kind in _customer_values(raw):
+                found.setdefault(v, kind)
+    return tuple(sorted(found.items()))
+
+
+@lru_cache(maxsize=4096)
+def _customer_values(raw: str) -> tuple[tuple[str, str], ...]:
+    # Cached: a returning customer's snapshots repeat from one conversation to the next.
+    try:
+        customer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ()
+    if not isinstance(customer, dict):
+        return ()
+    return tuple(
+        (v.lower(), kind) for key, value in customer.items() for v, kind in _values(str(key), value)
+    )

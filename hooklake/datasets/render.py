@@ -1,0 +1,296 @@
+"""From stored message rows to the text a model trains on.
+
+Three steps, each a small function so tests can pin them down one by one:
+
+1. :func:`render_message` turns one message row into what a reader of the chat saw: a button
+   click is the user's text, a dialog is its question followed by its options (a WhatsApp
+   ``card_template`` likewise), images and iframes become ``[image: URL]`` placeholders or are
+   dropped, events and system messages never appear, unknown types keep their text.
+2. :func:`merge_turns` joins consecutive messages of the same role into turns, as the lake's
+   ``turns`` view does (customer -> user; bot and human agent -> assistant).
+3. :func:`conversation_examples` shapes turns into :class:`Example` records following the
+   recipe: one per conversation or one per assistant turn with its history, optional system
+   prompt, agent replies kept, dropped or given weight 0. Every example starts with a user
+   turn, alternates strictly and ends with an assistant turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from hooklake.datasets.recipe import Examples
+
+Role = Literal["system", "user", "assistant"]
+
+#: ``sender_type`` -> (role, written by a human agent). ``sys`` is not a turn.
+SENDER_ROLES: dict[str, tuple[Role, bool]] = {
+    "customer": ("user", False),
+    "bot": ("assistant", False),
+    "agent": ("assistant", True),
+}
+MEDIA_TYPES = frozenset({"image", "iframe", "video", "audio", "file", "document", "sticker"})
+#: Types that carry no conversational text, whatever their ``text`` column holds.
+SILENT_TYPES = frozenset({"event", "note", "notes", "typing", "read", "hidden"})
+
+
+@dataclass(slots=True)
+class Rendered:
+    """One message as text, with who wrote it and the message key it came from."""
+
+    role: Role
+    human: bool
+    text: str
+    key: str
+
+
+@dataclass(slots=True)
+class Turn:
+    """Consecutive messages of one role. ``human`` when a human agent wrote any of them."""
+
+    role: Role
+    human: bool
+    text: str
+    keys: list[str]
+
+
+@dataclass(slots=True)
+class Message:
+    """One chat message of an example; ``weight`` is 0/1 on assistant messages only and
+    ``human`` marks assistant messages a human agent wrote (for the card's agent share)."""
+
+    role: Role
+    content: str
+    weight: int | None = None
+    human: bool = False
+
+
+@dataclass(slots=True)
+class Example:
+    """One training example: the record every format writer receives."""
+
+    messages: list[Message]
+    conversation_id: str
+    channel_id: int | None
+    customer_id: int | None
+    source_keys: list[str] = field(default_factory=list)
+
+
+def _option(button: Any) -> str | None:
+    if isinstance(button, str):
+        return button.strip() or None
+    if isinstance(button, dict):
+        for key in ("title", "text", "label", "body", "name"):
+            value = button.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None
+
+
+def _options(data: dict[str, Any]) -> list[str]:
+    buttons = data.get("buttons")
+    if not isinstance(buttons, list):
+        return []
+    return [o for o in map(_option, buttons) if o]
+
+
+def _data(data_json: str | None) -> dict[str, Any]:
+    if not data_json:
+        return {}
+    try:
+        data = orjson.loads(data_json)
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _placeholder(kind: str, url: str | None) -> str:
+    return f"[{kind}: {url}]" if url else f"[{kind}]"
+
+
+def _join(parts: Iterable[str | None]) -> str:
+    return "\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def render_text(
+    msg_type: str | None,
+    text: str | None,
+    url: str | None,
+    data_json: str | None,
+    media: str = "placeholder",
+) -> str:
+    """The text a reader saw for one message ("" when it shows nothing).
+
+    ``data_json`` is only read for dialogs, card templates and images, whose options or
+    caption live there; everything else renders from the stored ``text`` and ``url``.
+    """
+    kind = (msg_type or "").lower()
+    if kind in SILENT_TYPES:
+        return ""
+    keep_media = media == "placeholder"
+    if kind == "dialog":
+        data = _data(data_json)
+        question = text or _first_str(data, "title", "body", "message")
+        return _join([question, *(f"- {o}" for o in _options(data))])
+    if kind == "card_template":
+        data = _data(data_json)
+        title, body = _first_str(data, "title"), text or _first_str(data, "body")
+        image = data.get("image") if isinstance(data.get("image"), str) else None
+        return _join(
+            [
+                _placeholder("image", image) if image and keep_media else None,
+                title if title and title != body else None,
+                body,
+                *(f"- {o}" for o in _options(data)),
+                _first_str(data, "footer"),
+            ]
+        )
+    if kind in MEDIA_TYPES or (url and not text and kind not in ("text", "button")):
+        # The caption is what was said; the placeholder shows that something was shown.
+        caption = text
+        if not caption and kind == "image":
+            caption = _first_str(_data(data_json), "caption", "message")
+        return _join([_placeholder(kind or "media", url) if keep_media else None, caption])
+    return (text or "").strip()
+
+
+def _first_str(data: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def render_message(
+    key: str,
+    sender_type: str | None,
+    msg_type: str | None,
+    text: str | None,
+    url: str | None,
+    data_json: str | None,
+    media: str = "placeholder",
+) -> Rendered | None:
+    """One message row as a :class:`Rendered`, or ``None`` when it is no part of the dialogue
+    (system events, unknown senders, nothing to show)."""
+    role = SENDER_ROLES.get(sender_type or "")
+    if role is None:
+        return None
+    shown = render_text(msg_type, text, url, data_json, media)
+    if not shown:
+        return None
+    return Rendered(role[0], role[1], shown, key)
+
+
+def without_agent_exchanges(messages: Sequence[Rendered]) -> list[Rendered]:
+    """The messages without a human agent's replies and without the customer messages those
+    replies answered (the customer run right before each agent run), so what remains is the
+    dialogue with the bot and no customer turn is glued to words meant for someone else."""
+    runs: list[list[Rendered]] = []
+    for m in messages:
+        if runs and (runs[-1][0].role, runs[-1][0].human) == (m.role, m.human):
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    kept: list[Rendered] = []
+    for i, run in enumerate(runs):
+        answered = i + 1 < len(runs) and runs[i + 1][0].human
+        if not run[0].human and not (run[0].role == "user" and answered):
+            kept.extend(run)
+    return kept
+
+
+def merge_turns(messages: Sequence[Rendered], agent_turns: str = "keep") -> list[Turn]:
+    """Join consecutive same-role messages into turns. With ``agent_turns="drop"`` the agent's
+    exchanges go first (see :func:`without_agent_exchanges`) and the turns around them join."""
+    if agent_turns == "drop":
+        messages = without_agent_exchanges(messages)
+    turns: list[Turn] = []
+    for m in messages:
+        if not m.text:
+            continue
+        if turns and turns[-1].role == m.role:
+            last = turns[-1]
+            last.text = f"{last.text}\n{m.text}"
+            last.human = last.human or m.human
+            last.keys.append(m.key)
+        else:
+            turns.append(Turn(m.role, m.human, m.text, [m.key]))
+    return turns
+
+
+def trim_turns(turns: Sequence[Turn]) -> list[Turn]:
+    """Drop assistant turns before the first user turn and user turns after the last assistant
+    turn: an example must open with the user and end with the assistant."""
+    start = next((i for i, t in enumerate(turns) if t.role == "user"), len(turns))
+    end = len(turns)
+    while end > start and turns[end - 1].role != "assistant":
+        end -= 1
+    return list(turns[start:end])
+
+
+def _is_target(turn: Turn, spec: Examples) -> bool:
+    if turn.role != "assistant":
+        return False
+    if turn.human and spec.agent_turns == "weight0":
+        return False
+    if spec.targets == "bot":
+        return not turn.human
+    if spec.targets == "agent":
+        return turn.human
+    return True
+
+
+def _messages(turns: Sequence[Turn], spec: Examples, target: int | None) -> list[Message]:
+    """Chat messages for ``turns``; ``target`` is the only trained turn (unit=turn)."""
+    out: list[Message] = []
+    if spec.system_prompt:
+        out.append(Message("system", spec.system_prompt))
+    for i, t in enumerate(turns):
+        if t.role == "user":
+            out.append(Message("user", t.text))
+        else:
+            trained = i == target if target is not None else _is_target(t, spec)
+            out.append(Message("assistant", t.text, 1 if trained else 0, t.human))
+    return out
+
+
+def conversation_examples(
+    turns: Sequence[Turn],
+    spec: Examples,
+    *,
+    conversation_id: str,
+    channel_id: int | None = None,
+    customer_id: int | None = None,
+) -> list[Example]:
+    """Training examples of one conversation's (already trimmed) turns.
+
+    ``unit="conversation"`` gives one example unless no assistant turn is a target;
+    ``unit="turn"`` gives one per target assistant turn, with at most ``max_context_turns``
+    turns of history (0 = all) that begin with a user turn.
+    """
+    if not turns:
+        return []
+
+    def example(ts: Sequence[Turn], target: int | None) -> Example:
+        keys = [k for t in ts for k in t.keys]
+        return Example(_messages(ts, spec, target), conversation_id, channel_id, customer_id, keys)
+
+    if spec.unit == "conversation":
+        if not any(_is_target(t, spec) for t in turns):
+            return []
+        return [example(turns, None)]
+    out: list[Example] = []
+    for i, turn in enumerate(turns):
+        if not _is_target(turn, spec):
+            continue
+        start = max(0, i - spec.max_context_turns) if spec.max_context_turns else 0
+        while start < i and turns[start].role != "user":
+            start += 1
+        if start == i:
+            continue
+        out.append(example(turns[start : i + 1], i - start))
+    return out

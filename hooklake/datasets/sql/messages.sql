@@ -1,0 +1,93 @@
+-- messages: one row per message, however often Landbot delivered it, in conversation order.
+--
+-- 1. Deduplicate by message_key, keeping the earliest arrival (ties: source).
+-- 2. Order each customer of each channel by ts, then seq (nulls last), then arrival, then
+--    source, so the order never depends on file order.
+-- 3. Start a new conversation when the gap to the customer's previous message is longer than
+--    the session gap (variable hooklake_session_gap, an INTERVAL the Lake binds; a gap exactly
+--    equal to it stays in the conversation).
+-- The hooklake_* views are internal building blocks; query messages, conversations, turns,
+-- handovers and rejected.
+
+-- Keys delivered more than once. Grouping by a 64-bit hash of the key is much cheaper than by
+-- the key itself; a collision only sends a few more rows through the exact path below.
+CREATE OR REPLACE TEMP VIEW hooklake_messages_unique AS
+WITH repeated AS MATERIALIZED (
+    SELECT hash(message_key) AS h
+    FROM hooklake_message_rows
+    GROUP BY h
+    HAVING count(*) > 1
+)
+SELECT *
+FROM hooklake_message_rows
+WHERE hash(message_key) NOT IN (SELECT h FROM repeated)
+UNION ALL
+(
+    SELECT *
+    FROM hooklake_message_rows
+    WHERE hash(message_key) IN (SELECT h FROM repeated)
+    QUALIFY row_number() OVER (PARTITION BY message_key ORDER BY received_at, source) = 1
+);
+
+-- One pass over each customer's stream in order:
+-- _rn         1-based index in the customer's whole stream,
+-- _new        1 where a conversation starts,
+-- _prev_role  role of the customer's previous user/assistant message (system events skipped).
+CREATE OR REPLACE TEMP VIEW hooklake_messages_split AS
+WITH roles AS (
+    SELECT
+        *,
+        CASE sender_type
+            WHEN 'customer' THEN 'user'
+            WHEN 'bot' THEN 'assistant'
+            WHEN 'agent' THEN 'assistant'
+        END AS role
+    FROM hooklake_messages_unique
+)
+SELECT
+    *,
+    row_number() OVER stream AS _rn,
+    CASE
+        WHEN lag(ts) OVER stream IS NULL THEN 1
+        WHEN ts - lag(ts) OVER stream > getvariable('hooklake_session_gap') THEN 1
+        ELSE 0
+    END AS _new,
+    lag(role IGNORE NULLS) OVER stream AS _prev_role
+FROM roles
+WINDOW stream AS (
+    PARTITION BY channel_id, customer_id
+    ORDER BY ts, seq NULLS LAST, received_at, source
+);
+
+-- A second pass, in the same order:
+-- _started_at  first ts of the row's conversation. ts never decreases along _rn, so the latest
+--              start at or before a row is a running max.
+-- _run         numbers the runs of one role in the customer's stream (system events skipped).
+--              A turn is a run cut at conversation boundaries: (conversation, _run).
+CREATE OR REPLACE TEMP VIEW hooklake_messages_ordered AS
+WITH starts AS (
+    SELECT
+        * EXCLUDE (_new, _prev_role),
+        max(CASE WHEN _new = 1 THEN _rn END) OVER upto AS _start_rn,
+        max(CASE WHEN _new = 1 THEN ts END) OVER upto AS _started_at,
+        CAST(
+            sum(CASE WHEN role IS DISTINCT FROM _prev_role AND role IS NOT NULL THEN 1 ELSE 0 END)
+                OVER upto
+            AS BIGINT
+        ) AS _run
+    FROM hooklake_messages_split
+    WINDOW upto AS (PARTITION BY channel_id, customer_id ORDER BY _rn ROWS UNBOUNDED PRECEDING)
+)
+SELECT
+    * EXCLUDE (_start_rn),
+    concat(channel_id, '-', customer_id, '-', epoch_us(_started_at) // 1000) AS conversation_id,
+    _rn - _start_rn + 1 AS position
+FROM starts;
+
+CREATE OR REPLACE TEMP VIEW messages AS
+SELECT
+    * EXCLUDE (role, _rn, _started_at, _run, conversation_id, position),
+    conversation_id,
+    position,
+    role
+FROM hooklake_messages_ordered;

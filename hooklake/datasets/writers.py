@@ -1,0 +1,387 @@
+"""Format writers: one file per split, in the shape a training stack reads directly.
+
+=============  ===============================================================================
+``openai``     ``{split}.jsonl``, ``{"messages": [{"role", "content", "weight"?}]}`` per line,
+               checked against OpenAI's fine-tuning data rules before it is written
+``hf``         ``{split}.parquet``: ``messages`` list<struct<role, content, weight>> plus
+               ``conversation_id``, ``customer_id``, ``channel_id``, ``source_keys``
+``sharegpt``   ``{split}.jsonl``, ``{"conversations": [{"from", "value"}]}`` per line
+``pairs``      ``{split}.jsonl``, TRL conversational prompt-completion:
+               ``{"prompt": [messages], "completion": [the assistant reply]}``
+=============  ===============================================================================
+
+:class:`Writer` owns everything formats share: paths, a temporary file per split renamed into
+place on :meth:`Writer.close` (readers never see half a dataset), cleanup on failure, row counts
+and SHA-256 digests. A format only says how one example is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, ClassVar
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hooklake.datasets.recipe import SPLITS
+from hooklake.datasets.render import Example
+from hooklake.errors import BuildError
+from hooklake.layout import fsync_dir
+
+OPENAI_ROLES = frozenset({"system", "user", "assistant"})
+OPENAI_KEYS = frozenset({"role", "content", "name", "weight"})
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """A finished output file: where it is, how many examples it holds, its digest."""
+
+    path: Path
+    rows: int
+    size: int
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Writer(ABC):
+    """Writes examples into one file per split under ``out_dir``.
+
+    Use as a context manager: leaving it normally renames every file into place, leaving it
+    with an exception deletes the temporary files and leaves earlier outputs untouched.
+    """
+
+    format: ClassVar[str]
+    suffix: ClassVar[str]
+
+    def __init__(
+        self, out_dir: Path, *, weighted: bool = False, splits: Sequence[str] = SPLITS
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.weighted = weighted
+        self.splits = tuple(splits)
+        self.counts = dict.fromkeys(self.splits, 0)
+        self._tmp: dict[str, Path] = {}
+        self._sinks: dict[str, Any] = {}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:12]
+        try:
+            for split in self.splits:
+                tmp = self.out_dir / f".tmp-{tag}-{self.filename(split)}"
+                self._tmp[split] = tmp
+                self._sinks[split] = self._open(tmp)
+        except BaseException:
+            self.abort()
+            raise
+
+    def filename(self, split: str) -> str:
+        return f"{split}.{self.suffix}"
+
+    def path(self, split: str) -> Path:
+        return self.out_dir / self.filename(split)
+
+    def write(self, split: str, example: Example) -> None:
+        """Append ``example`` to ``split``; raises :class:`BuildError` if it would be invalid."""
+        self._write(self._sinks[split], example, split, self.counts[split] + 1)
+        self.counts[split] += 1
+
+    def close(self) -> dict[str, OutputFile]:
+        """Finish every split file and move it into place. Returns them by split."""
+        for split in self.splits:
+            sink = self._sinks.pop(split)
+            try:
+                self._finish(sink)
+            except BaseException:
+                self.abort()
+                raise
+        out: dict[str, OutputFile] = {}
+        for split in self.splits:
+            final = self.path(split)
+            os.replace(self._tmp.pop(split), final)
+            out[split] = OutputFile(
+                final, self.counts[split], final.stat().st_size, sha256_file(final)
+            )
+        fsync_dir(self.out_dir)
+        return out
+
+    def abort(self) -> None:
+        """Drop everything written so far (no output file is touched)."""
+        for sink in self._sinks.values():
+            # A sink that fails to close must not stop the temporary files being removed.
+            with contextlib.suppress(Exception):
+                self._discard(sink)
+        self._sinks.clear()
+        for tmp in self._tmp.values():
+            tmp.unlink(missing_ok=True)
+        self._tmp.clear()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    # What a format implements -------------------------------------------------------------
+
+    @abstractmethod
+    def _open(self, tmp: Path) -> Any:
+        """Open the temporary file of one split and return the sink examples go to."""
+
+    @abstractmethod
+    def _write(self, sink: Any, example: Example, split: str, line: int) -> None:
+        """Write one example (``line`` is its 1-based position in the split, for errors)."""
+
+    @abstractmethod
+    def _finish(self, sink: Any) -> None:
+        """Flush, fsync and close a sink."""
+
+    def _discard(self, sink: Any) -> None:
+        sink.close()
+
+
+class JsonlWriter(Writer):
+    """One JSON object per line; a format only says what the object is."""
+
+    suffix = "jsonl"
+
+    @abstractmethod
+    def record(self, example: Example) -> dict[str, Any]:
+        """The JSON object for one example."""
+
+    def check(self, record: dict[str, Any]) -> str | None:
+        """Why ``record`` may not be written (``None`` when it is fine)."""
+        return None
+
+    def _open(self, tmp: Path) -> IO[bytes]:
+        return open(tmp, "wb", buffering=1 << 20)
+
+    def _write(self, sink: IO[bytes], example: Example, split: str, line: int) -> None:
+        record = self.record(example)
+        problem = self.check(record)
+        if problem:
+            raise BuildError(
+                f"{self.filename(split)} line {line} (conversation {example.conversation_id}) "
+                f"would not pass the {self.format} format checks: {problem}"
+            )
+        sink.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    def _finish(self, sink: IO[bytes]) -> None:
+        sink.flush()
+        os.fsync(sink.fileno())
+        sink.close()
+
+
+def openai_problem(record: dict[str, Any]) -> str | None:
+    """The first reason ``record`` would fail OpenAI's chat fine-tuning data checks, or the
+    stricter shape Hooklake promises: optional system first, then user and assistant turns
+    alternating, ending with the assistant; weights 0/1 on assistant messages only."""
+    messages = record.get("messages")
+    if set(record) != {"messages"} or not isinstance(messages, list) or not messages:
+        return 'a line must be {"messages": [...]} with at least one message'
+    expected = "user"
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            return f"message {i} is not an object"
+        unknown = set(m) - OPENAI_KEYS
+        if unknown:
+            return f"message {i} has unknown key {sorted(unknown)[0]!r}"
+        role, content = m.get("role"), m.get("content")
+        if role not in OPENAI_ROLES:
+            return f"message {i} has unknown role {role!r}"
+        if not isinstance(content, str) or not content.strip():
+            return f"message {i} ({role}) has no text content"
+        if "weight" in m and (role != "assistant" or m["weight"] not in (0, 1)):
+            return f"message {i} ({role}) has weight {m['weight']!r}; only assistant 0/1"
+        if role == "system":
+            if i != 0:
+                return f"message {i} is a system message after the first position"
+            continue
+        if role != expected:
+            return f"message {i} is {role} where {expected} must come (strict alternation)"
+        expected = "assistant" if role == "user" else "user"
+    roles = [m["role"] for m in messages]
+    if "user" not in roles or "assistant" not in roles:
+        return "an example needs at least one user and one assistant message"
+    if roles[-1] != "assistant":
+        return "the last message must be the assistant's"
+    if any("weight" in m for m in messages) and not any(m.get("weight") == 1 for m in messages):
+        return "every assistant message has weight 0, so there is nothing to learn"
+    return None
+
+
+def openai_record(example: Example, weighted: bool) -> dict[str, Any]:
+    """One line of the ``openai`` format; ``weight`` only when ``weighted``."""
+    out = []
+    for m in example.messages:
+        msg: dict[str, Any] = {"role": m.role, "content": m.content}
+        if weighted and m.weight is not None:
+            msg["weight"] = m.weight
+        out.append(msg)
+    return {"messages": out}
+
+
+class OpenAIWriter(JsonlWriter):
+    format = "openai"
+
+    def record(self, example: Example) -> dict[str, Any]:
+        return openai_record(example, self.weighted)
+
+    def check(self, record: dict[str, Any]) -> str | None:
+        return openai_problem(record)
+
+
+class ShareGPTWriter(JsonlWriter):
+    format = "sharegpt"
+    FROM: ClassVar[dict[str, str]] = {"system": "system", "user": "human", "assistant": "gpt"}
+
+    def record(self, example: Example) -> dict[str, Any]:
+        return {
+            "conversations": [
+                {"from": self.FROM[m.role], "value": m.content} for m in example.messages
+            ]
+        }
+
+    def check(self, record: dict[str, Any]) -> str | None:
+        turns = record["conversations"]
+        if not turns or turns[-1]["from"] != "gpt" or not any(t["from"] == "human" for t in turns):
+            return "a conversation needs a human turn and must end with a gpt turn"
+        return None
+
+
+class PairsWriter(JsonlWriter):
+    """TRL's conversational prompt-completion: the history is the prompt, the last assistant
+    reply the completion (the build makes one example per assistant turn)."""
+
+    format = "pairs"
+
+    def record(self, example: Example) -> dict[str, Any]:
+        *history, last = [{"role": m.role, "content": m.content} for m in example.messages]
+        return {"prompt": history, "completion": [last]}
+
+    def check(self, record: dict[str, Any]) -> str | None:
+        prompt, completion = record["prompt"], record["completion"]
+        if completion[0]["role"] != "assistant" or not prompt or prompt[-1]["role"] != "user":
+            return "a pair needs a prompt ending with the user and an assistant completion"
+        return None
+
+
+HF_SCHEMA = pa.schema(
+    [
+        pa.field(
+            "messages",
+            pa.list_(
+                pa.struct(
+                    [
+                        pa.field("role", pa.string()),
+                        pa.field("content", pa.string()),
+                        pa.field("weight", pa.int64()),
+                    ]
+                )
+            ),
+        ),
+        pa.field("conversation_id", pa.string()),
+        pa.field("customer_id", pa.int64()),
+        pa.field("channel_id", pa.int64()),
+        pa.field("source_keys", pa.list_(pa.string())),
+    ]
+)
+
+
+class _ParquetSink:
+    """Rows buffered into row groups of a fixed size, so output bytes depend on data only."""
+
+    ROWS_PER_GROUP = 10_000
+
+    def __init__(self, tmp: Path) -> None:
+        # Open for the life of the sink: finish() or close() closes it.
+        self.fh = open(tmp, "wb")  # noqa: SIM115
+        self.writer = pq.ParquetWriter(self.fh, HF_SCHEMA, compression="zstd")
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.ROWS_PER_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=HF_SCHEMA))
+            self.rows = []
+
+    def finish(self) -> None:
+        self.flush()
+        self.writer.close()
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+    def close(self) -> None:
+        self.rows = []
+        try:
+            self.writer.close()
+        finally:
+            self.fh.close()
+
+
+class HFWriter(Writer):
+    """Parquet with an explicit schema, for ``datasets.load_dataset("parquet", ...)``.
+    Assistant messages always carry their weight (1 unless the recipe made them context
+    only); system and user messages have a null weight."""
+
+    format = "hf"
+    suffix = "parquet"
+
+    def _open(self, tmp: Path) -> _ParquetSink:
+        return _ParquetSink(tmp)
+
+    def _write(self, sink: _ParquetSink, example: Example, split: str, line: int) -> None:
+        sink.add(
+            {
+                "messages": [
+                    {"role": m.role, "content": m.content, "weight": m.weight}
+                    for m in example.messages
+                ],
+                "conversation_id": example.conversation_id,
+                "customer_id": example.customer_id,
+                "channel_id": example.channel_id,
+                "source_keys": example.source_keys,
+            }
+        )
+
+    def _finish(self, sink: _ParquetSink) -> None:
+        sink.finish()
+
+
+WRITERS: dict[str, type[Writer]] = {
+    w.format: w for w in (OpenAIWriter, HFWriter, ShareGPTWriter, PairsWriter)
+}
+
+
+def writer_for(fmt: str, out_dir: Path, *, weighted: bool = False) -> Writer:
+    """The writer of format ``fmt`` writing into ``out_dir``."""
+    try:
+        cls = WRITERS[fmt]
+    except KeyError:
+        raise BuildError(f"unknown format {fmt!r}; expected one of {', '.join(WRITERS)}") from None
+    return cls(out_dir, weighted=weighted)

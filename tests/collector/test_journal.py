@@ -1,0 +1,396 @@
+"""The journal and the flush, without HTTP: torn tails, CRCs, re-flushing, dead writers.
+
+These tests work on real segment files and real Parquet in ``tmp_path``; a writer that dies is
+a real process that is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+
+from hooklake.collector.flush import flush_lake, flush_segment
+from hooklake.collector.journal import (
+    LOCK_NAME,
+    GroupCommitter,
+    SegmentWriter,
+    encode_record,
+    open_segments,
+    read_segment,
+    recover_open_segment,
+    sealed_segments,
+    try_lock,
+    unlock,
+    writer_dirs,
+)
+from hooklake.errors import StorageError
+from hooklake.layout import MESSAGES, REJECTED, live_files
+
+DAY = 86_400
+
+
+def body(key: str, ts: float = 1_747_943_104.5, text: str = "hi") -> bytes:
+    return orjson.dumps(
+        {
+            "messages": [
+                {
+                    "_raw": {"uuid": key, "seq": 1},
+                    "channel": {"id": 7, "name": "Web", "type": "landbot"},
+                    "customer": {"id": 42, "name": "Ada"},
+                    "sender": {"id": 42, "type": "customer"},
+                    "timestamp": ts,
+                    "type": "text",
+                    "data": {"body": text},
+                }
+            ]
+        }
+    )
+
+
+def record(key: str, ts: float = 1_747_943_104.5, hook: str = "default") -> bytes:
+    header = {"kind": "message", "hook": hook, "t": 1_747_943_105_000_000, "h": {}}
+    return encode_record(header, body(key, ts))
+
+
+def lake_rows(lake: Path, table: str = MESSAGES) -> list[dict[str, Any]]:
+    files = live_files(lake, table)
+    if not files:
+        return []
+    rows: list[dict[str, Any]] = (
+        duckdb.read_parquet([str(f) for f in files]).to_arrow_table().to_pylist()
+    )
+    return rows
+
+
+# --- records and segments ------------------------------------------------------------------
+
+
+def _segment(tmp_path: Path, keys: list[str]) -> tuple[Path, list[int]]:
+    """A segment holding one record per key, and the end offset of each record."""
+    path = tmp_path / "00000001.open"
+    ends, data = [], b""
+    for key in keys:
+        data += record(key)
+        ends.append(len(data))
+    path.write_bytes(data)
+    return path, ends
+
+
+def test_a_torn_tail_is_cut_at_every_possible_byte(tmp_path: Path) -> None:
+    full, ends = _segment(tmp_path, ["a", "b", "c"])
+    data = full.read_bytes()
+    cut = tmp_path / "cut.open"
+    for size in range(len(data) + 1):
+        cut.write_bytes(data[:size])
+        records, valid = read_segment(cut)
+        whole = [e for e in ends if e <= size]
+        assert valid == (whole[-1] if whole else 0), size
+        assert [orjson.loads(r.body)["messages"][0]["_raw"]["uuid"] for r in records] == [
+            "a",
+            "b",
+            "c",
+        ][: len(whole)]
+
+
+def test_a_flipped_bit_anywhere_in_the_last_record_drops_only_that_record(tmp_path: Path) -> None:
+    full, ends = _segment(tmp_path, ["a", "b", "c"])
+    data = full.read_bytes()
+    bad = tmp_path / "bad.open"
+    for pos in range(ends[1], ends[2]):
+        for bit in (0x01, 0x80):
+            flipped = bytearray(data)
+            flipped[pos] ^= bit
+            bad.write_bytes(bytes(flipped))
+            records, valid = read_segment(bad)
+            assert (len(records), valid) == (2, ends[1]), (pos, bit)
+
+
+def test_recovering_an_open_segment_cuts_the_torn_tail_and_seals_it(tmp_path: Path) -> None:
+    full, ends = _segment(tmp_path, ["a", "b"])
+    with open(full, "ab") as fh:
+        fh.write(record("c")[:-5])  # a write the crash interrupted: never acknowledged
+    sealed = recover_open_segment(full)
+    assert sealed is not None and sealed.suffix == ".seg" and not full.exists()
+    assert sealed.stat().st_size == ends[-1]
+    records, valid = read_segment(sealed)
+    assert len(records) == 2 and valid == ends[-1]
+
+    only_garbage = tmp_path / "00000009.open"
+    only_garbage.write_bytes(b"HLR1\x00\x01")
+    assert recover_open_segment(only_garbage) is None and not only_garbage.exists()
+
+
+# --- the writer -----------------------------------------------------------------------------
+
+
+def test_segments_roll_over_by_size_and_a_writer_directory_has_one_owner(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    writer = SegmentWriter(lake, segment_max_bytes=1000)
+    writer.open()
+    try:
+        for i in range(20):
+            writer.write(record(f"k{i}"))
+        twin = SegmentWriter(lake, writer_id=writer.writer_id)
+        with pytest.raises(StorageError, match="in use"):
+            twin.open()
+        sealed = sealed_segments(writer.directory)
+        assert len(sealed) >= 3
+        assert all(s.stat().st_size >= 1000 for s in sealed)
+    finally:
+        writer.close()
+    keys = [
+        orjson.loads(r.body)["messages"][0]["_raw"]["uuid"]
+        for seg in sealed_segments(writer.directory)
+        for r in read_segment(seg)[0]
+    ]
+    assert keys == [f"k{i}" for i in range(20)]
+    assert open_segments(writer.directory) == []
+
+
+def test_group_commit_answers_each_append_after_its_record_is_written(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    batches: list[int] = []
+    writer = SegmentWriter(lake)
+    journal = GroupCommitter(writer, seal_interval=60, on_batch=batches.append)
+    seen_on_disk: list[bool] = []
+
+    async def one(i: int) -> None:
+        await journal.append(record(f"k{i}"))
+        (segment,) = open_segments(writer.directory)
+        on_disk = {
+            orjson.loads(r.body)["messages"][0]["_raw"]["uuid"] for r in read_segment(segment)[0]
+        }
+        seen_on_disk.append(f"k{i}" in on_disk)
+
+    async def main() -> None:
+        await journal.start()
+        await asyncio.gather(*(one(i) for i in range(300)))
+        await journal.close()
+
+    asyncio.run(main())
+    assert seen_on_disk == [True] * 300
+    assert sum(batches) == 300
+    assert len(batches) < 300  # concurrent appends shared fsyncs
+    (segment,) = sealed_segments(writer.directory)
+    assert len(read_segment(segment)[0]) == 300
+
+
+def test_appends_after_close_are_refused_not_lost(tmp_path: Path) -> None:
+    journal = GroupCommitter(SegmentWriter(tmp_path / "lake"), seal_interval=60)
+
+    async def main() -> None:
+        await journal.start()
+        await journal.append(record("before"))
+        await journal.close()
+        with pytest.raises(StorageError, match="shutting down"):
+            await journal.append(record("after"))
+
+    asyncio.run(main())
+    flush_lake(tmp_path / "lake")
+    assert [r["message_key"] for r in lake_rows(tmp_path / "lake")] == ["before"]
+
+
+# --- flush ----------------------------------------------------------------------------------
+
+
+def _sealed_writer(lake: Path, records: list[bytes]) -> Path:
+    writer = SegmentWriter(lake)
+    writer.open()
+    try:
+        writer.write(b"".join(records))
+        segment = writer.seal()
+    finally:
+        writer.close()
+    assert segment is not None
+    return segment
+
+
+def test_flushing_a_segment_twice_replaces_its_files_instead_of_duplicating(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    ts = 1_747_943_104.5
+    reject = encode_record(
+        {"kind": "reject", "hook": "default", "t": 1_747_943_105_000_000, "reason": "bad"},
+        b"nope",
+    )
+    segment = _sealed_writer(
+        lake, [record("a", ts), record("b", ts + DAY), record("c", ts + 2 * DAY), reject]
+    )
+    saved = tmp_path / "saved.seg"
+    shutil.copy(segment, saved)
+
+    first = flush_lake(lake)
+    assert (first.segments, first.messages, first.rejected) == (1, 3, 1)
+    files = sorted(live_files(lake, MESSAGES) + live_files(lake, REJECTED))
+    assert len(files) == 4  # three days of messages, one of rejects
+    assert not segment.exists()
+
+    # A crash after the Parquet files were renamed but before the segment was retired, or
+    # after only some of a segment's files were written: the next flush does it all again.
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(saved, segment)
+    live_files(lake, MESSAGES)[1].unlink()
+    again = flush_segment(lake, segment)
+    assert again.messages == 3
+    assert sorted(live_files(lake, MESSAGES) + live_files(lake, REJECTED)) == files
+    rows = lake_rows(lake)
+    assert sorted(r["message_key"] for r in rows) == ["a", "b", "c"]
+    assert len({r["source"] for r in rows}) == 3
+    assert len(lake_rows(lake, REJECTED)) == 1
+
+
+def test_temporary_files_of_a_crashed_flush_are_never_data(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    _sealed_writer(lake, [record("a")])
+    flush_lake(lake)
+    (good,) = live_files(lake, MESSAGES)
+    (good.parent / f".tmp-deadbeef-{good.name}").write_bytes(good.read_bytes()[:100])
+    assert live_files(lake, MESSAGES) == [good]
+
+
+def test_two_flushers_at_once_flush_each_segment_once(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    for w in range(4):
+        writer = SegmentWriter(lake, segment_max_bytes=1)  # every write seals a segment
+        writer.open()
+        for i in range(10):
+            writer.write(record(f"w{w}-{i}"))
+        writer.close()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            flush_lake(lake)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    flush_lake(lake)
+    keys = Counter(r["message_key"] for r in lake_rows(lake))
+    assert keys == Counter({f"w{w}-{i}": 1 for w in range(4) for i in range(10)})
+    assert writer_dirs(lake) == []
+
+
+_DYING_WRITER = """
+import sys
+from pathlib import Path
+from hooklake.collector.journal import SegmentWriter
+from tests.collector.test_journal import record
+writer = SegmentWriter(Path(sys.argv[1]), segment_max_bytes=1500)
+writer.open()
+for i in range(int(sys.argv[2])):
+    writer.write(record(f"k{i}"))  # acknowledged: fsynced
+# A batch that was being written when the process died: never acknowledged.
+(segment,) = writer.directory.glob("*.open")
+with open(segment, "ab") as fh:
+    fh.write(record("torn")[:-7])
+print(writer.writer_id, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_dead_writers_journal_is_recovered_and_a_live_one_left_alone(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-c", _DYING_WRITER, str(lake), "12"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=root,
+    ) as child:
+        assert child.stdout is not None
+        writer_id = child.stdout.readline().decode().strip()
+        directory = lake / "_journal" / writer_id
+        assert open_segments(directory), "the child should have an open segment"
+        sealed_before = len(sealed_segments(directory))
+        assert sealed_before >= 1
+        # Alive: its sealed segments are flushed, its open segment and directory are not touched.
+        report = flush_lake(lake)
+        assert report.segments == sealed_before
+        assert open_segments(directory) and (directory / LOCK_NAME).exists()
+        child.kill()  # kill -9: no seal, no unlock, a torn record at the end
+    flush_lake(lake)
+    keys = sorted(r["message_key"] for r in lake_rows(lake))
+    assert keys == sorted(f"k{i}" for i in range(12))
+    assert not directory.exists()
+
+
+def test_a_dead_writer_directory_is_never_swept_from_under_a_new_owner(tmp_path: Path) -> None:
+    """A flusher holding a dead writer's lock must not delete files it does not know about:
+    whatever else sits in the directory (here a segment that appeared meanwhile) stays."""
+    lake = tmp_path / "lake"
+    writer = SegmentWriter(lake)
+    writer.open()
+    writer.write(record("a"))
+    writer.close()
+    flush_lake(lake)  # the writer's directory is gone: it was dead and empty
+    directory = writer.directory
+    directory.mkdir(parents=True)
+    (directory / "notes.txt").write_text("not ours to delete")
+    flush_lake(lake)
+    assert (directory / "notes.txt").exists()
+
+
+def test_a_held_segment_lock_keeps_other_flushers_off_it(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    segment = _sealed_writer(lake, [record("a")])
+    fd = try_lock(segment)
+    assert fd is not None
+    try:
+        assert flush_segment(lake, segment).segments == 0
+        assert segment.exists() and lake_rows(lake) == []
+    finally:
+        unlock(fd)
+    assert flush_segment(lake, segment).segments == 1
+    assert [r["message_key"] for r in lake_rows(lake)] == ["a"]
+
+
+def test_a_writer_starting_while_a_flusher_sweeps_its_directory_still_owns_it(
+    tmp_path: Path,
+) -> None:
+    """A flusher that finds a just-created, still empty writer directory takes it for a dead
+    writer's: it holds the lock, unlinks it and removes the directory. The starting writer
+    waits, then owns a lock that is really linked in its directory, and journals there."""
+    lake = tmp_path / "lake"
+    writer = SegmentWriter(lake)
+    writer.directory.mkdir(parents=True)
+    lock = writer.directory / LOCK_NAME
+    held = try_lock(lock)
+    assert held is not None
+
+    def sweep() -> None:
+        time.sleep(0.1)
+        lock.unlink()
+        writer.directory.rmdir()
+        unlock(held)
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    writer.open()
+    sweeper.join()
+    try:
+        writer.write(record("a"))
+        flush_lake(lake)  # a live writer: nothing of it is touched
+        assert open_segments(writer.directory) and lake_rows(lake) == []
+        assert try_lock(lock) is None
+    finally:
+        writer.close()
+    flush_lake(lake)
+    assert [r["message_key"] for r in lake_rows(lake)] == ["a"]

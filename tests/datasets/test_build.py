@@ -1,0 +1,335 @@
+"""End to end: real lakes (collector ingest of simulated traffic or JSON cases), real DuckDB,
+real files, read back with real Hugging Face ``datasets``."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from hooklake.cli import main
+from hooklake.collector.ingest import ingest_bodies
+from hooklake.datasets.build import BuildReport, build
+from hooklake.datasets.lake import Lake
+from hooklake.datasets.recipe import Recipe, load_recipe, parse_recipe
+from hooklake.datasets.writers import openai_problem
+from hooklake.errors import BuildError
+from hooklake.simulate import simulate
+from tests.datasets.test_writers import load_hf
+
+CASE = Path(__file__).parents[1] / "cases" / "build" / "two_customers.json"
+RECIPES = Path(__file__).parents[2] / "datasets"
+RECEIVED_US = 1_800_000_000_000_000
+ALL_TRAIN = {"train": 1.0, "validation": 0.0, "test": 0.0}
+
+
+@pytest.fixture(scope="module")
+def case() -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads(CASE.read_bytes())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def case_lake(tmp_path_factory: pytest.TempPathFactory, case: dict[str, Any]) -> Path:
+    lake = tmp_path_factory.mktemp("case") / "lake"
+    ingest_bodies(lake, [orjson.dumps(b) for b in case["bodies"]], received_at_us=RECEIVED_US)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def sim() -> list[Any]:
+    return list(simulate(150, seed=21))
+
+
+@pytest.fixture(scope="module")
+def sim_lake(tmp_path_factory: pytest.TempPathFactory, sim: list[Any]) -> Path:
+    lake = tmp_path_factory.mktemp("sim") / "lake"
+    ingest_bodies(lake, [d.body for d in sim], received_at_us=RECEIVED_US)
+    return lake
+
+
+def _recipe(**doc: Any) -> Recipe:
+    return parse_recipe({"name": "t", **doc})
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _manifest(report: BuildReport) -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads(report.manifest.read_bytes())
+    return loaded
+
+
+def _agent_keys(lake: Path) -> set[str]:
+    with Lake(lake) as lk:
+        return {
+            k
+            for (k,) in lk.sql(
+                "select message_key from messages where sender_type = 'agent'"
+            ).fetchall()
+        }
+
+
+def _texts(lake: Path, sender_type: str) -> set[str]:
+    with Lake(lake) as lk:
+        rows = lk.sql(
+            "select text from messages where sender_type = $s and text is not null",
+            params={"s": sender_type},
+        ).fetchall()
+    return {t for (t,) in rows}
+
+
+@pytest.mark.parametrize("name", ["keep", "drop", "weight0", "agent-pairs"])
+def test_case_builds_give_exactly_the_expected_examples(
+    case: dict[str, Any], case_lake: Path, tmp_path: Path, name: str
+) -> None:
+    report = build(parse_recipe(case["recipes"][name]), case_lake, tmp_path, progress=False)
+    assert _lines(report.files["train"].path) == case["expected"][name]
+
+
+def test_openai_build_passes_the_checks_and_loads_with_hf_datasets(
+    sim: list[Any], sim_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = build(RECIPES / "support-bot.toml", sim_lake, tmp_path / "out", progress=False)
+    counts = report.counts()
+    assert all(counts.values()) and sum(counts.values()) == report.examples
+    for split, f in report.files.items():
+        lines = _lines(f.path)
+        assert len(lines) == counts[split] == f.rows
+        for line in lines:
+            assert openai_problem(line) is None
+            assert line["messages"][0]["role"] == "system"
+    manifest = _manifest(report)
+    for name, entry in manifest["outputs"].items():
+        assert hashlib.sha256((tmp_path / "out" / name).read_bytes()).hexdigest() == entry["sha256"]
+    assert {n: len(v) for n, v in manifest["sources"].items()} == {
+        f.path.name: f.rows for f in report.files.values()
+    }
+    assert manifest["lake"]["rows"] == sum(len(orjson.loads(d.body)["messages"]) for d in sim)
+    # The card's front matter tells HF datasets where each split is.
+    ds = load_hf(monkeypatch, tmp_path, str(tmp_path / "out"))
+    assert {s: ds[s].num_rows for s in ds} == counts
+
+
+def test_lake_snapshot_and_sources_point_at_real_messages(sim_lake: Path, tmp_path: Path) -> None:
+    report = build(_recipe(format="hf"), sim_lake, tmp_path, progress=False)
+    manifest = _manifest(report)
+    with Lake(sim_lake) as lk:
+        keys = {k for (k,) in lk.sql("select message_key from messages").fetchall()}
+        files = [p.relative_to(sim_lake).as_posix() for p in lk.files()]
+    assert [f["path"] for f in manifest["lake"]["files"]] == files
+    sources = [k for lines in manifest["sources"].values() for ex in lines for k in ex]
+    assert sources and set(sources) <= keys
+    table = pq.read_table(report.files["train"].path)
+    assert table.column("source_keys").to_pylist() == manifest["sources"]["train.parquet"]
+    card = report.card.read_text()
+    assert "## Lake snapshot" in card and f"{manifest['lake']['rows']} stored rows" in card
+
+
+def test_same_lake_and_recipe_give_byte_identical_files(sim_lake: Path, tmp_path: Path) -> None:
+    for fmt in ("openai", "hf"):
+        recipe = _recipe(format=fmt, examples={"agent_turns": "weight0"})
+        a = build(recipe, sim_lake, tmp_path / fmt / "a", progress=False)
+        b = build(recipe, sim_lake, tmp_path / fmt / "b", progress=False)
+        names = sorted(p.name for p in a.out_dir.iterdir())
+        assert names == sorted(p.name for p in b.out_dir.iterdir())
+        assert "README.md" in names and "manifest.json" in names and len(names) == 5
+        for name in names:
+            assert (a.out_dir / name).read_bytes() == (b.out_dir / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("group_by", ["customer", "conversation"])
+def test_no_group_is_in_two_splits(sim_lake: Path, tmp_path: Path, group_by: str) -> None:
+    recipe = _recipe(
+        format="hf", split={"train": 0.6, "validation": 0.2, "test": 0.2, "group_by": group_by}
+    )
+    report = build(recipe, sim_lake, tmp_path, progress=False)
+    column = "customer_id" if group_by == "customer" else "conversation_id"
+    seen: dict[Any, str] = {}
+    for split, f in report.files.items():
+        values = set(pq.read_table(f.path).column(column).to_pylist())
+        assert values, split
+        for v in values:
+            assert seen.setdefault(v, split) == split
+    groups = _manifest(report)["stats"]["groups"]
+    assert groups["validation"] > 0 and groups["test"] > 0
+
+
+def test_personal_data_never_reaches_any_output(
+    sim: list[Any], sim_lake: Path, tmp_path: Path
+) -> None:
+    values = {v for d in sim for _, v in d.truth.pii}
+    assert len(values) > 20
+    for fmt, unit in (("openai", "conversation"), ("pairs", "turn"), ("hf", "turn")):
+        report = build(
+            _recipe(format=fmt, examples={"unit": unit}), sim_lake, tmp_path / fmt, progress=False
+        )
+        blob = b"".join(f.path.read_bytes() for f in report.files.values())
+        if fmt == "hf":
+            blob = b"".join(
+                orjson.dumps(pq.read_table(f.path).to_pylist()) for f in report.files.values()
+            )
+        leaked = [v for v in values if v.encode() in blob]
+        assert not leaked, (fmt, leaked[:5])
+        assert sum(report.stats.redactions.values()) >= len(values)
+
+
+def test_turning_redaction_off_keeps_the_text(
+    sim: list[Any], sim_lake: Path, tmp_path: Path
+) -> None:
+    report = build(_recipe(redact={"pii": False}), sim_lake, tmp_path, progress=False)
+    blob = b"".join(f.path.read_bytes() for f in report.files.values())
+    assert any(v.encode() in blob for d in sim for _, v in d.truth.pii)
+    assert "**None.**" in report.card.read_text()
+
+
+def test_dropped_agent_turns_leave_no_agent_message_behind(sim_lake: Path, tmp_path: Path) -> None:
+    report = build(RECIPES / "support-bot.toml", sim_lake, tmp_path, progress=False)
+    agent = _agent_keys(sim_lake)
+    assert agent
+    used = {k for lines in _manifest(report)["sources"].values() for ex in lines for k in ex}
+    assert used and not used & agent
+    assert all(s.agent_replies == 0 for s in report.stats.splits.values())
+
+
+def test_weight0_weights_exactly_the_agent_replies(sim_lake: Path, tmp_path: Path) -> None:
+    recipe = _recipe(
+        format="hf", examples={"agent_turns": "weight0"}, redact={"pii": False}, split=ALL_TRAIN
+    )
+    report = build(recipe, sim_lake, tmp_path, progress=False)
+    agent_texts, bot_texts = _texts(sim_lake, "agent"), _texts(sim_lake, "bot")
+    rows = pq.read_table(report.files["train"].path).to_pylist()
+    weights = {0: 0, 1: 0}
+    for row in rows:
+        for m in row["messages"]:
+            if m["role"] != "assistant":
+                assert m["weight"] is None
+                continue
+            lines = m["content"].split("\n")
+            if any(line in agent_texts - bot_texts for line in lines):
+                assert m["weight"] == 0, m
+            if not any(line in agent_texts for line in lines):
+                assert m["weight"] == 1, m
+            weights[m["weight"]] += 1
+    assert weights[0] > 0 and weights[1] > 0
+
+
+def test_agent_reply_pairs_complete_with_an_agent_reply(sim_lake: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(RECIPES / "agent-replies.toml").model_copy(
+        update={"redact": parse_recipe({"name": "x", "redact": {"pii": False}}).redact}
+    )
+    report = build(recipe, sim_lake, tmp_path, progress=False)
+    agent_texts = _texts(sim_lake, "agent")
+    pairs = [p for f in report.files.values() for p in _lines(f.path)]
+    assert pairs
+    for p in pairs:
+        assert p["prompt"][0]["role"] == "system" and p["prompt"][-1]["role"] == "user"
+        assert len(p["prompt"]) <= 1 + 8
+        (completion,) = p["completion"]
+        assert any(line in agent_texts for line in completion["content"].split("\n"))
+
+
+def test_source_filters_pick_channels_and_dates(
+    sim: list[Any], sim_lake: Path, tmp_path: Path
+) -> None:
+    channel = sim[0].truth.channel_id
+    report = build(
+        _recipe(format="hf", source={"channels": [channel]}),
+        sim_lake,
+        tmp_path / "ch",
+        progress=False,
+    )
+    ids = {
+        c
+        for f in report.files.values()
+        for c in pq.read_table(f.path).column("channel_id").to_pylist()
+    }
+    assert ids == {channel}
+    # The simulation starts on 2026-11-02: nothing before, everything from that day on.
+    with pytest.raises(BuildError, match="selects no conversations"):
+        build(_recipe(source={"until": "2026-11-01"}), sim_lake, tmp_path / "none", progress=False)
+    with pytest.raises(BuildError, match="selects no conversations"):
+        build(_recipe(source={"hooks": ["elsewhere"]}), sim_lake, tmp_path / "none", progress=False)
+    later = build(
+        _recipe(source={"since": "2026-11-03"}), sim_lake, tmp_path / "later", progress=False
+    )
+    everything = build(_recipe(), sim_lake, tmp_path / "all", progress=False)
+    assert 0 < later.stats.conversations_read < everything.stats.conversations_read
+
+
+def test_a_recipe_that_gives_no_examples_fails_and_keeps_earlier_output(
+    sim_lake: Path, tmp_path: Path
+) -> None:
+    build(_recipe(), sim_lake, tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(BuildError, match="gives no examples"):
+        build(_recipe(filter={"min_user_turns": 1000}), sim_lake, tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_switching_format_removes_the_other_formats_files(case_lake: Path, tmp_path: Path) -> None:
+    build(_recipe(format="hf", split=ALL_TRAIN), case_lake, tmp_path, progress=False)
+    build(_recipe(format="sharegpt", split=ALL_TRAIN), case_lake, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "README.md",
+        "manifest.json",
+        "test.jsonl",
+        "train.jsonl",
+        "validation.jsonl",
+    ]
+
+
+def test_duplicates_are_dropped_once_seen(case: dict[str, Any], tmp_path: Path) -> None:
+    # The same two conversations again for other customers: same texts after redaction.
+    bodies = []
+    for body in case["bodies"]:
+        for shift in (0, 10_000_000):
+            copy = orjson.loads(orjson.dumps(body))
+            for m in copy["messages"]:
+                m["customer"]["id"] += shift
+                m["_raw"]["uuid"] = f"{m['_raw']['uuid']}-{shift}"
+                if m["sender"]["type"] == "customer":
+                    m["sender"]["id"] += shift
+            bodies.append(orjson.dumps(copy))
+    lake = tmp_path / "lake"
+    ingest_bodies(lake, bodies, received_at_us=RECEIVED_US)
+    kept = build(_recipe(split=ALL_TRAIN), lake, tmp_path / "a", progress=False)
+    assert kept.examples == 2 and kept.stats.dropped["duplicate_examples"] == 2
+    allowed = build(
+        _recipe(split=ALL_TRAIN, filter={"dedupe": False}), lake, tmp_path / "b", progress=False
+    )
+    assert allowed.examples == 4
+
+
+def test_cli_prints_one_summary_line_and_where_the_files_are(
+    case_lake: Path, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('name = "cli"\n[split]\ntrain = 1.0\nvalidation = 0.0\ntest = 0.0\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["build", str(recipe), "--lake", str(case_lake), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("cli: 2 openai examples (train 2 / validation 0 / test 0)")
+    assert "README.md, manifest.json in" in lines[1] and str(out) in lines[1]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[examples]\nagent_turns = "never"\n')
+    result = CliRunner().invoke(main, ["build", str(bad), "--lake", str(case_lake)])
+    assert result.exit_code == 1
+    assert "examples.agent_turns must be one of keep, drop, weight0" in result.output
+
+
+def test_progress_bar_goes_to_stderr(
+    case_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build(_recipe(split=ALL_TRAIN), case_lake, tmp_path, progress=True)
+    captured = capsys.readouterr()
+    assert "msg" in captured.err and captured.out == ""

@@ -1,0 +1,245 @@
+"""The Lake API: opening, empty lakes, errors, attaching, snapshots, stats."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hooklake import Lake as TopLevelLake
+from hooklake import layout
+from hooklake.collector.ingest import ingest_bodies
+from hooklake.datasets.connection import connect, lake_errors
+from hooklake.datasets.lake import Lake
+from hooklake.errors import ConfigError, LakeError
+from tests.conftest import sample
+from tests.datasets.test_lake_support import row, write_rows
+
+VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
+
+
+def _columns(lake: Lake, view: str) -> list[str]:
+    return list(lake.sql(f"SELECT * FROM {view}").columns)
+
+
+def test_lake_is_importable_from_the_package() -> None:
+    assert TopLevelLake is Lake
+
+
+def test_missing_lake_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LakeError, match=r"no lake at .*missing.*does not exist"):
+        Lake(tmp_path / "missing")
+
+
+def test_a_directory_that_is_not_a_lake_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(LakeError, match="not a Hooklake lake"):
+        Lake(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LakeError, match="is a file"):
+        Lake(tmp_path / "file")
+
+
+@pytest.mark.parametrize("gap", [0, -5, timedelta(0), True, "30", 1.5])
+def test_bad_session_gaps_are_refused(tmp_path: Path, gap: object) -> None:
+    with pytest.raises(ConfigError, match="session_gap"):
+        Lake(tmp_path, session_gap=gap)  # type: ignore[arg-type]
+
+
+def test_empty_lake_gives_empty_views_with_their_columns(tmp_path: Path) -> None:
+    (tmp_path / "_journal").mkdir()  # what a collector that has not flushed yet leaves
+    with Lake(tmp_path) as lake:
+        for view in VIEWS:
+            assert lake.sql(f"SELECT count(*) FROM {view}").fetchall() == [(0,)]
+        assert _columns(lake, "messages")[:3] == ["message_key", "hook", "channel_id"]
+        assert {"conversation_id", "position", "role", "date", "ts", "text"} <= set(
+            _columns(lake, "messages")
+        )
+        assert {"conversation_id", "started_at", "ended_at", "n_messages", "has_agent"} <= set(
+            _columns(lake, "conversations")
+        )
+        assert {"turn_index", "role", "sender_type", "text", "message_keys"} <= set(
+            _columns(lake, "turns")
+        )
+        assert {"agent_id", "assigned_at", "unassigned_at", "time_to_first_reply"} <= set(
+            _columns(lake, "handovers")
+        )
+        assert {"received_at", "hook", "reason", "body", "body_text", "date"} <= set(
+            _columns(lake, "rejected")
+        )
+        stats = lake.stats()
+    assert (stats.messages, stats.conversations, stats.rejects, stats.partitions) == (0, 0, 0, ())
+
+
+def test_views_have_the_same_columns_empty_or_not(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    full = tmp_path / "full"
+    ingest_bodies(full, [sample("text_from_bot.json"), sample("event_assign.json"), b"{bad"])
+    with Lake(empty) as a, Lake(full) as b:
+        for view in VIEWS:
+            assert a.sql(f"SELECT * FROM {view}").types == b.sql(f"SELECT * FROM {view}").types
+        assert b.sql("SELECT count(*) FROM rejected").fetchall() == [(1,)]
+
+
+def test_bad_sql_is_a_lake_error_naming_the_views(tmp_path: Path) -> None:
+    with Lake(tmp_path) as lake:
+        with pytest.raises(
+            LakeError, match=r"query failed: Catalog Error.*Hooklake views: messages"
+        ):
+            lake.sql("SELECT * FROM mesages")
+        with pytest.raises(LakeError, match="query failed: Parser Error"):
+            lake.sql("SELEC 1")
+        with pytest.raises(LakeError, match=r"query failed: .*Conversion Error"):
+            lake.query("SELECT 'x'::INTEGER")
+
+
+def test_parameters_are_bound(tmp_path: Path) -> None:
+    write_rows(tmp_path, [row("a", customer=1), row("b", customer=2), row("c", customer=2, t=1)])
+    with Lake(tmp_path) as lake:
+        assert lake.sql("SELECT count(*) FROM messages WHERE customer_id = ?", [2]).fetchall() == [
+            (2,)
+        ]
+        named = lake.query("SELECT text FROM messages WHERE customer_id = $c ORDER BY ts", {"c": 2})
+    assert named.columns == ["text"] and named.rows == [("b",), ("c",)]
+
+
+def test_relations_give_dataframes_and_arrow(tmp_path: Path) -> None:
+    write_rows(tmp_path, [row("a"), row("b", t=1, sender="bot")])
+    with Lake(tmp_path) as lake:
+        df = lake.sql("SELECT * FROM messages ORDER BY position").df()
+        table = lake.sql("SELECT * FROM turns").to_arrow_table()
+    assert list(df["role"]) == ["user", "assistant"]
+    assert table.num_rows == 2
+
+
+def test_attach_adds_the_views_to_your_own_connection_whatever_its_time_zone(
+    tmp_path: Path,
+) -> None:
+    # 23:59:59 and 00:00:30 UTC: a non-UTC session must not move the date or the split.
+    write_rows(tmp_path, [row("a", t=3599), row("b", t=3630, sender="bot")])
+    with Lake(tmp_path) as lake:
+        ours = lake.sql(
+            "SELECT conversation_id, position, date FROM messages ORDER BY 2"
+        ).fetchall()
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'America/Los_Angeles'")
+        assert lake.attach(con) is con
+        theirs = con.sql(
+            "SELECT conversation_id, position, date FROM messages ORDER BY 2"
+        ).fetchall()
+    assert theirs == ours
+    assert [str(d) for _, _, d in ours] == ["2025-03-01", "2025-03-02"]
+    con.execute("CREATE TABLE mine AS SELECT 1")  # the user's own objects stay usable
+    assert con.sql("SELECT count(*) FROM conversations").fetchall() == [(1,)]
+
+
+def test_attached_views_are_temporary(tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    write_rows(lake_dir, [row("a")])
+    db = tmp_path / "analysis.duckdb"
+    with Lake(lake_dir) as lake:
+        con = duckdb.connect(str(db))
+        lake.attach(con)
+        assert con.sql("SELECT count(*) FROM messages").fetchall() == [(1,)]
+        con.close()
+    con = duckdb.connect(str(db))
+    names = {
+        r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
+    assert not names & set(VIEWS), "a user's database file never gets our views"
+
+
+def test_views_are_a_snapshot_until_refresh(tmp_path: Path) -> None:
+    write_rows(tmp_path, [row("a")], name="one")
+    with Lake(tmp_path) as lake:
+        cursor = lake.cursor()
+        write_rows(tmp_path, [row("b", t=5)], name="two")
+        assert lake.sql("SELECT count(*) FROM messages").fetchall() == [(1,)]
+        assert len(lake.files()) == 1
+        lake.refresh()
+        assert lake.sql("SELECT count(*) FROM messages").fetchall() == [(2,)]
+        assert cursor.sql("SELECT count(*) FROM messages").fetchall() == [(1,)]
+
+
+def test_views_skip_temporaries_and_tombstoned_files(tmp_path: Path) -> None:
+    [a] = write_rows(tmp_path, [row("a")], name="a")
+    write_rows(tmp_path, [row("b", t=1)], name="b")
+    (a.parent / ".tmp-123-c.parquet").write_bytes(b"half a file")
+    layout.write_tombstone(a.parent, ["a.parquet"], by="b.parquet")
+    with Lake(tmp_path) as lake:
+        assert lake.sql("SELECT message_key FROM messages").fetchall() == [("b",)]
+
+
+def test_a_file_deleted_under_a_stale_snapshot_says_to_refresh(tmp_path: Path) -> None:
+    [a] = write_rows(tmp_path, [row("a")], name="a")
+    with Lake(tmp_path) as lake:
+        a.unlink()
+        with pytest.raises(LakeError, match=r"refresh\(\)"):
+            lake.query("SELECT * FROM messages")
+        lake.refresh()
+        assert lake.query("SELECT * FROM messages").rows == []
+
+
+def test_stats_count_what_the_lake_holds(tmp_path: Path) -> None:
+    rows = [
+        row("a", customer=1, t=0),
+        row("b", customer=1, t=10, sender="bot"),
+        row("b", customer=1, t=10, sender="bot", arrive=20),  # a retry
+        row("c", customer=1, t=4000),  # a second conversation
+        row("d", customer=2, channel=11, t=3700),  # next day
+    ]
+    write_rows(tmp_path, rows[:3], name="x")
+    write_rows(tmp_path, rows[3:], name="y")
+    ingest_bodies(tmp_path, [b"not json"])
+    with Lake(tmp_path) as lake:
+        stats = lake.stats()
+    assert (stats.messages, stats.stored_rows, stats.duplicates) == (4, 5, 1)
+    assert (stats.conversations, stats.customers, stats.channels, stats.rejects) == (3, 2, 2, 1)
+    assert stats.first_message_at == rows[0]["ts"] and stats.last_message_at == rows[3]["ts"]
+    by_part = {(p.table, p.date): (p.files, p.rows) for p in stats.partitions}
+    assert by_part[("messages", "2025-03-01")] == (1, 3)
+    assert by_part[("messages", "2025-03-02")] == (1, 2)
+    assert sum(p.rows for p in stats.partitions if p.table == "rejected") == 1
+    printed = dict(stats.rows())
+    assert printed["messages"] == 4 and printed["messages/date=2025-03-01"].startswith(
+        "1 file, 3 rows"
+    )
+
+
+def test_connections_run_in_utc_with_settings(tmp_path: Path) -> None:
+    con = connect(threads=1, memory_limit="512MB")
+    settings = dict(
+        con.sql(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('TimeZone', 'threads')"
+        ).fetchall()
+    )
+    assert settings == {"TimeZone": "UTC", "threads": "1"}
+    with pytest.raises(LakeError, match="threads"):
+        connect(threads=0)
+    with pytest.raises(LakeError, match="cannot open"):
+        connect(memory_limit="lots")
+
+
+def test_lake_errors_wraps_duckdb_errors_only() -> None:
+    con = connect()
+    with pytest.raises(LakeError, match=r"^counting: Binder Error"), lake_errors("counting"):
+        con.sql("SELECT count(nope) FROM range(3)")
+    with pytest.raises(ValueError), lake_errors("other"):
+        raise ValueError("not ours")
+
+
+def test_rejected_keeps_raw_bodies_and_decodes_what_is_text(tmp_path: Path) -> None:
+    ingest_bodies(tmp_path, [b"not json", b"\xff\xfe{bad", b'{"messages": 3}'], hook="shop")
+    with Lake(tmp_path) as lake:
+        rows = lake.query(
+            "SELECT hook, reason, body, body_text, date = received_at::DATE FROM rejected"
+        ).rows
+    assert {(r[2], r[3]) for r in rows} == {
+        (b"not json", "not json"),
+        (b"\xff\xfe{bad", None),
+        (b'{"messages": 3}', '{"messages": 3}'),
+    }
+    assert all(hook == "shop" and reason and same_day for hook, reason, _, _, same_day in rows)

@@ -1,0 +1,127 @@
+"""``hooklake sql``, ``stats`` and ``compact`` as a user runs them, checked through the library."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hooklake import layout
+from hooklake.cli import main
+from hooklake.collector.ingest import ingest_bodies
+from hooklake.datasets.lake import Lake
+from tests.conftest import sample
+from tests.datasets.test_lake_support import row, write_rows
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    rows = [
+        row("a", t=0),
+        row("b", t=1, sender="bot", text="line one\nline two"),
+        row("c", t=4000, customer=2),
+    ]
+    write_rows(tmp_path, rows[:2], name="one")
+    write_rows(tmp_path, rows[2:], name="two")
+    ingest_bodies(tmp_path, [b"not json"])
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_sql_prints_a_table(lake: Path) -> None:
+    code, out, _ = run(
+        "sql", "--lake", str(lake), "SELECT message_key, position FROM messages ORDER BY 1"
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["message_key", "position"]
+    assert [line.split() for line in lines[2:]] == [["a", "1"], ["b", "2"], ["c", "1"]]
+
+
+def test_sql_json_is_a_list_of_objects(lake: Path) -> None:
+    code, out, _ = run(
+        "sql",
+        "--lake",
+        str(lake),
+        "--format",
+        "json",
+        "SELECT conversation_id, n_messages, started_at FROM conversations ORDER BY started_at",
+    )
+    assert code == 0
+    data = json.loads(out)
+    with Lake(lake) as lk:
+        expected = lk.query(
+            "SELECT conversation_id, n_messages FROM conversations ORDER BY started_at"
+        )
+    assert [(d["conversation_id"], d["n_messages"]) for d in data] == expected.rows
+    assert data[0]["started_at"].startswith("2025-03-01T23:00:00")
+
+
+def test_sql_csv_keeps_newlines_inside_quotes(lake: Path) -> None:
+    code, out, _ = run(
+        "sql", "--lake", str(lake), "--format", "csv", "SELECT text FROM turns ORDER BY text"
+    )
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out))) == [["text"], ["a"], ["c"], ["line one\nline two"]]
+
+
+def test_sql_gap_minutes_changes_the_split(lake: Path) -> None:
+    query = "SELECT count(*) AS n FROM conversations"
+    assert json.loads(run("sql", "--lake", str(lake), "--format", "json", query)[1]) == [{"n": 2}]
+    code, out, _ = run("sql", "--lake", str(lake), "--format", "json", "--gap-minutes", "1", query)
+    assert (code, json.loads(out)) == (0, [{"n": 2}])
+    write_rows(lake, [row("d", t=120)], name="three")  # two minutes after "b"
+    out = run("sql", "--lake", str(lake), "--format", "json", "--gap-minutes", "1", query)[1]
+    assert json.loads(out) == [{"n": 3}]
+    out = run("sql", "--lake", str(lake), "--format", "json", "--gap-minutes", "5", query)[1]
+    assert json.loads(out) == [{"n": 2}]
+
+
+def test_errors_are_one_line_without_traceback(lake: Path, tmp_path: Path) -> None:
+    code, _, err = run("sql", "--lake", str(lake), "SELECT * FROM nowhere")
+    assert code == 1
+    assert err.startswith("Error: query failed: Catalog Error") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run("stats", "--lake", str(tmp_path / "missing"))
+    assert code == 1 and "no lake at" in err
+
+
+def test_stats(lake: Path) -> None:
+    code, out, _ = run("stats", "--lake", str(lake), "--format", "json")
+    assert code == 0
+    stats = {d["stat"]: d["value"] for d in json.loads(out)}
+    assert stats["messages"] == 3 and stats["conversations"] == 2 and stats["rejects"] == 1
+    assert stats["channels"] == 1 and stats["customers"] == 2
+    assert stats["messages/date=2025-03-01"].startswith("1 file, 2 rows")
+    assert any(k.startswith("rejected/date=") for k in stats)
+
+
+def test_compact(lake: Path) -> None:
+    ingest_bodies(lake, [sample("text_from_bot.json")])
+    ingest_bodies(lake, [sample("text_from_customer.json")])
+    with Lake(lake) as lk:
+        before = lk.query("SELECT * FROM messages ORDER BY ALL").rows
+    code, out, _ = run("compact", "--lake", str(lake), "--grace-seconds", "0", "--format", "json")
+    assert code == 0
+    report = {d["stat"]: d["value"] for d in json.loads(out)}
+    assert report["files merged"] == 2 and report["files written"] == 1
+    assert report["replaced files deleted"] == 2
+    assert len(layout.live_files(lake, layout.MESSAGES)) == 3
+    with Lake(lake) as lk:
+        assert lk.query("SELECT * FROM messages ORDER BY ALL").rows == before
+    code, out, _ = run("compact", "--lake", str(lake))
+    assert code == 0 and ["files", "merged", "0"] in [line.split() for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("command", ["sql", "stats", "compact"])
+def test_help_has_an_example(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0 and "Example" in out and "hooklake " + command in out

@@ -1,0 +1,243 @@
+"""Building lakes for the lake, view and compaction tests.
+
+Two ways, both producing real Parquet through the real write path:
+
+- :func:`ingest_case` turns a JSON case file from ``tests/cases/lake/`` into Landbot bodies
+  (new or old payload shape) and stores them with the collector's ``ingest_bodies``, one
+  delivery group per arrival time, exactly as the HTTP collector would;
+- :func:`row` / :func:`write_rows` build message rows of ``layout.MESSAGE_SCHEMA`` directly,
+  for property tests that need many lakes fast.
+
+Also :func:`reference_views`, a plain-Python statement of what the views must compute.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from hooklake import layout
+from hooklake.collector.ingest import ingest_bodies
+
+CASES = Path(__file__).parent.parent / "cases" / "lake"
+ROLE = {"customer": "user", "bot": "assistant", "agent": "assistant"}
+AUTHOR = {"customer": "user", "bot": "bot", "agent": "agent", "sys": "sys"}
+
+
+def ts_of(value: str | float) -> float:
+    """Epoch seconds from an ISO time (``Z`` or offset) or a number."""
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def landbot_body(msg: dict[str, Any], case: dict[str, Any]) -> bytes:
+    """A MessageHooks POST body for one message of a case, in the new or the old shape."""
+    channel = {**{"name": "Support bot", "type": "landbot"}, **case.get("channel", {})}
+    customer_id = msg.get("customer", case.get("customer", 1000))
+    sender = msg["sender"]
+    ts = ts_of(msg["t"])
+    if channel["type"] == "whatsapp" and sender == "customer":
+        ts = float(int(ts))  # WhatsApp customer timestamps are whole seconds
+    mtype = msg.get("type", "event" if sender == "sys" else "text")
+    data: dict[str, Any] = {"body": msg["text"]}
+    if "action" in msg:
+        data["action"] = msg["action"]
+    sender_id = {"customer": customer_id, "bot": 1819347, "sys": 0}.get(sender, msg.get("agent"))
+    customer = {"id": customer_id, "name": f"Visitor #{customer_id}", "agent_id": msg.get("agent")}
+    timestamp: float | int = int(ts) if ts == int(ts) else ts
+    raw: dict[str, Any] = {
+        "extra": {"action": msg["action"]} if "action" in msg else {},
+        "chat": customer_id + 1,
+        "type": mtype,
+        "channel": channel["id"],
+        "timestamp": timestamp,
+        "message": msg["text"],
+    }
+    if msg.get("shape") == "legacy":  # the help-centre sample: no uuid, readed_at
+        raw["readed_at"] = ts + 0.002
+        raw["read"] = True
+    else:
+        raw.update(
+            uuid=msg.get("key") or str(uuid.uuid5(uuid.NAMESPACE_URL, msg["text"])),
+            author_type=AUTHOR[sender],
+            seq=msg.get("seq"),
+            read=False,
+        )
+    message = {
+        "_raw": raw,
+        "type": mtype,
+        "data": data,
+        "timestamp": timestamp,
+        "sender": {"id": sender_id, "name": "x", "type": sender},
+        "customer": customer,
+        "channel": channel,
+    }
+    return orjson.dumps({"messages": [message]})
+
+
+def load_case(name: str) -> dict[str, Any]:
+    case: dict[str, Any] = json.loads((CASES / name).read_text())
+    return case
+
+
+def ingest_case(lake: Path, case: dict[str, Any]) -> None:
+    """Store a case's deliveries in arrival order, as the collector would.
+
+    A message's ``arrive`` is its delay in seconds after its time ``t`` (default 0.1), or a
+    list of delays for a message Landbot delivered more than once. Each arrival time is one
+    journal flush, so deliveries land in separate files like a collector's segments.
+    """
+    groups: dict[float, list[bytes]] = defaultdict(list)
+    for msg in case["messages"]:
+        body = landbot_body(msg, case)
+        delays = msg.get("arrive", 0.1)
+        for delay in delays if isinstance(delays, list) else [delays]:
+            groups[ts_of(msg["t"]) + delay].append(body)
+    for arrive in sorted(groups):
+        ingest_bodies(lake, groups[arrive], received_at_us=round(arrive * 1_000_000))
+
+
+# --------------------------------------------------------------------------- direct rows
+
+_T0 = datetime(2025, 3, 1, 23, 0, tzinfo=UTC)
+
+
+def row(
+    key: str,
+    *,
+    customer: int = 1,
+    channel: int = 10,
+    t: float = 0.0,
+    sender: str = "customer",
+    text: str | None = None,
+    seq: int | None = None,
+    arrive: float | None = None,
+    source: str | None = None,
+    type: str = "text",
+    action: str | None = None,
+    agent_id: int | None = None,
+) -> dict[str, Any]:
+    """One MESSAGE_SCHEMA row; ``t`` and ``arrive`` are seconds after 2025-03-01 23:00 UTC."""
+    ts = _T0 + timedelta(seconds=t)
+    received = _T0 + timedelta(seconds=t if arrive is None else arrive)
+    return {
+        "message_key": key,
+        "hook": "default",
+        "channel_id": channel,
+        "channel_name": "Support bot",
+        "channel_type": "landbot",
+        "customer_id": customer,
+        "chat_id": customer + 1,
+        "ts": ts,
+        "seq": seq,
+        "type": type,
+        "sender_type": sender,
+        "sender_id": customer if sender == "customer" else 7,
+        "sender_name": "x",
+        "text": key if text is None else text,
+        "payload": None,
+        "action": action,
+        "url": None,
+        "agent_id": agent_id,
+        "data": "{}",
+        "customer": "{}",
+        "raw": "{}",
+        "sentry_trace": None,
+        "received_at": received,
+        "source": source or f"test/{key}@{int((received - _T0).total_seconds() * 1e6):015d}",
+    }
+
+
+def write_rows(lake: Path, rows: list[dict[str, Any]], name: str = "part") -> list[Path]:
+    """Write rows into their UTC date partitions as ``<name>.parquet`` (one file per date)."""
+    by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_date[r["ts"].astimezone(UTC).strftime("%Y-%m-%d")].append(r)
+    out = []
+    for date, part in sorted(by_date.items()):
+        path = layout.partition_dir(lake, layout.MESSAGES, date) / f"{name}.parquet"
+        layout.write_table(pa.Table.from_pylist(part, schema=layout.MESSAGE_SCHEMA), path)
+        out.append(path)
+    return out
+
+
+# --------------------------------------------------------------------------- reference
+
+
+@dataclass
+class Reference:
+    """What the views must contain, computed the obvious way in Python."""
+
+    #: message_key -> (conversation number per customer stream, position)
+    placement: dict[str, tuple[tuple[int, int, int], int]] = field(default_factory=dict)
+    #: conversation -> keys in order
+    conversations: dict[tuple[int, int, int], list[str]] = field(default_factory=dict)
+    #: conversation -> [(role, [keys])]
+    turns: dict[tuple[int, int, int], list[tuple[str, list[str]]]] = field(default_factory=dict)
+
+
+def reference_views(rows: list[dict[str, Any]], gap: timedelta) -> Reference:
+    first: dict[str, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: (r["received_at"], r["source"])):
+        first.setdefault(r["message_key"], r)
+    streams: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in first.values():
+        streams[(r["channel_id"], r["customer_id"])].append(r)
+    ref = Reference()
+    for (channel, customer), stream in streams.items():
+        stream.sort(
+            key=lambda r: (
+                r["ts"],
+                r["seq"] is None,
+                r["seq"] or 0,
+                r["received_at"],
+                r["source"],
+            )
+        )
+        n = 0
+        prev = None
+        for r in stream:
+            if prev is None or r["ts"] - prev > gap:
+                n += 1
+                ref.conversations[(channel, customer, n)] = []
+            prev = r["ts"]
+            keys = ref.conversations[(channel, customer, n)]
+            keys.append(r["message_key"])
+            ref.placement[r["message_key"]] = ((channel, customer, n), len(keys))
+            role = ROLE.get(r["sender_type"])
+            if role is None:
+                continue
+            turns = ref.turns.setdefault((channel, customer, n), [])
+            if turns and turns[-1][0] == role:
+                turns[-1][1].append(r["message_key"])
+            else:
+                turns.append((role, [r["message_key"]]))
+    return ref
+
+
+def test_write_rows_puts_each_row_in_the_partition_of_its_utc_date(tmp_path: Path) -> None:
+    rows = [row("a", t=0), row("b", t=3600 + 5)]  # 23:00 and 00:00:05 the next day
+    files = write_rows(tmp_path, rows)
+    assert [f.parent.name for f in files] == ["date=2025-03-01", "date=2025-03-02"]
+    assert layout.live_files(tmp_path, layout.MESSAGES) == files
+
+
+def test_reference_dedupes_orders_and_splits() -> None:
+    rows = [
+        row("b", t=10, arrive=11),
+        row("a", t=10, seq=None, arrive=10.5),
+        row("b", t=10, arrive=30),  # a retry
+        row("c", t=10 + 1801, sender="bot"),
+    ]
+    ref = reference_views(rows, timedelta(minutes=30))
+    assert ref.conversations == {(10, 1, 1): ["a", "b"], (10, 1, 2): ["c"]}
+    assert ref.turns[(10, 1, 1)] == [("user", ["a", "b"])]

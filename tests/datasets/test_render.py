@@ -1,0 +1,289 @@
+"""Rendering messages, merging turns and shaping examples (hooklake.datasets.render)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hooklake.datasets.recipe import Examples
+from hooklake.datasets.render import (
+    Rendered,
+    Turn,
+    conversation_examples,
+    merge_turns,
+    render_message,
+    render_text,
+    trim_turns,
+)
+from hooklake.datasets.writers import openai_problem, openai_record
+from tests.conftest import sample
+
+
+def _message(name: str) -> dict[str, Any]:
+    msg: dict[str, Any] = orjson.loads(sample(name))["messages"][0]
+    return msg
+
+
+def _columns(msg: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """type, text, url, data as the collector stores them (text: body, else title, else the
+    raw message)."""
+    data = msg.get("data") or {}
+    raw = msg.get("_raw") or {}
+    text = data.get("body") or data.get("title") or raw.get("message") or data.get("caption")
+    return msg["type"], text or None, data.get("url"), orjson.dumps(data).decode()
+
+
+def _render(name: str, media: str = "placeholder") -> Rendered | None:
+    msg = _message(name)
+    return render_message("k", msg["sender"]["type"], *_columns(msg), media=media)
+
+
+def test_button_click_is_the_users_text() -> None:
+    r = _render("button_click.json")
+    assert r == Rendered("user", False, "Track my order", "k")
+
+
+def test_dialog_is_its_question_then_its_options() -> None:
+    r = _render("dialog.json")
+    assert r is not None and r.role == "assistant"
+    assert r.text == "What do you need help with?\n- Track my order\n- Talk to a human"
+
+
+def test_card_template_has_title_body_options_and_footer() -> None:
+    r = _render("whatsapp_card_template.json")
+    assert r is not None
+    assert r.text == (
+        "Support\nChoose an option\n- Order status\n- Talk to a human\nReply with a button"
+    )
+
+
+def test_image_becomes_a_placeholder_with_url_and_keeps_its_caption() -> None:
+    url = "https://storage.googleapis.com/media.landbot.io/2955840/channels/example.png"
+    r = _render("image.json")
+    assert r is not None and r.text == f"[image: {url}]\nHere is our store map"
+    dropped = _render("image.json", media="drop")
+    assert dropped is not None and dropped.text == "Here is our store map"
+
+
+def test_iframe_is_a_placeholder_or_nothing() -> None:
+    r = _render("iframe.json")
+    assert r is not None and r.text == "[iframe: https://www.youtube.com/embed/dQw4w9WgXcQ]"
+    assert _render("iframe.json", media="drop") is None
+
+
+@pytest.mark.parametrize("name", ["event_assign.json", "event_unassign.json"])
+def test_events_never_appear_as_text(name: str) -> None:
+    assert _render(name) is None
+    # Even an event sent by a non-sys sender with a body stays silent.
+    assert render_text("event", "Conversation assigned to agent", None, None) == ""
+
+
+def test_agent_text_is_an_assistant_message_written_by_a_human() -> None:
+    r = _render("agent_message.json")
+    assert r == Rendered("assistant", True, "hello world", "k")
+
+
+def test_unknown_types_keep_their_text_and_unknown_media_become_placeholders() -> None:
+    assert render_text("location", "Calle Mayor 1, Madrid", None, None) == "Calle Mayor 1, Madrid"
+    assert render_text("video", None, "https://v.example/a.mp4", None) == (
+        "[video: https://v.example/a.mp4]"
+    )
+    assert render_text("sticker_pack", None, "https://s.example/x", None) == (
+        "[sticker_pack: https://s.example/x]"
+    )
+    assert render_text("video", None, "https://v.example/a.mp4", None, media="drop") == ""
+
+
+def test_unknown_sender_and_empty_text_render_nothing() -> None:
+    assert render_message("k", "sys", "text", "hi", None, None) is None
+    assert render_message("k", None, "text", "hi", None, None) is None
+    assert render_message("k", "bot", "text", "   ", None, None) is None
+
+
+def test_dialog_with_button_objects_and_broken_data() -> None:
+    data = orjson.dumps({"buttons": [{"label": "Yes"}, {"text": "No"}, 3, ""]}).decode()
+    assert render_text("dialog", "Continue?", None, data) == "Continue?\n- Yes\n- No"
+    assert render_text("dialog", "Continue?", None, "not json") == "Continue?"
+
+
+def _r(role: str, text: str, key: str, human: bool = False) -> Rendered:
+    return Rendered(role, human, text, key)  # type: ignore[arg-type]
+
+
+def test_merge_turns_joins_consecutive_roles_and_keeps_keys() -> None:
+    msgs = [
+        _r("assistant", "Hi", "a"),
+        _r("assistant", "Menu", "b"),
+        _r("user", "Track", "c"),
+        _r("user", "now", "d"),
+        _r("assistant", "Sure", "e", human=True),
+    ]
+    turns = merge_turns(msgs)
+    assert [(t.role, t.text, t.keys, t.human) for t in turns] == [
+        ("assistant", "Hi\nMenu", ["a", "b"], False),
+        ("user", "Track\nnow", ["c", "d"], False),
+        ("assistant", "Sure", ["e"], True),
+    ]
+
+
+def test_dropping_agent_turns_drops_the_exchanges_with_the_agent() -> None:
+    msgs = [
+        _r("user", "Talk to a human", "a"),
+        _r("assistant", "Transferring you.", "b"),
+        _r("assistant", "Hi, Ana here", "c", human=True),
+        _r("user", "my order", "d"),
+        _r("user", "is late", "e"),
+        _r("assistant", "It ships today", "f", human=True),
+        _r("user", "thanks, bye", "g"),
+        _r("assistant", "Rate us?", "h"),
+    ]
+    turns = merge_turns(msgs, agent_turns="drop")
+    # "my order / is late" was said to the agent: it goes with the agent's reply.
+    assert [(t.role, t.text, t.keys) for t in turns] == [
+        ("user", "Talk to a human", ["a"]),
+        ("assistant", "Transferring you.", ["b"]),
+        ("user", "thanks, bye", ["g"]),
+        ("assistant", "Rate us?", ["h"]),
+    ]
+    assert not any(t.human for t in turns)
+
+
+def test_trim_turns_starts_with_user_and_ends_with_assistant() -> None:
+    turns = [
+        Turn("assistant", False, "hi", ["a"]),
+        Turn("user", False, "q", ["b"]),
+        Turn("assistant", False, "r", ["c"]),
+        Turn("user", False, "bye", ["d"]),
+    ]
+    assert [t.keys for t in trim_turns(turns)] == [["b"], ["c"]]
+    assert trim_turns([Turn("user", False, "q", ["b"])]) == []
+
+
+def _turns(*spec: str) -> list[Turn]:
+    """``"u"`` user, ``"b"`` bot, ``"a"`` human agent."""
+    roles = {"u": ("user", False), "b": ("assistant", False), "a": ("assistant", True)}
+    return [Turn(roles[s][0], roles[s][1], f"{s}{i}", [f"k{i}"]) for i, s in enumerate(spec)]  # type: ignore[arg-type]
+
+
+def _shape(examples: list[Any]) -> list[list[tuple[str, str, int | None]]]:
+    return [[(m.role, m.content, m.weight) for m in ex.messages] for ex in examples]
+
+
+def test_one_example_per_conversation_with_system_prompt() -> None:
+    spec = Examples(system_prompt="Be kind.")
+    (ex,) = conversation_examples(
+        _turns("u", "b", "u", "a"), spec, conversation_id="c1", channel_id=1, customer_id=2
+    )
+    assert _shape([ex]) == [
+        [
+            ("system", "Be kind.", None),
+            ("user", "u0", None),
+            ("assistant", "b1", 1),
+            ("user", "u2", None),
+            ("assistant", "a3", 1),
+        ]
+    ]
+    assert ex.source_keys == ["k0", "k1", "k2", "k3"]
+    assert (ex.conversation_id, ex.channel_id, ex.customer_id) == ("c1", 1, 2)
+
+
+def test_weight0_marks_agent_replies_as_context_only() -> None:
+    spec = Examples(agent_turns="weight0")
+    (ex,) = conversation_examples(_turns("u", "b", "u", "a"), spec, conversation_id="c")
+    assert [m.weight for m in ex.messages if m.role == "assistant"] == [1, 0]
+    # A conversation whose only reply is an agent's has nothing to train on.
+    assert conversation_examples(_turns("u", "a"), spec, conversation_id="c") == []
+
+
+def test_unit_turn_gives_one_example_per_reply_with_history() -> None:
+    spec = Examples(unit="turn")
+    exs = conversation_examples(_turns("u", "b", "u", "b"), spec, conversation_id="c")
+    assert _shape(exs) == [
+        [("user", "u0", None), ("assistant", "b1", 1)],
+        [
+            ("user", "u0", None),
+            ("assistant", "b1", 0),
+            ("user", "u2", None),
+            ("assistant", "b3", 1),
+        ],
+    ]
+    assert exs[1].source_keys == ["k0", "k1", "k2", "k3"]
+
+
+def test_max_context_turns_cuts_history_to_start_with_the_user() -> None:
+    turns = _turns("u", "b", "u", "b", "u", "b")
+    three = conversation_examples(
+        turns, Examples(unit="turn", max_context_turns=3), conversation_id="c"
+    )
+    assert [[m.content for m in ex.messages] for ex in three] == [
+        ["u0", "b1"],
+        ["u0", "b1", "u2", "b3"],
+        ["u2", "b3", "u4", "b5"],
+    ]
+    # Two turns of history before b5 would be b3, u4: opening with the assistant, so b3 goes.
+    two = conversation_examples(
+        turns, Examples(unit="turn", max_context_turns=2), conversation_id="c"
+    )
+    assert [[m.content for m in ex.messages] for ex in two] == [
+        ["u0", "b1"],
+        ["u2", "b3"],
+        ["u4", "b5"],
+    ]
+
+
+def test_targets_agent_makes_examples_only_for_agent_replies() -> None:
+    spec = Examples(unit="turn", targets="agent")
+    exs = conversation_examples(_turns("u", "b", "u", "a", "u", "b"), spec, conversation_id="c")
+    assert len(exs) == 1
+    assert [(m.content, m.weight) for m in exs[0].messages if m.role == "assistant"] == [
+        ("b1", 0),
+        ("a3", 1),
+    ]
+
+
+_SENDERS = st.sampled_from(
+    [
+        ("customer", "text"),
+        ("bot", "text"),
+        ("agent", "text"),
+        ("sys", "event"),
+        ("bot", "dialog"),
+        ("customer", "button"),
+        ("bot", "image"),
+        ("bot", "iframe"),
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_SENDERS, st.text(max_size=12)), max_size=14),
+    spec=st.builds(
+        Examples,
+        unit=st.sampled_from(["conversation", "turn"]),
+        agent_turns=st.sampled_from(["keep", "drop", "weight0"]),
+        max_context_turns=st.integers(0, 4),
+        system_prompt=st.sampled_from([None, "You help."]),
+        media=st.sampled_from(["placeholder", "drop"]),
+    ),
+)
+def test_every_example_passes_the_openai_checks(
+    rows: list[tuple[tuple[str, str], str]], spec: Examples
+) -> None:
+    rendered = [
+        r
+        for i, ((sender, kind), text) in enumerate(rows)
+        if (
+            r := render_message(
+                f"k{i}", sender, kind, text or None, "https://x/y.png", None, spec.media
+            )
+        )
+    ]
+    turns = trim_turns(merge_turns(rendered, spec.agent_turns))
+    for ex in conversation_examples(turns, spec, conversation_id="c"):
+        assert openai_problem(openai_record(ex, weighted=True)) is None
+        assert set(ex.source_keys) <= {r.key for r in rendered}
