@@ -1,30 +1,38 @@
-"""``hooklake demo``: the whole path, end to end, on this machine, in under a minute.
+"""``hooklake demo`` and demo lakes: Hooklake end to end on this machine, in under a minute.
 
 It starts the real collector (``hooklake serve``) on a free loopback port with a token, sends
 it simulated Landbot traffic over HTTP, stops it (which flushes the journal), shows what the
 lake holds and a reconstructed conversation, builds a dataset from a recipe, and says where
 everything is. The collector runs in its own process group and is always stopped, even when
-the demo fails or is interrupted.
+the demo fails or is interrupted. :func:`demo_lake` gives notebooks a lake to explore: the
+one named by ``$HOOKLAKE_LAKE``, or a small simulated one written as the collector writes.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from hooklake.errors import HooklakeError, StorageError
+from hooklake.errors import HooklakeError, LakeError, StorageError
+
+if TYPE_CHECKING:
+    from hooklake.datasets.lake import Lake
 
 Echo = Callable[[str], None]
 DEMO_HOOK = "landbot"
@@ -39,6 +47,74 @@ class DemoResult:
     messages: int
     conversations: int
     examples: dict[str, int]
+
+
+#: Customers in the lake :func:`demo_lake` simulates: big enough for every kind of traffic
+#: (handovers, returns, WhatsApp, ...), small enough to build in about a second.
+DEMO_CUSTOMERS = 60
+#: New customers per hour in the simulated lake: slow enough that 60 of them spread over a
+#: day, so volume charts show the daily rhythm rather than one busy hour.
+DEMO_CUSTOMERS_PER_HOUR = 3.0
+
+
+def demo_lake(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    customers: int = DEMO_CUSTOMERS,
+    seed: int = 0,
+    customers_per_hour: float = DEMO_CUSTOMERS_PER_HOUR,
+) -> Lake:
+    """The lake a notebook explores: ``$HOOKLAKE_LAKE`` when it is set, else a simulated one.
+
+    Point ``HOOKLAKE_LAKE`` at the directory your collector writes to explore real traffic.
+    Without it, the traffic of ``customers`` simulated customers (arriving at
+    ``customers_per_hour``) is stored exactly as the collector would store it, into ``path``
+    (kept) or, by default, a temporary directory that is removed when the returned Lake is
+    garbage-collected or Python exits.
+    """
+    from hooklake.datasets.lake import Lake
+
+    configured = os.environ.get("HOOKLAKE_LAKE")
+    if configured:
+        return Lake(configured)
+    if path is not None:
+        return simulated_lake(
+            path, customers=customers, seed=seed, customers_per_hour=customers_per_hour
+        )
+    directory = Path(tempfile.mkdtemp(prefix="hooklake-demo-"))
+    try:
+        lake = simulated_lake(
+            directory / "lake",
+            customers=customers,
+            seed=seed,
+            customers_per_hour=customers_per_hour,
+        )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    weakref.finalize(lake, shutil.rmtree, directory, ignore_errors=True)
+    return lake
+
+
+def simulated_lake(
+    path: str | os.PathLike[str],
+    *,
+    customers: int = DEMO_CUSTOMERS,
+    seed: int = 0,
+    customers_per_hour: float = DEMO_CUSTOMERS_PER_HOUR,
+) -> Lake:
+    """Build a lake at ``path`` (a new or empty directory) from :mod:`hooklake.simulate`
+    traffic and open it. The same arguments give the same messages."""
+    from hooklake.collector.ingest import ingest_bodies
+    from hooklake.datasets.lake import Lake
+    from hooklake.simulate import bodies
+
+    lake = Path(path)
+    if lake.exists() and any(lake.iterdir()):
+        raise LakeError(f"{lake} is not empty: give simulated_lake a new or empty directory")
+    lake.mkdir(parents=True, exist_ok=True)
+    ingest_bodies(lake, bodies(customers, seed=seed, customers_per_hour=customers_per_hour))
+    return Lake(lake)
 
 
 def _free_port() -> int:
@@ -99,8 +175,6 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo in ``directory`` (created; an earlier demo there is replaced)."""
-    import shutil
-
     from tqdm import tqdm
 
     from hooklake.datasets.build import build
@@ -175,4 +249,6 @@ def run_demo(
     echo(f"  HOOKLAKE_LAKE={lake} jupyter lab notebooks/   # with Jupyter installed")
     echo(f"  hooklake serve --hooks {hooks_file} --lake {lake}")
     echo(f"     (then point a Landbot MessageHook at http://<this host>:8000/hooks/{DEMO_HOOK})")
-    return DemoResult(directory, lake, out, report.acknowledged, n_messages, n_conv, result.counts())
+    return DemoResult(
+        directory, lake, out, report.acknowledged, n_messages, n_conv, result.counts()
+    )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 import pytest
 
-from hooklake.datasets import explore
+from hooklake import demo
 
 if TYPE_CHECKING:
     from jupyter_client.kernelspec import KernelSpecManager
@@ -59,7 +59,7 @@ def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
 @pytest.fixture(scope="module")
 def lake_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("notebook-lake") / "lake"
-    explore.simulated_lake(path, customers=explore.DEMO_CUSTOMERS, seed=5).close()
+    demo.simulated_lake(path, customers=demo.DEMO_CUSTOMERS, seed=5).close()
     yield path
 
 

@@ -108,9 +108,7 @@ def _reject_row(rec: Record, source: str, reason: str, index: int | None) -> Row
     )
 
 
-def _normalise(
-    con: duckdb.DuckDBPyConnection, records: list[Record], prefix: str
-) -> pa.Table:
+def _normalise(con: duckdb.DuckDBPyConnection, records: list[Record], prefix: str) -> pa.Table:
     bodies = pa.Table.from_pydict(
         {
             "body": [r.body.decode() for r in records],
@@ -162,9 +160,7 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
         for row in table.filter(bad).select(["rec", "message_index"]).to_pylist():
             rec = accepted[row["rec"]]
             reason = "timestamp or customer.id unreadable at flush"
-            rejects.append(
-                _reject_row(rec, f"{prefix}@{rec.offset}", reason, row["message_index"])
-            )
+            rejects.append(_reject_row(rec, f"{prefix}@{rec.offset}", reason, row["message_index"]))
         table = table.filter(pc.invert(bad))
     return _as_message_table(table), rejects
 

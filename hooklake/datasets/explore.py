@@ -4,8 +4,9 @@ The notebooks in ``notebooks/`` are built on these; they work the same in any no
 script::
 
     from hooklake.datasets import explore
+    from hooklake.demo import demo_lake
 
-    lake = explore.demo_lake()            # $HOOKLAKE_LAKE, or a small simulated lake
+    lake = demo_lake()                    # $HOOKLAKE_LAKE, or a small simulated lake
     explore.volume(lake)                  # messages per hour/day/week and channel
     explore.handover_summary(lake)        # how often conversations go to a human, per channel
 
@@ -21,9 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-import weakref
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -41,72 +39,6 @@ from hooklake.datasets.lake import Lake
 from hooklake.datasets.redact import KINDS
 from hooklake.datasets.render import SILENT_TYPES, render_text
 from hooklake.errors import BuildError, LakeError
-
-#: Customers in the lake :func:`demo_lake` simulates: big enough for every kind of traffic
-#: (handovers, returns, WhatsApp, ...), small enough to build in about a second.
-DEMO_CUSTOMERS = 60
-#: New customers per hour in the simulated lake: slow enough that 60 of them spread over a
-#: day, so volume charts show the daily rhythm rather than one busy hour.
-DEMO_CUSTOMERS_PER_HOUR = 3.0
-
-
-def demo_lake(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    customers: int = DEMO_CUSTOMERS,
-    seed: int = 0,
-    customers_per_hour: float = DEMO_CUSTOMERS_PER_HOUR,
-) -> Lake:
-    """The lake a notebook explores: ``$HOOKLAKE_LAKE`` when it is set, else a simulated one.
-
-    Point ``HOOKLAKE_LAKE`` at the directory your collector writes to explore real traffic.
-    Without it, the traffic of ``customers`` simulated customers (arriving at
-    ``customers_per_hour``) is stored exactly as the collector would store it, into ``path``
-    (kept) or, by default, a temporary directory that is removed when the returned Lake is
-    garbage-collected or Python exits.
-    """
-    configured = os.environ.get("HOOKLAKE_LAKE")
-    if configured:
-        return Lake(configured)
-    if path is not None:
-        return simulated_lake(
-            path, customers=customers, seed=seed, customers_per_hour=customers_per_hour
-        )
-    directory = Path(tempfile.mkdtemp(prefix="hooklake-demo-"))
-    try:
-        lake = simulated_lake(
-            directory / "lake",
-            customers=customers,
-            seed=seed,
-            customers_per_hour=customers_per_hour,
-        )
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    weakref.finalize(lake, shutil.rmtree, directory, ignore_errors=True)
-    return lake
-
-
-def simulated_lake(
-    path: str | os.PathLike[str],
-    *,
-    customers: int = DEMO_CUSTOMERS,
-    seed: int = 0,
-    customers_per_hour: float = DEMO_CUSTOMERS_PER_HOUR,
-) -> Lake:
-    """Build a lake at ``path`` (a new or empty directory) from :mod:`hooklake.simulate`
-    traffic and open it. The same arguments give the same messages."""
-    # The read side never imports the collector, except here: a demo lake has to be written,
-    # and it is written exactly as the collector writes one (journal, then flush).
-    from hooklake.collector.ingest import ingest_bodies
-    from hooklake.simulate import bodies
-
-    lake = Path(path)
-    if lake.exists() and any(lake.iterdir()):
-        raise LakeError(f"{lake} is not empty: give simulated_lake a new or empty directory")
-    lake.mkdir(parents=True, exist_ok=True)
-    ingest_bodies(lake, bodies(customers, seed=seed, customers_per_hour=customers_per_hour))
-    return Lake(lake)
 
 
 def volume(lake: Lake, every: str | timedelta | None = None) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooklake import demo
 from hooklake.datasets import explore
 from hooklake.datasets.build import BuildReport, build
 from hooklake.datasets.lake import Lake
@@ -86,7 +87,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    lake = explore.simulated_lake(
+    lake = demo.simulated_lake(
         tmp_path_factory.mktemp("explore") / "lake",
         customers=CUSTOMERS,
         seed=SEED,
@@ -461,14 +462,14 @@ def test_demo_lake_reads_hooklake_lake_when_set(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOKLAKE_LAKE", str(world.lake.path))
-    with explore.demo_lake(customers=3) as lake:
+    with demo.demo_lake(customers=3) as lake:
         assert lake.path == world.lake.path
         assert len(explore.conversation_lengths(lake)) == len(world.conversations)
 
 
 def test_demo_lake_simulates_one_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HOOKLAKE_LAKE", raising=False)
-    lake = explore.demo_lake(customers=12, seed=SEED)
+    lake = demo.demo_lake(customers=12, seed=SEED)
     directory = lake.path.parent
     assert directory.name.startswith("hooklake-demo-")
     assert explore.conversation_lengths(lake)["customer_id"].nunique() == 12
@@ -483,15 +484,15 @@ def test_simulated_lake_is_deterministic_and_refuses_a_used_directory(
 ) -> None:
     monkeypatch.delenv("HOOKLAKE_LAKE", raising=False)
     with (
-        explore.demo_lake(tmp_path / "a", customers=10, seed=4) as a,
-        explore.simulated_lake(tmp_path / "b", customers=10, seed=4) as b,
+        demo.demo_lake(tmp_path / "a", customers=10, seed=4) as a,
+        demo.simulated_lake(tmp_path / "b", customers=10, seed=4) as b,
     ):
         columns = ["conversation_id", "messages", "minutes"]
         pd.testing.assert_frame_equal(
             explore.conversation_lengths(a)[columns], explore.conversation_lengths(b)[columns]
         )
     with pytest.raises(LakeError, match="not empty"):
-        explore.simulated_lake(tmp_path / "a", customers=1)
+        demo.simulated_lake(tmp_path / "a", customers=1)
 
 
 # -- built datasets ---------------------------------------------------------------------------
