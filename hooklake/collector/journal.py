@@ -30,10 +30,10 @@ import re
 import secrets
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,8 +266,10 @@ class SegmentWriter:
 class GroupCommitter:
     """Async front of a :class:`SegmentWriter`: many concurrent appends, one fsync per batch.
 
-    There is no idle timer: a batch is written as soon as the previous fsync returns, so a
-    lone request waits for exactly one fsync and a busy collector amortises one over many.
+    A dedicated thread owns the writer. There is no idle timer: it takes whatever records
+    are waiting as soon as the previous fsync returns, so a lone request waits for exactly one
+    fsync and a busy collector amortises one over many. Each batch costs the event loop one
+    wake-up (``call_soon_threadsafe``), not one per request.
     """
 
     def __init__(
@@ -281,63 +283,68 @@ class GroupCommitter:
         self.seal_interval = seal_interval
         self._pending: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._wake = asyncio.Event()
+        self._cond = threading.Condition()
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hooklake-journal")
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.writer.open)
-        self._task = asyncio.create_task(self._run(), name="hooklake-journal")
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.writer.open)
+        self._thread = threading.Thread(target=self._run, name="hooklake-journal", daemon=True)
+        self._thread.start()
 
     async def append(self, record: bytes) -> None:
         """Return once ``record`` is durably on disk; raise :class:`StorageError` if it is not."""
-        if self._closing:
-            raise StorageError("the collector is shutting down; retry")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(record)
-        self._waiters.append(fut)
-        self._wake.set()
+        with self._cond:
+            if self._closing:
+                raise StorageError("the collector is shutting down; retry")
+            self._pending.append(record)
+            self._waiters.append(fut)
+            self._cond.notify()
         await fut
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _run(self) -> None:
+        assert self._loop is not None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.seal_interval / 2)
-            self._wake.clear()
-            if self._pending:
+            with self._cond:
+                if not self._pending and not self._closing:
+                    self._cond.wait(self.seal_interval / 2)
                 batch, waiters = self._pending, self._waiters
                 self._pending, self._waiters = [], []
+                closing = self._closing
+            if batch:
                 if self.on_batch is not None:
                     self.on_batch(len(batch))
+                error: StorageError | None = None
                 try:
-                    await loop.run_in_executor(self._executor, self.writer.write, b"".join(batch))
+                    self.writer.write(b"".join(batch))
                 except Exception as exc:  # StorageError, or anything unexpected: never ack
-                    err = exc if isinstance(exc, StorageError) else StorageError(str(exc))
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(err)
-                else:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_result(None)
+                    error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+                self._loop.call_soon_threadsafe(_resolve, waiters, error)
             if self.writer.due(self.seal_interval):
                 with contextlib.suppress(OSError):
-                    await loop.run_in_executor(self._executor, self.writer.seal)
-            if self._closing and not self._pending:
+                    self.writer.seal()
+            if closing and not batch:
                 return
 
     async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.writer.close)
-        self._executor.shutdown(wait=True)
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self.writer.close)
+
+
+def _resolve(waiters: list[asyncio.Future[None]], error: StorageError | None) -> None:
+    for w in waiters:
+        if not w.done():
+            if error is None:
+                w.set_result(None)
+            else:
+                w.set_exception(error)
 
 
 def writer_dirs(lake: Path) -> list[Path]:

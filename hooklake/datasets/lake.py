@@ -265,7 +265,9 @@ class Lake:
     def _define_views(self, con: duckdb.DuckDBPyConnection) -> None:
         files = self._files
         with lake_errors(f"cannot define the views of lake {self.path}"):
-            con.execute("SET VARIABLE hooklake_session_gap = ?", [self.session_gap])
+            con.execute(
+                "SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(self.session_gap)]
+            )
             for table, variable, source in _SOURCES:
                 paths = [str(p) for p in files.get(table, [])]
                 con.execute(variable, [paths])
@@ -277,6 +279,10 @@ class Lake:
                     con.execute(sql_text(f"{source}_empty"))
             for name in _VIEW_FILES:
                 con.execute(sql_text(name))
+
+
+def _microseconds(gap: timedelta) -> int:
+    return (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
 
 
 def _file_size(path: Path) -> int:

@@ -1,24 +1,48 @@
 -- conversations: one row per conversation (one customer of one channel, split by the session
 -- gap; see messages.sql). Counts are over deduplicated messages.
 CREATE OR REPLACE TEMP VIEW conversations AS
+WITH counted AS (
+    -- Only narrow columns go through the ordering windows: this is the expensive part.
+    SELECT
+        channel_id,
+        customer_id,
+        _started_at,
+        max(ts) AS ended_at,
+        count(*) AS n_messages,
+        count(*) FILTER (WHERE sender_type = 'customer') AS n_customer,
+        count(*) FILTER (WHERE sender_type = 'bot') AS n_bot,
+        count(*) FILTER (WHERE sender_type = 'agent') AS n_agent,
+        count(*) FILTER (WHERE sender_type = 'sys') AS n_sys
+    FROM hooklake_messages_ordered
+    GROUP BY channel_id, customer_id, _started_at
+),
+channels AS (
+    -- Names and types belong to the channel; report the latest ones the lake has seen.
+    SELECT
+        channel_id,
+        arg_max(channel_name, ts) AS channel_name,
+        arg_max(channel_type, ts) AS channel_type
+    FROM hooklake_message_rows
+    GROUP BY channel_id
+)
 SELECT
-    concat(channel_id, '-', customer_id, '-', epoch_us(_started_at) // 1000) AS conversation_id,
-    channel_id,
-    customer_id,
-    _started_at AS started_at,
-    max(ts) AS ended_at,
-    max(ts) - _started_at AS duration,
-    count(*) AS n_messages,
-    count(*) FILTER (WHERE sender_type = 'customer') AS n_customer,
-    count(*) FILTER (WHERE sender_type = 'bot') AS n_bot,
-    count(*) FILTER (WHERE sender_type = 'agent') AS n_agent,
-    count(*) FILTER (WHERE sender_type = 'sys') AS n_sys,
-    count(*) FILTER (WHERE sender_type = 'agent') > 0 AS has_agent,
-    -- Names can change over time; report the latest one seen in the conversation.
-    arg_max(channel_name, _rn) AS channel_name,
-    arg_max(channel_type, _rn) AS channel_type,
-    arg_min(hook, _rn) AS hook,
-    min(date) AS first_date,
-    max(date) AS last_date
-FROM hooklake_messages_ordered
-GROUP BY channel_id, customer_id, _started_at;
+    concat(c.channel_id, '-', c.customer_id, '-', epoch_us(c._started_at) // 1000)
+        AS conversation_id,
+    c.channel_id,
+    c.customer_id,
+    c._started_at AS started_at,
+    c.ended_at,
+    c.ended_at - c._started_at AS duration,
+    c.n_messages,
+    c.n_customer,
+    c.n_bot,
+    c.n_agent,
+    c.n_sys,
+    c.n_agent > 0 AS has_agent,
+    ch.channel_name,
+    ch.channel_type,
+    -- UTC dates, like the date partitions, whatever the session's time zone.
+    CAST(timezone('UTC', c._started_at) AS DATE) AS first_date,
+    CAST(timezone('UTC', c.ended_at) AS DATE) AS last_date
+FROM counted AS c
+LEFT JOIN channels AS ch ON ch.channel_id IS NOT DISTINCT FROM c.channel_id;
