@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -168,21 +169,19 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
         table = table.filter(pc.invert(bad))
     # Every message the collector acknowledged must come out as a row or a reject. The check
     # and the bulk parser can read a body differently (duplicate keys: last vs first wins).
-    seen: dict[int, set[int]] = defaultdict(set)
-    for rec_i, index in zip(
-        table["rec"].to_pylist(), table["message_index"].to_pylist(), strict=True
-    ):
-        seen[rec_i].add(index)
-    for i, rec in enumerate(accepted):
-        promised = rec.header.get("n")
-        missing = sorted(set(range(promised or 0)) - seen[i] - bad_indices[i])
-        if missing:
+    promised = np.array([rec.header.get("n", 0) for rec in accepted], dtype=np.int64)
+    read = np.bincount(table["rec"].to_numpy(), minlength=len(accepted))
+    read += np.array([len(bad_indices[i]) for i in range(len(accepted))], dtype=np.int64)
+    for i in np.flatnonzero(read < promised).tolist():
+        rec = accepted[i]
+        rows = pc.equal(table["rec"], i)
+        seen = set(table.filter(rows)["message_index"].to_pylist()) | bad_indices[i]
+        for index in sorted(set(range(int(promised[i]))) - seen):
             reason = (
-                f"message {{}} of {promised} accepted but unreadable at flush (duplicate keys?)"
+                f"message {index} of {promised[i]} accepted but unreadable at flush "
+                "(duplicate keys?)"
             )
-            for index in missing:
-                src = f"{prefix}@{rec.offset}"
-                rejects.append(_reject_row(rec, src, reason.format(index), index))
+            rejects.append(_reject_row(rec, f"{prefix}@{rec.offset}", reason, index))
     return _as_message_table(table), rejects
 
 

@@ -40,6 +40,8 @@ def recover(lake: Path) -> FlushReport:
 
 def _flusher_main(lake: str, interval: float, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s flusher %(message)s")
+    # Answering Landbot comes first: flushing is background work and can wait its turn.
+    os.nice(10)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
