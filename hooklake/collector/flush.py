@@ -231,6 +231,25 @@ def write_tables(lake: Path, name: str, messages: pa.Table, rejects: list[Row]) 
     return out
 
 
+def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
+    """A sealed segment holds only whole records, unless the disk damaged it. Whatever
+    follows the first unreadable record is kept as one reject rather than dropped."""
+    with open(segment, "rb") as fh:
+        fh.seek(valid)
+        tail = fh.read()
+    if not tail:
+        return None
+    log.error(
+        "journal segment %s is damaged at byte %d; %d bytes kept in rejects",
+        prefix,
+        valid,
+        len(tail),
+    )
+    reason = f"journal segment damaged at byte {valid}: the rest of it is kept here unread"
+    received_us = int(segment.stat().st_mtime * 1_000_000)
+    return (received_us, "", reason, None, tail, "{}", f"{prefix}@{valid}")
+
+
 def flush_segment(lake: Path, segment: Path) -> FlushReport:
     """Turn one sealed segment into lake files, then delete it. Skips a segment that another
     flusher holds."""
@@ -242,8 +261,11 @@ def flush_segment(lake: Path, segment: Path) -> FlushReport:
             return FlushReport()
         writer = segment.parent.name
         name = f"{writer}-{segment_number(segment):08d}"
-        records, _ = read_segment(segment)
+        records, valid = read_segment(segment)
         messages, rejects = records_to_tables(records, f"{writer}/{segment.name}")
+        damaged = _damaged_tail(segment, valid, f"{writer}/{segment.name}")
+        if damaged is not None:
+            rejects.append(damaged)
         files = write_tables(lake, name, messages, rejects)
         segment.unlink()
         fsync_dir(segment.parent)

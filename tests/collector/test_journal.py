@@ -394,3 +394,23 @@ def test_a_writer_starting_while_a_flusher_sweeps_its_directory_still_owns_it(
         writer.close()
     flush_lake(lake)
     assert [r["message_key"] for r in lake_rows(lake)] == ["a"]
+
+
+def test_a_damaged_sealed_segment_keeps_what_follows_the_damage_in_rejects(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    records = [record(f"k{i}") for i in range(4)]
+    segment = _sealed_writer(lake, records)
+    data = bytearray(segment.read_bytes())
+    second = len(records[0])
+    data[second + 30] ^= 0xFF  # inside the second record: its CRC no longer matches
+    segment.write_bytes(bytes(data))
+
+    report = flush_segment(lake, segment)
+
+    assert sorted(r["message_key"] for r in lake_rows(lake)) == ["k0"]
+    (reject,) = lake_rows(lake, REJECTED)
+    assert "damaged at byte" in reject["reason"] and reject["message_index"] is None
+    assert reject["body"] == bytes(data[second:])  # records 2-4, unread but not lost
+    assert report.rejected == 1 and not segment.exists()
