@@ -96,6 +96,12 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _source(prefix: str, offset: int) -> str:
+    """Lineage of a record: segment and byte offset, zero-padded so text order is file order
+    (the views use it as the last tie-break between equal arrival times)."""
+    return f"{prefix}@{offset:012d}"
+
+
 def _reject_row(rec: Record, source: str, reason: str, index: int | None) -> Row:
     head = rec.header
     return (
@@ -118,7 +124,7 @@ def _normalise(
             "body": pa.array([r.body for r in records], pa.binary()).cast(pa.string()),
             "hook": [r.header["hook"] for r in records],
             "received_at": [r.header["t"] for r in records],
-            "source": [f"{prefix}@{r.offset}" for r in records],
+            "source": [_source(prefix, r.offset) for r in records],
             "sentry_trace": [(r.header.get("h") or {}).get("sentry-trace") for r in records],
             "rec": list(range(first, first + len(records))),
         },
@@ -137,7 +143,7 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
     rejects: list[Row] = []
     for rec in records:
         if rec.header.get("kind") == "reject":
-            src = f"{prefix}@{rec.offset}"
+            src = _source(prefix, rec.offset)
             rejects.append(_reject_row(rec, src, rec.header["reason"], rec.header.get("index")))
         else:
             accepted.append(rec)
@@ -153,7 +159,7 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
             try:
                 parts.append(_normalise(con, [rec], prefix, i))
             except (duckdb.Error, pa.ArrowInvalid) as exc:
-                src = f"{prefix}@{rec.offset}"
+                src = _source(prefix, rec.offset)
                 rejects.append(_reject_row(rec, src, f"unreadable at flush: {exc}", None))
         if not parts:
             return MESSAGE_SCHEMA.empty_table(), rejects
@@ -165,7 +171,9 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
             bad_indices[row["rec"]].add(row["message_index"])
             rec = accepted[row["rec"]]
             reason = "timestamp or customer.id unreadable at flush"
-            rejects.append(_reject_row(rec, f"{prefix}@{rec.offset}", reason, row["message_index"]))
+            rejects.append(
+                _reject_row(rec, _source(prefix, rec.offset), reason, row["message_index"])
+            )
         table = table.filter(pc.invert(bad))
     # Every message the collector acknowledged must come out as a row or a reject. The check
     # and the bulk parser can read a body differently (duplicate keys: last vs first wins).
@@ -181,7 +189,7 @@ def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table,
                 f"message {index} of {promised[i]} accepted but unreadable at flush "
                 "(duplicate keys?)"
             )
-            rejects.append(_reject_row(rec, f"{prefix}@{rec.offset}", reason, index))
+            rejects.append(_reject_row(rec, _source(prefix, rec.offset), reason, index))
     return _as_message_table(table), rejects
 
 
@@ -247,7 +255,7 @@ def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
     )
     reason = f"journal segment damaged at byte {valid}: the rest of it is kept here unread"
     received_us = int(segment.stat().st_mtime * 1_000_000)
-    return (received_us, "", reason, None, tail, "{}", f"{prefix}@{valid}")
+    return (received_us, "", reason, None, tail, "{}", _source(prefix, valid))
 
 
 def flush_segment(lake: Path, segment: Path) -> FlushReport:

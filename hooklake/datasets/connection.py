@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -35,11 +36,13 @@ def connect(
 
     ``threads`` defaults to every core, ``memory_limit`` (e.g. ``"2GB"``) to
     ``$HOOKLAKE_MEMORY_LIMIT`` or DuckDB's own default (80% of RAM). Queries bigger than the
-    limit spill to a ``hooklake-duckdb`` folder in the system temporary directory.
+    limit spill to a ``hooklake-duckdb-*`` folder of their own in the system temporary
+    directory.
     """
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "temp_directory": str(Path(tempfile.gettempdir()) / "hooklake-duckdb"),
-    }
+    # DuckDB creates the folder on the first spill and deletes it, contents and all, when the
+    # database closes: each connection needs its own, or one would delete another's files.
+    spill = Path(tempfile.gettempdir()) / f"hooklake-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    config: dict[str, str | bool | int | float | list[str]] = {"temp_directory": str(spill)}
     if threads is not None:
         if threads < 1:
             raise LakeError(f"threads must be at least 1, not {threads}")

@@ -120,12 +120,13 @@ def _size(n: int) -> str:
 
 
 def as_session_gap(value: timedelta | int) -> timedelta:
-    """A session gap from a timedelta or a whole number of minutes; it must be positive."""
+    """A session gap from a timedelta or a whole number of minutes, at least one second (so two
+    conversations of a customer never start in the same millisecond of a conversation_id)."""
     if isinstance(value, bool) or not isinstance(value, timedelta | int):
         raise ConfigError(f"session_gap must be a timedelta or minutes as an int, not {value!r}")
     gap = timedelta(minutes=value) if isinstance(value, int) else value
-    if gap <= timedelta(0):
-        raise ConfigError(f"session_gap must be positive, not {gap}")
+    if gap < timedelta(seconds=1):
+        raise ConfigError(f"session_gap must be at least one second, not {gap}")
     return gap
 
 

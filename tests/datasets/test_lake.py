@@ -42,7 +42,7 @@ def test_a_directory_that_is_not_a_lake_is_refused(tmp_path: Path) -> None:
         Lake(tmp_path / "file")
 
 
-@pytest.mark.parametrize("gap", [0, -5, timedelta(0), True, "30", 1.5])
+@pytest.mark.parametrize("gap", [0, -5, timedelta(0), timedelta(milliseconds=999), True, "30", 1.5])
 def test_bad_session_gaps_are_refused(tmp_path: Path, gap: object) -> None:
     with pytest.raises(ConfigError, match="session_gap"):
         Lake(tmp_path, session_gap=gap)  # type: ignore[arg-type]
