@@ -89,7 +89,8 @@ def _connection() -> duckdb.DuckDBPyConnection:
     every few seconds, so setting it up once matters."""
     con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
     if con is None:
-        con = duckdb.connect(config={"threads": 2})
+        # One thread: the flusher shares the machine with the collector answering requests.
+        con = duckdb.connect(config={"threads": 1})
         con.register("bodies", _BODIES.empty_table())
         con.execute(_SQL)
         _local.con = con
