@@ -10,10 +10,11 @@ recovered first: the torn tail of the open segment is cut off and the rest seale
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -240,6 +241,19 @@ def write_tables(lake: Path, name: str, messages: pa.Table, rejects: list[Row]) 
     return out
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Reading a segment allocates a header dict and a body per record and no cycles; the
+    cyclic GC would otherwise rescan them over and over (about 40% of the read time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
     """A sealed segment holds only whole records, unless the disk damaged it. Whatever
     follows the first unreadable record is kept as one reject rather than dropped."""
@@ -270,8 +284,9 @@ def flush_segment(lake: Path, segment: Path) -> FlushReport:
             return FlushReport()
         writer = segment.parent.name
         name = f"{writer}-{segment_number(segment):08d}"
-        records, valid = read_segment(segment)
-        messages, rejects = records_to_tables(records, f"{writer}/{segment.name}")
+        with _gc_paused():
+            records, valid = read_segment(segment)
+            messages, rejects = records_to_tables(records, f"{writer}/{segment.name}")
         damaged = _damaged_tail(segment, valid, f"{writer}/{segment.name}")
         if damaged is not None:
             rejects.append(damaged)

@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -50,8 +50,7 @@ SEALED_SUFFIX = ".seg"
 LOCK_NAME = "lock"
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One journal record: receive metadata plus the raw body, and where it sits."""
 
     header: dict[str, Any]
