@@ -152,7 +152,10 @@ class SegmentWriter:
         # the lock for a moment and may unlink it and remove the directory. Retry until we
         # hold a lock that is still the one linked in the directory.
         lock = self.directory / LOCK_NAME
-        for _ in range(100):
+        # A flusher holds a dead writer's lock only while it flushes; on a loaded machine that
+        # can take a while, so wait by the clock, not by a count of tries.
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 fd = try_lock(lock)
