@@ -135,6 +135,8 @@ class SegmentWriter:
     segment_max_bytes: int = 64 << 20
     writer_id: str = field(default_factory=new_writer_id)
     fsync_observer: Callable[[float], None] | None = None
+    #: How long :meth:`open` waits for a flusher that holds this writer's lock.
+    open_timeout: float = 10.0
     _fd: int | None = None
     _lock_fd: int | None = None
     _seq: int = 0
@@ -154,7 +156,7 @@ class SegmentWriter:
         lock = self.directory / LOCK_NAME
         # A flusher holds a dead writer's lock only while it flushes; on a loaded machine that
         # can take a while, so wait by the clock, not by a count of tries.
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + self.open_timeout
         while time.monotonic() < deadline:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ def test_segments_roll_over_by_size_and_a_writer_directory_has_one_owner(tmp_pat
     try:
         for i in range(20):
             writer.write(record(f"k{i}"))
-        twin = SegmentWriter(lake, writer_id=writer.writer_id)
+        twin = SegmentWriter(lake, writer_id=writer.writer_id, open_timeout=0.2)
         with pytest.raises(StorageError, match="in use"):
             twin.open()
         sealed = sealed_segments(writer.directory)
