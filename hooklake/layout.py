@@ -16,10 +16,12 @@ themselves are deleted only after a grace period so a query that listed them sti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -136,31 +138,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` so that readers see either nothing or all of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` as zstd Parquet to ``path`` via a temporary name and an atomic rename."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file handle whose contents appear at ``path`` all at once when the block ends: written
+    under a temporary name, fsynced, renamed, and the directory fsynced. On error nothing
+    appears and the temporary file is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(
-                table,
-                fh,
-                compression="zstd",
-                row_group_size=ROW_GROUP_SIZE,
-                write_statistics=True,
-            )
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -168,6 +155,20 @@ def write_table(table: pa.Table, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` so that readers see either nothing or all of it."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as zstd Parquet to ``path`` via a temporary name and an atomic rename."""
+    with atomic_file(path) as fh:
+        pq.write_table(
+            table, fh, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True
+        )
 
 
 def write_tombstone(partition: Path, replaced: Iterable[str], by: str) -> Path:

@@ -15,7 +15,6 @@ the time of the build: the same lake and recipe give the same bytes.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from hooklake.datasets.recipe import SPLITS, Recipe
 from hooklake.datasets.redact import KINDS, REDACTOR_VERSION
 from hooklake.datasets.render import Example
 from hooklake.datasets.writers import OutputFile, sha256_file
-from hooklake.layout import atomic_write_bytes, fsync_dir
+from hooklake.layout import atomic_file, atomic_write_bytes
 
 CARD = "README.md"
 MANIFEST = "manifest.json"
@@ -378,28 +377,19 @@ def write_manifest(
         "outputs": outputs,
         "stats": info.stats.to_dict(),
     }
-    tmp = path.with_name(f".tmp-{os.getpid()}-{MANIFEST}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps(head, option=orjson.OPT_INDENT_2)[:-2])
-            fh.write(b',\n  "sources": {')
-            for i, (name, src) in enumerate(sources.items()):
-                fh.write(b"," if i else b"")
-                fh.write(b"\n    " + orjson.dumps(name) + b": [")
-                with open(src, "rb") as lines:
-                    first = True
-                    for line in lines:
-                        fh.write((b"\n      " if first else b",\n      ") + line.rstrip(b"\n"))
-                        first = False
-                fh.write(b"\n    ]" if not first else b"]")
-            fh.write(b"\n  }\n}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with atomic_file(path) as fh:
+        fh.write(orjson.dumps(head, option=orjson.OPT_INDENT_2)[:-2])
+        fh.write(b',\n  "sources": {')
+        for i, (name, src) in enumerate(sources.items()):
+            fh.write(b"," if i else b"")
+            fh.write(b"\n    " + orjson.dumps(name) + b": [")
+            with open(src, "rb") as lines:
+                first = True
+                for line in lines:
+                    fh.write((b"\n      " if first else b",\n      ") + line.rstrip(b"\n"))
+                    first = False
+            fh.write(b"\n    ]" if not first else b"]")
+        fh.write(b"\n  }\n}\n")
     return path
 
 
