@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -381,8 +381,3 @@ def recover_open_segment(path: Path) -> Path | None:
     os.replace(path, dst)
     fsync_dir(path.parent)
     return dst
-
-
-def iter_records(path: Path) -> Iterator[Record]:
-    records, _ = read_segment(path)
-    yield from records
