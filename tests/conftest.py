@@ -11,9 +11,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import httpx
 import pytest
+
+from hooklake.layout import MESSAGES, live_files
 
 CASES = Path(__file__).parent / "cases"
 LANDBOT = CASES / "landbot"
@@ -116,3 +120,14 @@ def collector_factory(tmp_path: Path) -> Iterator[type[Collector] | object]:
 
 def sample(name: str) -> bytes:
     return (LANDBOT / name).read_bytes()
+
+
+def lake_rows(lake: Path, table: str = MESSAGES) -> list[dict[str, Any]]:
+    """Every stored row of ``table`` (duplicates included) from the lake's live files, with
+    ``date`` and ``filename``, in arrival order."""
+    files = live_files(lake, table)
+    if not files:
+        return []
+    rel = duckdb.read_parquet([str(f) for f in files], hive_partitioning=True, filename=True)
+    rows: list[dict[str, Any]] = rel.order("received_at, source").to_arrow_table().to_pylist()
+    return rows

@@ -17,16 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooklake.layout import MESSAGES, REJECTED, live_files
+from hooklake.layout import MESSAGES, REJECTED
 from tests.collector.test_normalize import bodies as generated_bodies
-from tests.conftest import LANDBOT, Collector, start_collector
+from tests.conftest import LANDBOT, Collector, lake_rows, start_collector
 
 TOKEN = "h0stile-T0ken"
 HOOK_NAMES = ("generated", "bytes", "flips", "cuts", "types", "edges")
@@ -74,11 +73,7 @@ class Sender:
 
 
 def _rows(lake: Path, table: str, hook: str) -> list[dict[str, Any]]:
-    files = live_files(lake, table)
-    if not files:
-        return []
-    rel = duckdb.read_parquet([str(f) for f in files])
-    return [r for r in rel.to_arrow_table().to_pylist() if r["hook"] == hook]
+    return [r for r in lake_rows(lake, table) if r["hook"] == hook]
 
 
 def _canon(value: Any) -> str:

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import orjson
 import pytest
 
-from tests.conftest import CASES, LANDBOT, Collector, sample
+from tests.conftest import CASES, LANDBOT, Collector, lake_rows, sample
 
 EXPECTED = json.loads((CASES / "collector" / "expected_rows.json").read_text())
 HOOKS = '[hooks.support]\ntoken = "s3cret-Token"\n[hooks.open]\n'
 AUTH = {"Authorization": "Token s3cret-Token"}
-
-
-def rows(lake: Path, table: str = "messages") -> list[dict[str, Any]]:
-    files = sorted((lake / table).glob("date=*/*.parquet"))
-    if not files:
-        return []
-    rel = duckdb.read_parquet([str(f) for f in files], hive_partitioning=True)
-    return rel.order("received_at, source").to_arrow_table().to_pylist()
 
 
 def test_every_sample_payload_is_accepted_and_normalised(collector_factory: Any) -> None:
@@ -34,9 +24,9 @@ def test_every_sample_payload_is_accepted_and_normalised(collector_factory: Any)
             assert r.status_code == 200, (name, r.text)
             assert r.json() == {"accepted": len(EXPECTED[name])}
     assert c.stop() == 0
-    stored = rows(c.lake)
+    stored = lake_rows(c.lake)
     assert len(stored) == sum(len(v) for v in EXPECTED.values())
-    assert rows(c.lake, "rejected") == []
+    assert lake_rows(c.lake, "rejected") == []
     by_key: dict[str, list[dict[str, Any]]] = {}
     for row in stored:
         by_key.setdefault(row["message_key"], []).append(row)
@@ -72,7 +62,7 @@ def test_sentry_trace_and_user_agent_are_kept_but_never_the_token(collector_fact
         == 200
     )
     c.stop()
-    (row,) = rows(c.lake)
+    (row,) = lake_rows(c.lake)
     assert row["sentry_trace"] == "abc-123-0"
     for path in c.lake.rglob("*"):
         if path.is_file():
@@ -99,7 +89,7 @@ def test_unknown_hooks_and_bad_tokens_store_nothing(
     assert r.status_code == status
     assert r.json()["detail"]
     c.stop()
-    assert rows(c.lake) == [] and rows(c.lake, "rejected") == []
+    assert lake_rows(c.lake) == [] and lake_rows(c.lake, "rejected") == []
 
 
 def test_token_scheme_is_case_insensitive(collector_factory: Any) -> None:
@@ -128,7 +118,7 @@ def test_oversized_bodies_get_413_and_store_nothing(collector_factory: Any) -> N
     assert r.status_code == 413
     assert httpx.post(c.hook_url("open"), content=sample("dialog.json")).status_code == 200
     c.stop()
-    assert len(rows(c.lake)) == 1 and rows(c.lake, "rejected") == []
+    assert len(lake_rows(c.lake)) == 1 and lake_rows(c.lake, "rejected") == []
 
 
 BAD_BODIES = [
@@ -158,8 +148,8 @@ def test_bad_bodies_get_400_with_reason_and_are_kept_in_rejects(collector_factor
             assert r.status_code == 400, body
             assert reason in r.json()["detail"], (body, r.json())
     c.stop()
-    assert rows(c.lake) == []
-    rejected = rows(c.lake, "rejected")
+    assert lake_rows(c.lake) == []
+    rejected = lake_rows(c.lake, "rejected")
     assert [r["body"] for r in rejected] == [b for b, _ in BAD_BODIES]
     for row, (_, reason) in zip(rejected, BAD_BODIES, strict=True):
         assert reason in row["reason"] and row["hook"] == "support"
@@ -171,7 +161,7 @@ def test_repeated_deliveries_keep_one_message_key(collector_factory: Any) -> Non
         for name in ("agent_message.json", "help_center_sample.json"):
             assert httpx.post(c.hook_url(), content=sample(name)).status_code == 200
     c.stop()
-    stored = rows(c.lake)
+    stored = lake_rows(c.lake)
     assert len(stored) == 6
     assert len({r["message_key"] for r in stored}) == 2
 
@@ -197,9 +187,9 @@ def test_background_flush_makes_messages_readable_while_serving(collector_factor
     c: Collector = collector_factory()
     assert httpx.post(c.hook_url(), content=sample("dialog.json")).status_code == 200
     deadline = time.monotonic() + 20
-    while not rows(c.lake) and time.monotonic() < deadline:
+    while not lake_rows(c.lake) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert [r["message_key"] for r in rows(c.lake)] == ["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"]
+    assert [r["message_key"] for r in lake_rows(c.lake)] == ["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"]
 
 
 def test_all_samples_in_the_shared_folder_are_covered() -> None:

@@ -14,9 +14,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import orjson
 import pytest
 
@@ -36,6 +34,7 @@ from hooklake.collector.journal import (
 )
 from hooklake.errors import StorageError
 from hooklake.layout import MESSAGES, REJECTED, live_files
+from tests.conftest import lake_rows
 
 DAY = 86_400
 
@@ -61,16 +60,6 @@ def body(key: str, ts: float = 1_747_943_104.5, text: str = "hi") -> bytes:
 def record(key: str, ts: float = 1_747_943_104.5, hook: str = "default") -> bytes:
     header = {"kind": "message", "hook": hook, "t": 1_747_943_105_000_000, "h": {}}
     return encode_record(header, body(key, ts))
-
-
-def lake_rows(lake: Path, table: str = MESSAGES) -> list[dict[str, Any]]:
-    files = live_files(lake, table)
-    if not files:
-        return []
-    rows: list[dict[str, Any]] = (
-        duckdb.read_parquet([str(f) for f in files]).to_arrow_table().to_pylist()
-    )
-    return rows
 
 
 # --- records and segments ------------------------------------------------------------------

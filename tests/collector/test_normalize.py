@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +19,8 @@ from hypothesis import strategies as st
 
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.collector.normalize import BodyError, check_body
-from hooklake.layout import MESSAGES, REJECTED, live_files
-from tests.conftest import LANDBOT
+from hooklake.layout import MESSAGES, REJECTED
+from tests.conftest import LANDBOT, lake_rows
 
 SAMPLES = {p.name: p.read_bytes() for p in sorted(LANDBOT.glob("*.json"))}
 I64 = (1 << 63) - 1
@@ -125,22 +124,12 @@ def test_judging_any_body_raises_nothing_but_body_error(raw: bytes) -> None:
     judge(raw)
 
 
-def _rows(lake: Path, table: str) -> list[dict[str, Any]]:
-    files = live_files(lake, table)
-    if not files:
-        return []
-    rows: list[dict[str, Any]] = (
-        duckdb.read_parquet([str(f) for f in files]).to_arrow_table().to_pylist()
-    )
-    return rows
-
-
 def flushed(raws: list[bytes]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Messages and rejects of ``raws`` stored as the collector stores them."""
     with tempfile.TemporaryDirectory() as tmp:
         lake = Path(tmp) / "lake"
         ingest_bodies(lake, raws, hook="h", received_at_us=1_750_000_000_000_000)
-        return _rows(lake, MESSAGES), _rows(lake, REJECTED)
+        return lake_rows(lake, MESSAGES), lake_rows(lake, REJECTED)
 
 
 def _customer_id(msg: dict[str, Any], body: dict[str, Any]) -> int:

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import orjson
 import pytest
 
 from hooklake.collector.journal import writer_dirs
-from hooklake.layout import MESSAGES, REJECTED, live_files
-from tests.conftest import Collector, sample
+from hooklake.layout import REJECTED
+from tests.conftest import Collector, lake_rows, sample
 
 TEMPLATE = orjson.loads(sample("text_from_customer.json"))["messages"][0]
 LEGACY = orjson.loads(sample("help_center_sample.json"))["messages"][0]
@@ -107,15 +106,6 @@ async def pump(
                     await asyncio.sleep(0.05)
 
         await asyncio.gather(*(sender() for _ in range(concurrency)))
-
-
-def lake_rows(lake: Path, table: str = MESSAGES) -> list[dict[str, Any]]:
-    files = live_files(lake, table)
-    if not files:
-        return []
-    rel = duckdb.read_parquet([str(f) for f in files], filename=True)
-    rows: list[dict[str, Any]] = rel.to_arrow_table().to_pylist()
-    return rows
 
 
 def check_lake(lake: Path, ledger: Ledger, *, exactly_once: Collection[int] = ()) -> None:
