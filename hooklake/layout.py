@@ -6,6 +6,7 @@ read side (:mod:`hooklake.datasets`)::
     lake/
       _journal/<writer>/          one directory per collector process: lock, *.open, *.seg
       messages/date=YYYY-MM-DD/   message rows, one Parquet file per flushed segment and date
+                                  (``*.v2.parquet``; 0.1 wrote ``*.parquet`` without a version)
       rejected/date=YYYY-MM-DD/   bodies and messages that could not be stored as rows
 
 Files whose name starts with ``.`` (temporaries being written) or ``_`` (tombstones) are never
@@ -63,8 +64,18 @@ MESSAGE_SCHEMA = pa.schema(
         pa.field("sentry_trace", pa.string()),
         pa.field("received_at", _TS, nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        # Added in schema version 2 (Hooklake 0.2).
+        pa.field("samurai", pa.int64()),
+        pa.field("latitude", pa.float64()),
+        pa.field("longitude", pa.float64()),
     ]
 )
+#: The message schema of Hooklake 0.1 files: what version 2 has, without its added columns.
+MESSAGE_SCHEMA_V1 = pa.schema(list(MESSAGE_SCHEMA)[: MESSAGE_SCHEMA.get_field_index("source") + 1])
+#: The schema version of message files written now. Their names end in ``.v2.parquet``; files
+#: without a version in their name were written by 0.1 (:func:`schema_version`).
+SCHEMA_VERSION = 2
+MESSAGE_SCHEMAS = {1: MESSAGE_SCHEMA_V1, 2: MESSAGE_SCHEMA}
 
 #: One row per rejected body (``message_index`` null) or rejected message of a body.
 REJECT_SCHEMA = pa.schema(
@@ -92,6 +103,24 @@ def table_dir(lake: Path, table: str) -> Path:
 
 def partition_dir(lake: Path, table: str, date: str) -> Path:
     return lake / table / f"date={date}"
+
+
+def data_file_name(table: str, stem: str, version: int = SCHEMA_VERSION) -> str:
+    """The name of a data file of ``table``: message files carry their schema version, so
+    readers can tell files of different versions apart without opening them."""
+    return f"{stem}.v{version}.parquet" if table == MESSAGES and version > 1 else f"{stem}.parquet"
+
+
+def file_schema(table: str, name: str) -> pa.Schema:
+    """The schema a data file of ``table`` named ``name`` was written with."""
+    return MESSAGE_SCHEMAS[schema_version(name)] if table == MESSAGES else SCHEMAS[table]
+
+
+def schema_version(name: str) -> int:
+    """The schema version of a message file, from its name (see :func:`data_file_name`)."""
+    stem = name.removesuffix(".parquet")
+    _, dot, version = stem.rpartition(".v")
+    return int(version) if dot and version.isdigit() else 1
 
 
 def is_data_file(name: str) -> bool:

@@ -180,9 +180,13 @@ def _merge_partition(
         if path.stat().st_size < small_file_bytes and rows < max_file_rows:
             small.append((path, rows))
     done: list[PartitionCompaction] = []
-    for group in _groups(small, max_file_rows):
-        if len(group) > 1:
-            done.append(_merge(part, table, group))
+    # Files of one schema version merge into one of that version: a 0.1 file stays readable
+    # as 0.1 (its added columns are not in it to be read).
+    for version in sorted({layout.schema_version(path.name) for path, _ in small}):
+        same = [(path, rows) for path, rows in small if layout.schema_version(path.name) == version]
+        for group in _groups(same, max_file_rows):
+            if len(group) > 1:
+                done.append(_merge(part, table, group, version))
     return done
 
 
@@ -200,15 +204,14 @@ def _groups(files: list[tuple[Path, int]], max_rows: int) -> Iterator[list[Path]
         yield group
 
 
-def _merge(part: Path, table: str, files: list[Path]) -> PartitionCompaction:
-    schema = layout.SCHEMAS[table]
-    # Reading with the current schema also upgrades files written before a column was added.
+def _merge(part: Path, table: str, files: list[Path], version: int) -> PartitionCompaction:
+    schema = layout.file_schema(table, files[0].name)
     merged = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
     rows_in = merged.num_rows
     merged = merged.sort_by([(key, "ascending") for key in _SORT_KEYS[table]])
     merged = _drop_copies(merged, _IDENTITY[table])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    name = f"compacted-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    name = layout.data_file_name(table, f"compacted-{stamp}-{uuid.uuid4().hex[:12]}", version)
     layout.write_table(merged, part / name)
     layout.write_tombstone(part, [f.name for f in files], by=name)
     return PartitionCompaction(

@@ -12,24 +12,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import threading
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
-import duckdb
-import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hooklake.collector.extract import Row, records_to_tables, reject_table, source_of
 from hooklake.collector.journal import (
     LOCK_NAME,
-    Record,
     open_segments,
     read_segment,
     recover_open_segment,
@@ -40,10 +33,9 @@ from hooklake.collector.journal import (
     writer_dirs,
 )
 from hooklake.layout import (
-    MESSAGE_SCHEMA,
     MESSAGES,
-    REJECT_SCHEMA,
     REJECTED,
+    data_file_name,
     fsync_dir,
     partition_dir,
     write_table,
@@ -51,7 +43,6 @@ from hooklake.layout import (
 
 log = logging.getLogger("hooklake.collector")
 
-Row = tuple[Any, ...]
 _SORT = [("channel_id", "ascending"), ("customer_id", "ascending"), ("ts", "ascending")]
 
 
@@ -69,154 +60,6 @@ class FlushReport:
         self.files.extend(other.files)
 
 
-_SQL = (files("hooklake.collector") / "sql" / "normalize.sql").read_text(encoding="utf-8")
-_BODIES = pa.schema(
-    [
-        ("body", pa.string()),
-        ("hook", pa.string()),
-        ("received_at", pa.int64()),
-        ("source", pa.string()),
-        ("sentry_trace", pa.string()),
-        ("rec", pa.int32()),
-    ]
-)
-
-
-_local = threading.local()
-
-
-def _connection() -> duckdb.DuckDBPyConnection:
-    """This thread's DuckDB connection with the normalisation view ready: a flusher runs
-    every few seconds, so setting it up once matters."""
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
-    if con is None:
-        # One thread: the flusher shares the machine with the collector answering requests.
-        con = duckdb.connect(config={"threads": 1})
-        con.register("bodies", _BODIES.empty_table())
-        con.execute(_SQL)
-        _local.con = con
-    return con
-
-
-def _source(prefix: str, offset: int) -> str:
-    """Lineage of a record: segment and byte offset, zero-padded so text order is file order
-    (the views use it as the last tie-break between equal arrival times)."""
-    return f"{prefix}@{offset:012d}"
-
-
-def _reject_row(rec: Record, source: str, reason: str, index: int | None) -> Row:
-    head = rec.header
-    return (
-        head["t"],
-        head["hook"],
-        reason,
-        index,
-        rec.body,
-        orjson.dumps(head.get("h") or {}).decode(),
-        source,
-    )
-
-
-def _normalise(
-    con: duckdb.DuckDBPyConnection, records: list[Record], prefix: str, first: int = 0
-) -> pa.Table:
-    bodies = pa.Table.from_pydict(
-        {
-            # Bodies were valid JSON, hence UTF-8, when accepted: a cheap check, no copy.
-            "body": pa.array([r.body for r in records], pa.binary()).cast(pa.string()),
-            "hook": [r.header["hook"] for r in records],
-            "received_at": [r.header["t"] for r in records],
-            "source": [_source(prefix, r.offset) for r in records],
-            "sentry_trace": [(r.header.get("h") or {}).get("sentry-trace") for r in records],
-            "rec": list(range(first, first + len(records))),
-        },
-        schema=_BODIES,
-    )
-    con.register("bodies", bodies)
-    try:
-        return con.sql("SELECT * FROM hl_messages").to_arrow_table()
-    finally:
-        con.register("bodies", _BODIES.empty_table())
-
-
-def records_to_tables(records: Iterable[Record], prefix: str) -> tuple[pa.Table, list[Row]]:
-    """The message rows (a MESSAGE_SCHEMA table) and reject rows of journal records."""
-    accepted: list[Record] = []
-    rejects: list[Row] = []
-    for rec in records:
-        if rec.header.get("kind") == "reject":
-            src = _source(prefix, rec.offset)
-            rejects.append(_reject_row(rec, src, rec.header["reason"], rec.header.get("index")))
-        else:
-            accepted.append(rec)
-    if not accepted:
-        return MESSAGE_SCHEMA.empty_table(), rejects
-    con = _connection()
-    try:
-        table = _normalise(con, accepted, prefix)
-    except (duckdb.Error, pa.ArrowInvalid):
-        # One body the bulk parser refuses must not hold back the others: go one by one.
-        parts = []
-        for i, rec in enumerate(accepted):
-            try:
-                parts.append(_normalise(con, [rec], prefix, i))
-            except (duckdb.Error, pa.ArrowInvalid) as exc:
-                src = _source(prefix, rec.offset)
-                rejects.append(_reject_row(rec, src, f"unreadable at flush: {exc}", None))
-        if not parts:
-            return MESSAGE_SCHEMA.empty_table(), rejects
-        table = pa.concat_tables(parts)
-    bad = pc.or_(pc.is_null(table["ts"]), pc.is_null(table["customer_id"]))
-    bad_indices: dict[int, set[int]] = defaultdict(set)
-    if pc.any(bad).as_py():
-        for row in table.filter(bad).select(["rec", "message_index"]).to_pylist():
-            bad_indices[row["rec"]].add(row["message_index"])
-            rec = accepted[row["rec"]]
-            reason = "timestamp or customer.id unreadable at flush"
-            rejects.append(
-                _reject_row(rec, _source(prefix, rec.offset), reason, row["message_index"])
-            )
-        table = table.filter(pc.invert(bad))
-    # Every message the collector acknowledged must come out as a row or a reject. The check
-    # and the bulk parser can read a body differently (duplicate keys: last vs first wins).
-    promised = np.array([rec.header.get("n", 0) for rec in accepted], dtype=np.int64)
-    read = np.bincount(table["rec"].to_numpy(), minlength=len(accepted))
-    read += np.array([len(bad_indices[i]) for i in range(len(accepted))], dtype=np.int64)
-    for i in np.flatnonzero(read < promised).tolist():
-        rec = accepted[i]
-        rows = pc.equal(table["rec"], i)
-        seen = set(table.filter(rows)["message_index"].to_pylist()) | bad_indices[i]
-        for index in sorted(set(range(int(promised[i]))) - seen):
-            reason = (
-                f"message {index} of {promised[i]} accepted but unreadable at flush "
-                "(duplicate keys?)"
-            )
-            rejects.append(_reject_row(rec, _source(prefix, rec.offset), reason, index))
-    return _as_message_table(table), rejects
-
-
-def _as_message_table(table: pa.Table) -> pa.Table:
-    columns = []
-    for f in MESSAGE_SCHEMA:
-        col = table[f.name]
-        if pa.types.is_timestamp(f.type):
-            col = _as_timestamps(col)
-        columns.append(col.cast(f.type) if col.type != f.type else col)
-    return pa.Table.from_arrays(columns, schema=MESSAGE_SCHEMA)
-
-
-def _reject_table(rows: list[Row]) -> pa.Table:
-    columns = list(zip(*rows, strict=True))
-    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, REJECT_SCHEMA, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=REJECT_SCHEMA)
-
-
-def _as_timestamps(us: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Epoch microseconds as UTC timestamps, without copying."""
-    ts = pa.timestamp("us", tz="UTC")
-    return pa.chunked_array([c.view(ts) for c in us.cast(pa.int64()).chunks], type=ts)
-
-
 def _days(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.strftime(col, "%Y-%m-%d")
 
@@ -226,7 +69,7 @@ def write_tables(lake: Path, name: str, messages: pa.Table, rejects: list[Row]) 
     out: list[Path] = []
     for table_name, table, col, sort in (
         (MESSAGES, messages, "ts", _SORT),
-        (REJECTED, _reject_table(rejects) if rejects else None, "received_at", None),
+        (REJECTED, reject_table(rejects) if rejects else None, "received_at", None),
     ):
         if table is None or table.num_rows == 0:
             continue
@@ -235,9 +78,13 @@ def write_tables(lake: Path, name: str, messages: pa.Table, rejects: list[Row]) 
             part = table.filter(pc.equal(days, day))
             if sort:
                 part = part.sort_by(sort)
-            path = partition_dir(lake, table_name, day) / f"{name}.parquet"
+            directory = partition_dir(lake, table_name, day)
+            path = directory / data_file_name(table_name, name)
             write_table(part, path)
             out.append(path)
+            if path.name != f"{name}.parquet":
+                # A flush of this segment by an earlier version that crashed before retiring it.
+                (directory / f"{name}.parquet").unlink(missing_ok=True)
     return out
 
 
@@ -270,7 +117,7 @@ def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
     )
     reason = f"journal segment damaged at byte {valid}: the rest of it is kept here unread"
     received_us = int(segment.stat().st_mtime * 1_000_000)
-    return (received_us, "", reason, None, tail, "{}", _source(prefix, valid))
+    return (received_us, "", reason, None, tail, "{}", source_of(prefix, valid))
 
 
 def flush_segment(lake: Path, segment: Path) -> FlushReport:
@@ -356,6 +203,5 @@ __all__ = [
     "flush_lake",
     "flush_segment",
     "journal_backlog",
-    "records_to_tables",
     "write_tables",
 ]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hooklake.collector.check import BodyError, check_body
 from hooklake.collector.flush import flush_lake
 from hooklake.collector.journal import SegmentWriter, encode_record
-from hooklake.collector.normalize import BodyError, check_body
 from hooklake.errors import ConfigError
 
 _BATCH_BYTES = 8 << 20

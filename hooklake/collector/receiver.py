@@ -3,7 +3,7 @@
 Every Landbot message passes through here, so it skips what it does not need: no request
 model, no dependency injection, one pass over the headers. It checks the hook and its token,
 reads the body up to the size limit (refusing early on a large ``Content-Length`` and never
-holding more than the limit), judges it with :func:`~hooklake.collector.normalize.check_body`
+holding more than the limit), judges it with :func:`~hooklake.collector.check.check_body`
 and answers only once the journal's fsync covers its record.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
+from hooklake.collector.check import BodyError, check_body
 from hooklake.collector.journal import GroupCommitter, encode_record
 from hooklake.collector.metrics import Metrics
-from hooklake.collector.normalize import BodyError, check_body
 from hooklake.errors import StorageError
 from hooklake.settings import Hook
 

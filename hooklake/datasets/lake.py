@@ -28,15 +28,22 @@ import duckdb
 from hooklake import layout
 from hooklake.datasets.connection import connect, lake_errors, sql_text
 from hooklake.errors import ConfigError, LakeError
+from hooklake.fields import json_sql
 
 DEFAULT_SESSION_GAP = timedelta(minutes=30)
 
 # Order matters: each file builds on the views of the ones before it.
-_VIEW_FILES = ("messages", "conversations", "turns", "handovers", "rejected")
-# Each table's file list goes into a DuckDB variable that its rows view reads.
-_SOURCES = (
-    (layout.MESSAGES, "SET VARIABLE hooklake_messages_files = ?", "message_rows"),
-    (layout.REJECTED, "SET VARIABLE hooklake_rejected_files = ?", "rejected_rows"),
+_VIEW_FILES = (
+    "message_rows", "rejected_rows", "messages", "conversations", "turns", "handovers", "rejected",
+)  # fmt: skip
+# Fields the views read from the stored message, where the field table says they are.
+_FIELD_SQL = {"event_agent_id": json_sql("event_agent_id", "m.raw")}
+# The files of each table and schema version are read by a view of their own (files.sql):
+# (view, table, schema version).
+_FILE_VIEWS = (
+    ("hooklake_message_files_v2", layout.MESSAGES, 2),
+    ("hooklake_message_files_v1", layout.MESSAGES, 1),
+    ("hooklake_rejected_files", layout.REJECTED, 1),
 )
 _KNOWN_ENTRIES = {layout.MESSAGES, layout.REJECTED, layout.JOURNAL_DIR}
 
@@ -269,17 +276,31 @@ class Lake:
             con.execute(
                 "SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(self.session_gap)]
             )
-            for table, variable, source in _SOURCES:
-                paths = [str(p) for p in files.get(table, [])]
-                con.execute(variable, [paths])
+            for view, table, version in _FILE_VIEWS:
+                paths = [
+                    str(p)
+                    for p in files.get(table, [])
+                    if table != layout.MESSAGES or layout.schema_version(p.name) == version
+                ]
+                con.execute(f"SET VARIABLE {view} = ?", [paths])
                 if paths:
-                    con.execute(sql_text(source))
+                    con.execute(_template("files", view=view, variable=view))
                 else:
-                    # read_parquet cannot take an empty list: give the same columns, no rows.
-                    con.register(f"hooklake_empty_{table}", layout.SCHEMAS[table].empty_table())
-                    con.execute(sql_text(f"{source}_empty"))
+                    schema = layout.MESSAGE_SCHEMAS[version]
+                    if table != layout.MESSAGES:
+                        schema = layout.REJECT_SCHEMA
+                    con.register(f"{view}_schema", schema.empty_table())
+                    con.execute(_template("files_empty", view=view))
             for name in _VIEW_FILES:
-                con.execute(sql_text(name))
+                con.execute(_template(name, **_FIELD_SQL))
+
+
+def _template(name: str, **names: str) -> str:
+    """A packaged SQL file whose {{placeholders}} are our own view and variable names."""
+    text = sql_text(name)
+    for key, value in names.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
 
 
 def _microseconds(gap: timedelta) -> int:

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooklake.layout import MESSAGES, REJECTED
-from tests.collector.test_normalize import bodies as generated_bodies
+from tests.collector.test_check import bodies as generated_bodies
 from tests.conftest import LANDBOT, Collector, lake_rows, start_collector
 
 TOKEN = "h0stile-T0ken"

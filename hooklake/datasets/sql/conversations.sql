@@ -1,5 +1,6 @@
 -- conversations: one row per conversation (one customer of one channel, split by the session
--- gap; see messages.sql). Counts are over deduplicated messages.
+-- gap; see messages.sql). Counts are over deduplicated messages. has_agent: a human agent held
+-- the conversation at some point (it has a row in handovers), whether or not they wrote.
 CREATE OR REPLACE TEMP VIEW conversations AS
 WITH counted AS (
     -- Only narrow columns go through the ordering windows: this is the expensive part.
@@ -12,7 +13,9 @@ WITH counted AS (
         count(*) FILTER (WHERE sender_type = 'customer') AS n_customer,
         count(*) FILTER (WHERE sender_type = 'bot') AS n_bot,
         count(*) FILTER (WHERE sender_type = 'agent') AS n_agent,
-        count(*) FILTER (WHERE sender_type = 'sys') AS n_sys
+        count(*) FILTER (WHERE sender_type = 'sys') AS n_sys,
+        -- Any evidence of a human agent is a hand-off in the handovers view, so the two agree.
+        bool_or(_agent_evidence IS NOT NULL) AS has_agent
     FROM hooklake_messages_ordered
     GROUP BY channel_id, customer_id, _started_at
 ),
@@ -38,7 +41,7 @@ SELECT
     c.n_bot,
     c.n_agent,
     c.n_sys,
-    c.n_agent > 0 AS has_agent,
+    c.has_agent,
     ch.channel_name,
     ch.channel_type,
     -- UTC dates, like the date partitions, whatever the session's time zone.

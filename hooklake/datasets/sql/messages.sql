@@ -33,6 +33,11 @@ UNION ALL
 -- _rn         1-based index in the customer's whole stream,
 -- _new        1 where a conversation starts,
 -- _prev_role  role of the customer's previous user/assistant message (system events skipped).
+-- Also, without a window, what the row shows of a human agent holding the conversation
+-- (_agent_evidence, read by conversations.has_agent and handovers; strongest first):
+--   'event'          an assign event, wherever its action sat in the payload,
+--   'agent_id'       customer.agent_id set on a message that is not an assign/unassign event,
+--   'agent_message'  a message a human agent wrote.
 CREATE OR REPLACE TEMP VIEW hooklake_messages_split AS
 WITH roles AS (
     SELECT
@@ -41,7 +46,12 @@ WITH roles AS (
             WHEN 'customer' THEN 'user'
             WHEN 'bot' THEN 'assistant'
             WHEN 'agent' THEN 'assistant'
-        END AS role
+        END AS role,
+        CASE
+            WHEN action = 'assign' THEN 'event'
+            WHEN agent_id IS NOT NULL AND action IS DISTINCT FROM 'unassign' THEN 'agent_id'
+            WHEN sender_type = 'agent' THEN 'agent_message'
+        END AS _agent_evidence
     FROM hooklake_messages_unique
 )
 SELECT
@@ -88,7 +98,7 @@ FROM starts;
 
 CREATE OR REPLACE TEMP VIEW messages AS
 SELECT
-    * EXCLUDE (role, _rn, _started_at, _run, conversation_id, position),
+    * EXCLUDE (role, _agent_evidence, _rn, _started_at, _run, conversation_id, position),
     conversation_id,
     position,
     role

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hooklake.collector.check import BodyError, check_body
 from hooklake.collector.ingest import ingest_bodies
-from hooklake.collector.normalize import BodyError, check_body
 from hooklake.layout import MESSAGES, REJECTED
 from tests.conftest import LANDBOT, lake_rows
 

@@ -1,10 +1,11 @@
-"""Judging a MessageHooks body: can every message in it become a message row?
+"""The request check: can every message of a MessageHooks body become a message row?
 
 The collector calls :func:`check_body` on every request, so a sender learns at once what is
 wrong (400 with the reason) and only bodies that will flush cleanly are acknowledged as
-messages. The rows themselves are extracted at flush time, in bulk, by ``sql/normalize.sql``
-(:mod:`hooklake.collector.flush`). Everything Landbot sent is kept: what has no column of its
-own stays in the ``data``, ``customer`` and ``raw`` JSON columns.
+messages. The rows themselves are extracted at flush time, in bulk, by
+:mod:`hooklake.collector.extract`. Both read the ids where :data:`hooklake.fields.FIELDS` says
+they are, so what this check accepts the flush can read. Everything Landbot sent is kept: what
+has no column of its own stays in the ``data``, ``customer`` and ``raw`` JSON columns.
 
 Both payload shapes are accepted: the current one (``_raw.uuid``, ``_raw.seq``) and the older
 help-centre one (no ``uuid``, ``readed_at``), and the APIchat envelope whose ``channel``,
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 
 from hooklake.errors import PayloadError
+from hooklake.fields import FIELDS, Place
 
 _INT64_MAX = (1 << 63) - 1
 # Epoch seconds between 2000-01-01 and 2100-01-01: anything else is milliseconds or junk.
@@ -28,6 +30,9 @@ _TS_MIN, _TS_MAX = 946_684_800, 4_102_444_800
 # int() or the flush's SQL cannot read), at most 18 of them so it always fits an int64.
 _DECIMAL = re.compile(r"-?[0-9]{1,18}")
 _ASCII_SPACE = " \t\n\r\f\v"
+
+
+ID_FIELDS = tuple(f for f in FIELDS if f.kind == "id")
 
 
 class BodyError(PayloadError):
@@ -126,25 +131,41 @@ def _pick(msg: dict[str, Any], envelope: dict[str, Any], key: str, index: int) -
     return _obj(value if value is not None else envelope.get(key), key, index)
 
 
+def _places(msg: dict[str, Any], index: int, envelope: dict[str, Any]) -> dict[Place, Any]:
+    """The objects of a message that fields are read from; containers that must be objects
+    (``_raw``, ``channel``, ``customer``, ``sender``) are checked here."""
+    raw = _obj(msg.get("_raw"), "_raw", index)
+    extra, data = raw.get("extra"), msg.get("data")
+    return {
+        "_raw": raw,
+        "channel": _pick(msg, envelope, "channel", index),
+        "customer": _pick(msg, envelope, "customer", index),
+        "sender": _obj(msg.get("sender"), "sender", index),
+        # Content containers are read where they are objects and never judged: real traffic
+        # has `_raw.extra` as {}, null or typing settings.
+        "data": data if isinstance(data, dict) else {},
+        "_raw.extra": extra if isinstance(extra, dict) else {},
+        "message": msg,
+    }
+
+
+def _label(place: Place, key: str) -> str:
+    return key if place == "message" else f"{place}.{key}"
+
+
 def check_message(msg: dict[str, Any], index: int, envelope: dict[str, Any]) -> None:
     """Raise :class:`BodyError` if ``msg`` cannot become a row: no usable timestamp, no
-    customer id, ids that are not integers, or containers that are not objects.
-
-    This is the judgement; ``sql/normalize.sql`` does the extraction at flush time and reads
-    every field this check accepts.
+    customer id, ids in their own place that are not integers, or containers that are not
+    objects. Ids may be numbers or decimal strings; names may be empty.
     """
-    raw = _obj(msg.get("_raw"), "_raw", index)
-    channel = _pick(msg, envelope, "channel", index)
-    customer = _pick(msg, envelope, "customer", index)
-    sender = _obj(msg.get("sender"), "sender", index)
+    places = _places(msg, index, envelope)
     _timestamp_us(msg.get("timestamp"), index)
-    if _int(customer.get("id"), "customer.id", index) is None:
+    for field in ID_FIELDS:
+        place, key = field.sources[0]
+        if field.strict:
+            _int(places[place].get(key), _label(place, key), index)
+    if _int(places["customer"].get("id"), "customer.id", index) is None:
         raise BodyError(f"messages[{index}]: customer.id is missing", "bad_message", index)
-    _int(channel.get("id"), "channel.id", index)
-    _int(customer.get("agent_id"), "customer.agent_id", index)
-    _int(sender.get("id"), "sender.id", index)
-    _int(raw.get("chat"), "_raw.chat", index)
-    _int(raw.get("seq"), "_raw.seq", index)
 
 
 def check_body(raw: bytes) -> int:
