@@ -78,9 +78,9 @@ def read_conversation(lake: Lake, conversation_id: str) -> pd.DataFrame:
             f"{lake.session_gap} (list the ids with explore.conversation_lengths(lake))"
         )
     shown = [
-        _shown(kind, text, url, data, action)
-        for kind, text, url, data, action in zip(
-            rows["type"], rows["text"], rows["url"], rows["data"], rows["action"], strict=True
+        _shown(kind, text, url, message, action)
+        for kind, text, url, message, action in zip(
+            rows["type"], rows["text"], rows["url"], rows["message"], rows["action"], strict=True
         )
     ]
     out = rows[["position", "ts", "sender_type", "sender_name", "type"]].rename(
@@ -149,12 +149,12 @@ def before_handover(lake: Lake, n: int = 3) -> pd.DataFrame:
         raise LakeError(f"n must be at least 1, not {n}")
     rows = _frame(lake, "explore_before_handover", {"n": n})
     rows["text"] = [
-        _shown(kind, text, url, data, None)
-        for kind, text, url, data in zip(
-            rows["type"], rows["text"], rows["url"], rows["data"], strict=True
+        _shown(kind, text, url, message, None)
+        for kind, text, url, message in zip(
+            rows["type"], rows["text"], rows["url"], rows["message"], strict=True
         )
     ]
-    return rows.drop(columns=["url", "data"])
+    return rows.drop(columns=["url", "message"])
 
 
 def dataset_splits(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
@@ -266,12 +266,12 @@ def _define_channels(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _shown(
-    kind: str | None, text: str | None, url: str | None, data: str | None, action: str | None
+    kind: str | None, text: str | None, url: str | None, message: str | None, action: str | None
 ) -> str:
     if (kind or "").lower() in SILENT_TYPES:
         # Events are no part of the dialogue, but a reader needs to see the handover.
         return f"({text or action or kind})"
-    return render_text(kind, _str(text), _str(url), _str(data))
+    return render_text(kind, _str(text), _str(url), _str(message))
 
 
 def _str(value: object) -> str | None:

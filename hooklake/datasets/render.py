@@ -4,8 +4,9 @@ Three steps, each a small function so tests can pin them down one by one:
 
 1. :func:`render_message` turns one message row into what a reader of the chat saw: a button
    click is the user's text, a dialog is its question followed by its options (a WhatsApp
-   ``card_template`` likewise), images and iframes become ``[image: URL]`` placeholders or are
-   dropped, events and system messages never appear, unknown types keep their text.
+   ``card_template`` likewise), media (images, iframes, video, audio, documents, locations,
+   payments and unknown types) become ``[image: URL]``-style placeholders followed by their
+   caption, or just the caption; events and system messages never appear.
 2. :func:`merge_turns` joins consecutive messages of the same role into turns, as the lake's
    ``turns`` view does (customer -> user; bot and human agent -> assistant).
 3. :func:`conversation_examples` shapes turns into :class:`Example` records following the
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from hooklake.datasets.recipe import Examples
+from hooklake.fields import lookup
 
 Role = Literal["system", "user", "assistant"]
 
@@ -32,9 +34,12 @@ SENDER_ROLES: dict[str, tuple[Role, bool]] = {
     "bot": ("assistant", False),
     "agent": ("assistant", True),
 }
-MEDIA_TYPES = frozenset({"image", "iframe", "video", "audio", "file", "document", "sticker"})
+#: Types whose ``text`` is what the reader saw. Dialogs and cards add their options; every
+#: other type (images, iframes, video, audio, documents, locations, payments, types nobody has
+#: documented) is media, rendered by the recipe's ``media`` option.
+TEXT_TYPES = frozenset({"text", "button"})
 #: Types that carry no conversational text, whatever their ``text`` column holds.
-SILENT_TYPES = frozenset({"event", "note", "notes", "typing", "read", "hidden"})
+SILENT_TYPES = frozenset({"event", "note", "notes", "typing", "read", "hidden", "sys"})
 
 
 @dataclass(slots=True)
@@ -90,79 +95,99 @@ def _option(button: Any) -> str | None:
     return None
 
 
-def _options(data: dict[str, Any]) -> list[str]:
-    buttons = data.get("buttons")
+def _options(message: dict[str, Any]) -> list[str]:
+    buttons = lookup(message, "buttons")
     if not isinstance(buttons, list):
         return []
     return [o for o in map(_option, buttons) if o]
 
 
-def _data(data_json: str | None) -> dict[str, Any]:
-    if not data_json:
+def _message(message_json: str | None) -> dict[str, Any]:
+    if not message_json:
         return {}
     try:
-        data = orjson.loads(data_json)
+        message = orjson.loads(message_json)
     except orjson.JSONDecodeError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return message if isinstance(message, dict) else {}
 
 
-def _placeholder(kind: str, url: str | None) -> str:
-    return f"[{kind}: {url}]" if url else f"[{kind}]"
+def _placeholder(kind: str, detail: str | None) -> str:
+    return f"[{kind}: {detail}]" if detail else f"[{kind}]"
 
 
 def _join(parts: Iterable[str | None]) -> str:
     return "\n".join(p.strip() for p in parts if p and p.strip())
 
 
+def _str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _where(message: dict[str, Any], text: str | None) -> str | None:
+    """A location's address, else its coordinates, else what its text says."""
+    address = _str(lookup(message, "address"))
+    if address:
+        return address
+    lat, lon = _str(lookup(message, "latitude")), _str(lookup(message, "longitude"))
+    if lat and lon:
+        return f"{lat}, {lon}"
+    return text
+
+
 def render_text(
     msg_type: str | None,
     text: str | None,
     url: str | None,
-    data_json: str | None,
+    message_json: str | None,
     media: str = "placeholder",
 ) -> str:
     """The text a reader saw for one message ("" when it shows nothing).
 
-    ``data_json`` is only read for dialogs, card templates and images, whose options or
-    caption live there; everything else renders from the stored ``text`` and ``url``.
+    ``message_json`` is the stored message as received (the lake's ``raw``); it is read for
+    the content that has no column of its own, wherever Landbot put it
+    (:data:`hooklake.fields.FIELDS`): a dialog's options, a card's parts, a caption, a
+    location's address. Text and buttons render from ``text`` alone.
+
+    Media are every type but text, button, dialog, card_template and the silent ones,
+    unknown types included: with ``media="placeholder"`` a ``[type: URL]`` placeholder (a
+    location's carries its address or coordinates) followed by the caption; with ``"drop"``
+    only the caption.
     """
     kind = (msg_type or "").lower()
     if kind in SILENT_TYPES:
         return ""
+    if kind in TEXT_TYPES:
+        return (text or "").strip()
     keep_media = media == "placeholder"
     if kind == "dialog":
-        data = _data(data_json)
-        question = text or _first_str(data, "title", "body", "message")
-        return _join([question, *(f"- {o}" for o in _options(data))])
+        message = _message(message_json)
+        question = text or _str(lookup(message, "title"))
+        return _join([question, *(f"- {o}" for o in _options(message))])
     if kind == "card_template":
-        data = _data(data_json)
-        title, body = _first_str(data, "title"), text or _first_str(data, "body")
-        image = data.get("image") if isinstance(data.get("image"), str) else None
+        message = _message(message_json)
+        data = message.get("data") if isinstance(message.get("data"), dict) else {}
+        title, body = _str(lookup(message, "title")), text or _str(data.get("body"))
+        image = _str(data.get("image"))
         return _join(
             [
                 _placeholder("image", image) if image and keep_media else None,
                 title if title and title != body else None,
                 body,
-                *(f"- {o}" for o in _options(data)),
-                _first_str(data, "footer"),
+                *(f"- {o}" for o in _options(message)),
+                _str(data.get("footer")),
             ]
         )
-    if kind in MEDIA_TYPES or (url and not text and kind not in ("text", "button")):
-        # The caption is what was said; the placeholder shows that something was shown.
-        caption = text
-        if not caption and kind == "image":
-            caption = _first_str(_data(data_json), "caption", "message")
-        return _join([_placeholder(kind or "media", url) if keep_media else None, caption])
-    return (text or "").strip()
-
-
-def _first_str(data: dict[str, Any], *keys: str) -> str | None:
-    for key in keys:
-        value = data.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
+    message = _message(message_json)
+    if kind == "location":
+        return _placeholder("location", _where(message, text)) if keep_media else ""
+    # The caption is what was said; the placeholder shows that something was shown.
+    caption = text or _str(lookup(message, "caption"))
+    return _join([_placeholder(kind or "media", url) if keep_media else None, caption])
 
 
 def render_message(
@@ -171,7 +196,7 @@ def render_message(
     msg_type: str | None,
     text: str | None,
     url: str | None,
-    data_json: str | None,
+    message_json: str | None,
     media: str = "placeholder",
 ) -> Rendered | None:
     """One message row as a :class:`Rendered`, or ``None`` when it is no part of the dialogue
@@ -179,7 +204,7 @@ def render_message(
     role = SENDER_ROLES.get(sender_type or "")
     if role is None:
         return None
-    shown = render_text(msg_type, text, url, data_json, media)
+    shown = render_text(msg_type, text, url, message_json, media)
     if not shown:
         return None
     return Rendered(role[0], role[1], shown, key)

@@ -29,12 +29,12 @@ def _message(name: str) -> dict[str, Any]:
 
 
 def _columns(msg: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
-    """type, text, url, data as the collector stores them (text: body, else title, else the
+    """type, text, url, raw as the collector stores them (text: body, else title, else the
     raw message)."""
     data = msg.get("data") or {}
     raw = msg.get("_raw") or {}
     text = data.get("body") or data.get("title") or raw.get("message") or data.get("caption")
-    return msg["type"], text or None, data.get("url"), orjson.dumps(data).decode()
+    return msg["type"], text or None, data.get("url"), orjson.dumps(msg).decode()
 
 
 def _render(name: str, media: str = "placeholder") -> Rendered | None:
@@ -87,8 +87,15 @@ def test_agent_text_is_an_assistant_message_written_by_a_human() -> None:
     assert r == Rendered("assistant", True, "hello world", "k")
 
 
-def test_unknown_types_keep_their_text_and_unknown_media_become_placeholders() -> None:
-    assert render_text("location", "Calle Mayor 1, Madrid", None, None) == "Calle Mayor 1, Madrid"
+def test_media_and_unknown_types_become_placeholders_with_their_caption() -> None:
+    assert render_text("location", "Calle Mayor 1, Madrid", None, None) == (
+        "[location: Calle Mayor 1, Madrid]"
+    )
+    assert render_text("location", "Calle Mayor 1", None, None, media="drop") == ""
+    assert render_text("hologram", "from the future", None, None) == "[hologram]\nfrom the future"
+    assert render_text("hologram", "from the future", None, None, media="drop") == (
+        "from the future"
+    )
     assert render_text("video", None, "https://v.example/a.mp4", None) == (
         "[video: https://v.example/a.mp4]"
     )
@@ -105,7 +112,7 @@ def test_unknown_sender_and_empty_text_render_nothing() -> None:
 
 
 def test_dialog_with_button_objects_and_broken_data() -> None:
-    data = orjson.dumps({"buttons": [{"label": "Yes"}, {"text": "No"}, 3, ""]}).decode()
+    data = orjson.dumps({"data": {"buttons": [{"label": "Yes"}, {"text": "No"}, 3, ""]}}).decode()
     assert render_text("dialog", "Continue?", None, data) == "Continue?\n- Yes\n- No"
     assert render_text("dialog", "Continue?", None, "not json") == "Continue?"
 

@@ -1,8 +1,9 @@
 -- The messages a dataset build renders, in conversation order, with each conversation's split.
 -- hooklake_build_selection (conversation_id, split) is the Arrow table of conversations the
 -- build picked (build_conversations.sql) and their split codes; the join keeps only those.
--- Only what rendering needs is read: `data` only for types whose options or caption live there,
--- `customer` (known names and fields for redaction) only when $with_customer.
+-- Only what rendering needs is read: the whole stored message (`raw`) only for types whose
+-- options, caption or address live in it (not text and buttons), `customer` (known names and
+-- fields for redaction) only when $with_customer.
 SELECT
     m.conversation_id,
     m.channel_id,
@@ -12,7 +13,7 @@ SELECT
     m.type,
     m.text,
     m.url,
-    CASE WHEN m.type IN ('dialog', 'card_template', 'image') THEN m.data END AS data,
+    CASE WHEN m.type NOT IN ('text', 'button') THEN m.raw END AS message,
     CASE WHEN $with_customer THEN m.customer END AS customer,
     s.split
 FROM messages AS m

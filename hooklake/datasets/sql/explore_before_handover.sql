@@ -11,7 +11,7 @@ WITH said AS (
         m.type,
         m.text,
         m.url,
-        m.data,
+        m.raw AS message,
         row_number() OVER (
             PARTITION BY h.conversation_id, h.position ORDER BY m.position DESC
         ) AS nth_before
@@ -30,7 +30,7 @@ SELECT
     s.type,
     s.text,
     s.url,
-    s.data
+    s.message
 FROM said AS s
 JOIN hooklake_explore_channels AS ch ON ch.channel_id IS NOT DISTINCT FROM s.channel_id
 WHERE s.nth_before <= $n

@@ -8,7 +8,7 @@ SELECT
     type,
     text,
     url,
-    data,
+    raw AS message,
     action
 FROM messages
 WHERE conversation_id = $conversation_id
