@@ -40,7 +40,16 @@ def ts_of(value: str | float) -> float:
 
 
 def landbot_body(msg: dict[str, Any], case: dict[str, Any]) -> bytes:
-    """A MessageHooks POST body for one message of a case, in the new or the old shape."""
+    """A MessageHooks POST body for one message of a case, in the new or the old shape.
+
+    Keys a case message may give to reproduce what real traffic does (all optional):
+    ``place`` where its ``action``/``payload``/``url`` sit (``data`` (default: data and
+    ``_raw.extra``), ``_raw``, ``extra`` or ``top``); ``extra`` the exact ``_raw.extra`` (null,
+    typing settings); ``data``/``raw``/``top`` keys added to data, ``_raw`` or the message;
+    ``string_ids`` ids as decimal strings; ``name`` the sender's and customer's name;
+    ``samurai``; ``no_agent_key`` a customer object without ``agent_id``; ``no_sender`` only
+    ``_raw.author_type`` says who wrote it.
+    """
     channel = {**{"name": "Support bot", "type": "landbot"}, **case.get("channel", {})}
     customer_id = msg.get("customer", case.get("customer", 1000))
     sender = msg["sender"]
@@ -48,20 +57,32 @@ def landbot_body(msg: dict[str, Any], case: dict[str, Any]) -> bytes:
     if channel["type"] == "whatsapp" and sender == "customer":
         ts = float(int(ts))  # WhatsApp customer timestamps are whole seconds
     mtype = msg.get("type", "event" if sender == "sys" else "text")
-    data: dict[str, Any] = {"body": msg["text"]}
-    if "action" in msg:
-        data["action"] = msg["action"]
+    content = {k: msg[k] for k in ("action", "payload", "url") if k in msg}
+    place = msg.get("place", "data")
+    data: dict[str, Any] = {"body": msg["text"], **msg.get("data", {})}
+    if place == "data":
+        data.update(content)
     sender_id = {"customer": customer_id, "bot": 1819347, "sys": 0}.get(sender, msg.get("agent"))
-    customer = {"id": customer_id, "name": f"Visitor #{customer_id}", "agent_id": msg.get("agent")}
+    name = msg.get("name", f"Visitor #{customer_id}")
+    customer: dict[str, Any] = {"id": customer_id, "name": name, "agent_id": msg.get("agent")}
+    if msg.get("no_agent_key"):
+        del customer["agent_id"]
     timestamp: float | int = int(ts) if ts == int(ts) else ts
+    extra: Any = {"action": msg["action"]} if "action" in msg and place == "data" else {}
+    if place == "extra":
+        extra = dict(content)
+    if "extra" in msg:
+        extra = msg["extra"]
     raw: dict[str, Any] = {
-        "extra": {"action": msg["action"]} if "action" in msg else {},
+        "extra": extra,
         "chat": customer_id + 1,
         "type": mtype,
         "channel": channel["id"],
         "timestamp": timestamp,
         "message": msg["text"],
     }
+    if place == "_raw":
+        raw.update(content)
     if msg.get("shape") == "legacy":  # the help-centre sample: no uuid, readed_at
         raw["readed_at"] = ts + 0.002
         raw["read"] = True
@@ -72,15 +93,31 @@ def landbot_body(msg: dict[str, Any], case: dict[str, Any]) -> bytes:
             seq=msg.get("seq"),
             read=False,
         )
-    message = {
+    if "samurai" in msg:
+        raw["samurai"] = msg["samurai"]
+    raw.update(msg.get("raw", {}))
+    message: dict[str, Any] = {
         "_raw": raw,
         "type": mtype,
         "data": data,
         "timestamp": timestamp,
-        "sender": {"id": sender_id, "name": "x", "type": sender},
+        "sender": {"id": sender_id, "name": msg.get("name", "x"), "type": sender},
         "customer": customer,
         "channel": channel,
     }
+    if place == "top":
+        message.update(content)
+    message.update(msg.get("top", {}))
+    if msg.get("no_sender"):
+        del message["sender"]
+    if msg.get("string_ids"):
+        for obj, key in ((message["sender"], "id"), (customer, "id"), (channel, "id")):
+            if obj.get(key) is not None:
+                obj[key] = str(obj[key])
+        if customer.get("agent_id") is not None:
+            customer["agent_id"] = str(customer["agent_id"])
+        if raw.get("samurai") is not None:
+            raw["samurai"] = str(raw["samurai"])
     return orjson.dumps({"messages": [message]})
 
 

@@ -294,3 +294,25 @@ def test_every_example_passes_the_openai_checks(
     for ex in conversation_examples(turns, spec, conversation_id="c"):
         assert openai_problem(openai_record(ex, weighted=True)) is None
         assert set(ex.source_keys) <= {r.key for r in rendered}
+
+
+def test_content_is_read_wherever_landbot_put_it() -> None:
+    """A dialog's options flat in _raw (Landbot's client library) or at the top level, a
+    location's address in _raw, coordinates in data, a caption in _raw.extra."""
+    flat = {"_raw": {"title": "Pick one", "buttons": ["A", "B"], "extra": None}, "data": {}}
+    assert render_text("dialog", None, None, orjson.dumps(flat).decode()) == "Pick one\n- A\n- B"
+    top = {"title": "Pick", "buttons": [{"title": "C"}], "_raw": {"extra": {"typing": "auto"}}}
+    assert render_text("dialog", None, None, orjson.dumps(top).decode()) == "Pick\n- C"
+    where = {"_raw": {"address": "Puerta del Sol"}, "data": {"latitude": 40.4, "longitude": -3.7}}
+    assert render_text("location", None, None, orjson.dumps(where).decode()) == (
+        "[location: Puerta del Sol]"
+    )
+    coords = {"data": {"latitude": 40.4, "longitude": "-3.7"}}
+    assert render_text("location", None, None, orjson.dumps(coords).decode()) == (
+        "[location: 40.4, -3.7]"
+    )
+    caption = {"_raw": {"extra": {"caption": "receipt"}}}
+    assert render_text(
+        "document", None, "https://d.example/r.pdf", orjson.dumps(caption).decode()
+    ) == ("[document: https://d.example/r.pdf]\nreceipt")
+    assert render_text("stripe", "Pay 12 EUR", None, None, media="drop") == "Pay 12 EUR"

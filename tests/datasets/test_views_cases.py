@@ -61,7 +61,8 @@ def test_conversations_summarise_messages(case_lake: tuple[dict[str, Any], Path]
             """
             SELECT c.conversation_id, c.n_messages, c.started_at, c.ended_at,
                    c.n_customer + c.n_bot + c.n_agent + c.n_sys = c.n_messages,
-                   c.has_agent = (c.n_agent > 0),
+                   NOT c.has_agent OR c.n_agent > 0 OR c.conversation_id IN
+                       (SELECT conversation_id FROM handovers),
                    count(m.message_key), min(m.ts), max(m.ts),
                    count(*) FILTER (WHERE m.sender_type = 'agent')
             FROM conversations AS c JOIN messages AS m USING (conversation_id)
@@ -114,27 +115,38 @@ def test_turns_merge_consecutive_messages_of_one_role(
 
 
 def test_handovers(case_lake: tuple[dict[str, Any], Path]) -> None:
+    """Each hand-off is named by the texts of the messages at its start, its end and its first
+    agent reply, with its agent and the evidence it was found by."""
     case, path = case_lake
     expected = case["expect"].get("handovers", [])
     with Lake(path) as lake:
         rows = lake.sql(
             """
-            SELECT h.agent_id,
+            SELECT h.agent_id, h.source,
                    (SELECT text FROM messages WHERE conversation_id = h.conversation_id
-                    AND ts = h.assigned_at AND action = 'assign'),
+                    AND position = h.position AND ts = h.assigned_at),
                    (SELECT text FROM messages WHERE conversation_id = h.conversation_id
-                    AND ts = h.unassigned_at AND action = 'unassign'),
+                    AND ts = h.unassigned_at ORDER BY position LIMIT 1),
                    (SELECT text FROM messages WHERE conversation_id = h.conversation_id
                     AND ts = h.first_agent_reply_at AND sender_type = 'agent'),
                    h.time_to_first_reply = h.first_agent_reply_at - h.assigned_at
             FROM handovers AS h ORDER BY h.assigned_at
             """
         ).fetchall()
+        agent_flags = lake.sql(
+            """
+            SELECT c.has_agent, count(h.conversation_id) > 0
+            FROM conversations AS c LEFT JOIN handovers AS h USING (conversation_id)
+            GROUP BY c.conversation_id, c.has_agent
+            """
+        ).fetchall()
     got = [
-        {"agent_id": a, "assigned": s, "unassigned": u, "first_reply": r} for a, s, u, r, _ in rows
+        {"agent_id": a, "source": src, "assigned": s, "unassigned": u, "first_reply": r}
+        for a, src, s, u, r, _ in rows
     ]
     assert got == expected
     assert all(ok is not False for *_, ok in rows)
+    assert all(flag == found for flag, found in agent_flags), "has_agent agrees with handovers"
 
 
 def test_roles_dates_and_types(case_lake: tuple[dict[str, Any], Path]) -> None:
@@ -162,3 +174,13 @@ def test_duplicates_keep_their_first_arrival(case_lake: tuple[dict[str, Any], Pa
     for text, delay in first.items():
         assert rows[text] == pytest.approx(delay * 1e6, abs=2)
     assert set(rows) == {m["text"] for m in case["messages"]}, "none lost, none invented"
+
+
+def test_typed_columns(case_lake: tuple[dict[str, Any], Path]) -> None:
+    """Fields read from wherever the payload put them (expect.columns: text -> columns)."""
+    case, path = case_lake
+    for text, columns in case["expect"].get("columns", {}).items():
+        with Lake(path) as lake:
+            rel = lake.sql("SELECT * FROM messages WHERE text = ?", [text])
+            (row,) = [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+        assert {c: row[c] for c in columns} == columns, text
