@@ -24,7 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from hooklake.datasets.recipe import Examples
-from hooklake.fields import lookup
+from hooklake.fields import lookup, place_object
 
 Role = Literal["system", "user", "assistant"]
 
@@ -170,7 +170,7 @@ def render_text(
         return _join([question, *(f"- {o}" for o in _options(message))])
     if kind == "card_template":
         message = _message(message_json)
-        data = message.get("data") if isinstance(message.get("data"), dict) else {}
+        data = place_object(message, "data") or {}
         title, body = _str(lookup(message, "title")), text or _str(data.get("body"))
         image = _str(data.get("image"))
         return _join(
