@@ -78,16 +78,16 @@ FIELDS: tuple[Field, ...] = (
     #: action; read by the ``handovers`` view from the stored message.
     _content("event_agent_id", "id", key="agent_id"),
     # What was said: the body, else a dialog's title, else Landbot's own copy of the text,
-    # else an APIchat flat message, else a media caption.
+    # else an APIchat flat message, else a media caption (title and caption wherever they sit).
     Field(
         "text",
         "text",
         (
             ("data", "body"),
-            ("data", "title"),
+            *((p, "title") for p in CONTENT_PLACES),
             ("_raw", "message"),
             ("message", "message"),
-            ("data", "caption"),
+            *((p, "caption") for p in CONTENT_PLACES),
         ),
         "text",
     ),
