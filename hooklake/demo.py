@@ -216,6 +216,12 @@ def run_demo(
         stats = lk.stats()
         for name, value in stats.rows():
             echo(f"     {name:<22} {value}")
+        by_source = lk.sql(
+            "SELECT source, count(*) FROM handovers GROUP BY source ORDER BY source"
+        ).fetchall()
+        if by_source:
+            found_by = ", ".join(f"{n} from {source.replace('_', ' ')}" for source, n in by_source)
+            echo(f"     {'hand-offs':<22} {sum(n for _, n in by_source)} ({found_by})")
         found = lk.sql(
             "SELECT conversation_id FROM conversations WHERE has_agent "
             "ORDER BY n_messages DESC, conversation_id LIMIT 1"

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from hooklake.cli import main
 from hooklake.errors import ConfigError
+from hooklake.fields import lookup
 from hooklake.simulate import (
     DEFAULT_START,
     FEATURES,
@@ -56,6 +57,10 @@ WEB_CUSTOMER = {
 WHATSAPP_CUSTOMER = {"agent_id", "name", "phone", "id", "archived"}
 LEGACY_CUSTOMER = {"country", "url", "id"}
 KNOWN_TYPES = {"text", "button", "dialog", "image", "iframe", "event", "card_template"}
+# Where real traffic puts content besides data (simulate/encode.py): flat in _raw, or an
+# event's action and agent at the top level.
+FLAT_RAW_KEYS = {"action", "agent_id", "payload", "buttons", "payloads", "address", "url"}
+TOP_KEYS = {"action", "agent_id"}
 
 
 def message(d: Delivery) -> dict[str, Any]:
@@ -77,8 +82,9 @@ def conversations(deliveries: list[Delivery]) -> dict[str, list[Delivery]]:
     return out
 
 
-def check_traffic(deliveries: list[Delivery]) -> None:
-    """Every property a simulation of at least ``len(FEATURES)`` customers must have."""
+def check_traffic(deliveries: list[Delivery]) -> Counter[str]:
+    """Every property a simulation of at least ``len(FEATURES)`` customers must have; returns
+    how often each case was seen."""
     assert deliveries
     seen: Counter[str] = Counter()
     firsts: dict[str, Delivery] = {}
@@ -86,7 +92,8 @@ def check_traffic(deliveries: list[Delivery]) -> None:
     assert arrival == sorted(arrival), "the stream is in delivery order"
     for d in deliveries:
         t, msg = d.truth, message(d)
-        assert set(msg) == MESSAGE_KEYS
+        assert MESSAGE_KEYS <= set(msg) <= MESSAGE_KEYS | (TOP_KEYS if t.shape == "flat" else set())
+        seen[f"shape-{t.shape}"] += 1
         assert d.headers == {
             "Content-Type": "application/json",
             "User-Agent": "landbot/webhooks",
@@ -96,9 +103,11 @@ def check_traffic(deliveries: list[Delivery]) -> None:
         assert msg["timestamp"] == raw["timestamp"] == t.ts
         assert msg["type"] == raw["type"] == t.type
         assert sender["type"] == t.sender_type
+        if isinstance(sender["id"], str):
+            seen["text-ids"] += 1
         assert (
             customer["id"] == t.customer_id
-            and msg["channel"]["id"] == raw["channel"] == t.channel_id
+            and int(msg["channel"]["id"]) == raw["channel"] == t.channel_id
         )
         assert msg["channel"]["type"] == t.channel_type
         assert set(msg["channel"]) == {"id", "name", "type"}
@@ -111,18 +120,24 @@ def check_traffic(deliveries: list[Delivery]) -> None:
         else:
             seen["new"] += 1
             assert raw["uuid"] == t.message_key and raw["seq"] == t.seq
-            assert RAW_KEYS <= set(raw) <= RAW_KEYS | {"samurai"}
+            flat = FLAT_RAW_KEYS if t.shape in ("core", "flat") else set()
+            assert RAW_KEYS <= set(raw) <= RAW_KEYS | {"samurai"} | flat, t.shape
+            if t.shape != "samples" and t.sender_type == "bot":
+                seen[f"extra-{json.dumps(raw['extra'])[:9]}"] += 1
             expected = WHATSAPP_CUSTOMER if t.channel_type == "whatsapp" else WEB_CUSTOMER
             assert expected <= set(customer)
             assert customer["agent_id"] == t.agent_id
             author = {"customer": "user", "bot": "bot", "agent": "agent", "sys": "sys"}
             assert raw["author_type"] == author[t.sender_type]
-            samurai = {"bot": -sender["id"], "agent": sender["id"], "sys": 0}.get(t.sender_type)
-            assert raw.get("samurai") == samurai
+            sender_id = int(sender["id"])
+            samurai = {"bot": -sender_id, "agent": sender_id, "sys": 0}.get(t.sender_type)
+            if isinstance(raw.get("samurai"), str):
+                seen["samurai-text"] += 1
+            assert (None if "samurai" not in raw else int(raw["samurai"])) == samurai
             if t.sender_type == "agent":
-                assert sender["id"] == customer["agent_id"]
+                assert sender_id == customer["agent_id"]
         if t.sender_type == "customer":
-            assert sender["id"] == customer["id"] and sender["name"] == customer.get(
+            assert int(sender["id"]) == customer["id"] and sender["name"] == customer.get(
                 "name", sender["name"]
             )
             if t.channel_type == "whatsapp":
@@ -132,8 +147,15 @@ def check_traffic(deliveries: list[Delivery]) -> None:
             assert sender == {"id": 0, "name": "Landbot", "type": "sys"}
         if any(isinstance(v, str) and v.startswith("['") for v in customer.values()):
             seen["repr-list-field"] += 1
-        if t.type not in KNOWN_TYPES:
+        if t.sender_type == "sys" and lookup(msg, "action") is None:
+            seen["sys-opening"] += 1
+            assert t.position == 1, "sys deliveries open a session"
+        elif t.type == "stripe":
+            seen["payment"] += 1
+            assert t.sender_type == "bot"
+        elif t.type not in KNOWN_TYPES:
             seen["unknown-type"] += 1
+            seen[t.type] += 1
             assert t.sender_type == "customer"
         text = msg["data"].get("body") or ""
         for kind, value in t.pii:
@@ -192,18 +214,23 @@ def check_traffic(deliveries: list[Delivery]) -> None:
         "iframe", "agent",
     ):  # fmt: skip
         assert seen[feature], f"no {feature} in the traffic"
+    return seen
 
 
 def check_flow(ds: list[Delivery], seen: Counter[str]) -> None:
-    """Buttons answer the menu before them; agents talk only between assign and unassign."""
+    """Buttons answer the menu before them; agents talk only once a hand-off has started; the
+    hand-off's earliest evidence is marked in the truth. Content is read wherever the body's
+    shape put it (:func:`hooklake.fields.lookup`)."""
     menu: dict[str, Any] | None = None
-    assigned: int | None = None
+    assigned: int | None = None  # customer.agent_id of the previous message
+    started = False
     for d in ds:
         msg, t = message(d), d.truth
         data = msg["data"]
         if t.type == "dialog":
-            menu = {"buttons": data["buttons"], "payloads": data["payloads"]}
-            assert msg["_raw"]["extra"] == menu
+            menu = {"buttons": lookup(msg, "buttons"), "payloads": lookup(msg, "payloads")}
+            if t.shape == "samples":
+                assert msg["_raw"]["extra"] == menu
         elif t.type == "card_template":
             seen["card_template"] += 1
             menu = {
@@ -214,21 +241,28 @@ def check_flow(ds: list[Delivery], seen: Counter[str]) -> None:
             seen["button"] += 1
             assert menu is not None, "a click follows a menu"
             i = menu["buttons"].index(data["body"])
-            assert data["payload"] == menu["payloads"][i]
+            assert lookup(msg, "payload") == menu["payloads"][i]
         elif t.type in ("image", "iframe"):
             seen[t.type] += 1
             assert data["url"].startswith("https://")
-        elif t.type == "event":
-            action = data["action"]
-            assert (action == "assign") == (assigned is None)
-            assigned = t.agent_id if action == "assign" else None
-            assert msg["_raw"]["extra"]["action"] == action
-            seen["handover"] += action == "assign"
+        elif t.type == "event" and (action := lookup(msg, "action")) is not None:
+            assert action in ("assign", "unassign")
+            assert (action == "assign") == (t.agent_id is not None)
+            if action == "assign":
+                assert lookup(msg, "event_agent_id") == t.agent_id
+            if t.shape == "samples":
+                assert msg["_raw"]["extra"]["action"] == action
+        if t.handover:
+            seen["handover"] += 1
+            seen[f"handover-{t.sender_type}"] += 1
+            assert assigned is None and t.agent_id is not None, "a hand-off starts here"
+            started = True
+        elif t.agent_id is None:
+            started = False
         if t.sender_type == "agent":
             seen["agent"] += 1
-            assert assigned is not None and t.agent_id == assigned
-        assert t.agent_id == assigned
-    assert assigned is None, "every handover ends with unassign"
+            assert started and t.agent_id is not None
+        assigned = t.agent_id
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +272,26 @@ def traffic() -> list[Delivery]:
 
 def test_traffic_has_every_case(traffic: list[Delivery]) -> None:
     check_traffic(traffic)
+
+
+def test_traffic_has_the_shapes_of_real_material_in_realistic_proportions(
+    traffic: list[Delivery],
+) -> None:
+    """Drawn at random per conversation, so checked on a fixed, larger simulation."""
+    seen = check_traffic(traffic)
+    firsts = [d.truth for d in traffic if not d.truth.retry]
+    n_conversations = len({t.conversation_id for t in firsts})
+    new = [t for t in firsts if not t.legacy]
+    for shape, share in (("core", 0.55), ("samples", 0.30), ("flat", 0.15)):
+        got = sum(t.shape == shape for t in new) / len(new)
+        assert abs(got - share) < 0.15, (shape, got)
+    # 7 of 8 real sessions open with a sys delivery.
+    opened = sum(t.position == 1 and t.sender_type == "sys" for t in firsts)
+    assert 0.7 < opened / n_conversations < 0.98, (opened, n_conversations)
+    # Hand-offs start with the event, with a customer message ahead of it, or with the agent.
+    assert seen["handover-sys"] and seen["handover-customer"], seen
+    assert seen["samurai-text"] and seen["text-ids"], seen
+    assert any(k.startswith("extra-null") for k in seen) and seen['extra-{"typing"'], seen
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
@@ -275,6 +329,8 @@ def test_bodies_have_the_shape_of_the_samples(traffic: list[Delivery]) -> None:
             by_type[shape] = msg
     matched = set()
     for d in traffic:
+        if d.truth.shape not in ("samples", "legacy") or d.truth.sender_type == "sys":
+            continue  # where content sits in other shapes is checked by check_traffic
         msg = message(d)
         shape = (msg["type"], msg["sender"]["type"], "uuid" in msg["_raw"], msg["channel"]["type"])
         sample = by_type.get(shape)

@@ -68,8 +68,8 @@ def read_conversation(lake: Lake, conversation_id: str) -> pd.DataFrame:
 
     ``text`` is what the chat showed: a dialog is its question and ``- option`` lines, a
     button click the button's text, media a ``[image: URL]`` placeholder with the caption,
-    and system events (handovers) their description in parentheses. Conversation ids come from
-    :func:`conversation_lengths` or the ``conversations`` view.
+    and system deliveries (handovers, session openings) their description in parentheses.
+    Conversation ids come from :func:`conversation_lengths` or the ``conversations`` view.
     """
     rows = _frame(lake, "explore_read_conversation", {"conversation_id": conversation_id})
     if rows.empty:
@@ -78,9 +78,15 @@ def read_conversation(lake: Lake, conversation_id: str) -> pd.DataFrame:
             f"{lake.session_gap} (list the ids with explore.conversation_lengths(lake))"
         )
     shown = [
-        _shown(kind, text, url, message, action)
-        for kind, text, url, message, action in zip(
-            rows["type"], rows["text"], rows["url"], rows["message"], rows["action"], strict=True
+        _shown(kind, text, url, message, action, sender)
+        for kind, text, url, message, action, sender in zip(
+            rows["type"],
+            rows["text"],
+            rows["url"],
+            rows["message"],
+            rows["action"],
+            rows["sender_type"],
+            strict=True,
         )
     ]
     out = rows[["position", "ts", "sender_type", "sender_name", "type"]].rename(
@@ -266,11 +272,17 @@ def _define_channels(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _shown(
-    kind: str | None, text: str | None, url: str | None, message: str | None, action: str | None
+    kind: str | None,
+    text: str | None,
+    url: str | None,
+    message: str | None,
+    action: str | None,
+    sender: str | None = None,
 ) -> str:
-    if (kind or "").lower() in SILENT_TYPES:
-        # Events are no part of the dialogue, but a reader needs to see the handover.
-        return f"({text or action or kind})"
+    if (kind or "").lower() in SILENT_TYPES or sender == "sys":
+        # Events and sys deliveries are no part of the dialogue, but a reader needs to see
+        # the handover.
+        return f"({_str(text) or _str(action) or kind})"
     return render_text(kind, _str(text), _str(url), _str(message))
 
 

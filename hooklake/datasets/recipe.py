@@ -22,7 +22,7 @@ Every key has a default except ``name``::
     targets = "assistant"            # assistant | bot | agent: replies a model learns from
     max_context_turns = 0            # unit=turn: turns of history kept, 0 = all
     system_prompt = "You are Acme's support assistant."
-    media = "placeholder"            # placeholder | drop (images, iframes)
+    media = "placeholder"            # placeholder | drop (every type but text, buttons, dialogs)
     [filter]
     min_user_turns = 1
     dedupe = true

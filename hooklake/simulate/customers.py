@@ -128,7 +128,8 @@ def new_customer(rng: random.Random, index: int, channels: tuple[Channel, ...]) 
     if ch.whatsapp:
         name = f"{first} {last}" if rng.random() < 0.8 else first
     else:
-        name = f"Visitor #{cid}" if rng.random() < 0.75 else f"{first} {last}"
+        r = rng.random()  # anonymous visitors; empty names occur in real captures too
+        name = f"Visitor #{cid}" if r < 0.75 else "" if r < 0.85 else f"{first} {last}"
     address = texts.email(rng, first, last)
     visits = rng.choices((1, 2, 3, 4), weights=(72, 20, 6, 2))[0]
     if feature in ("return", "midnight"):

@@ -1,9 +1,20 @@
-"""Scripted messages into POST bodies, in the two payload shapes Landbot has used.
+"""Scripted messages into POST bodies, in the payload shapes Landbot traffic shows.
 
-The current shape (``payloads/*.json`` except the help-centre sample) carries ``_raw.uuid``,
-``author_type``, ``samurai`` and friends; the older help-centre shape has no uuid, a
-``readed_at`` time and a bare customer object. Key order follows the samples. Customer,
-channel and sender objects are serialised once and spliced in, which keeps generation fast.
+The current shape carries ``_raw.uuid``, ``author_type``, ``samurai`` and friends; the older
+help-centre shape has no uuid, a ``readed_at`` time and a bare customer object. Within the
+current shape, where type-specific content sits varies by conversation, in the proportions
+below (``../shared/landbot/README.md``, "Second look at real material"):
+
+- ``core`` (55%): as Landbot's own client library keeps it: an event's action and agent, a
+  button's payload, a dialog's buttons and payloads, a location's address flat in ``_raw``
+  (``data`` keeps the documented body, title, URL, caption, coordinates); ``_raw.extra`` is
+  typing settings, ``{}`` or ``null``; ``samurai`` is a numeric string in some conversations;
+- ``samples`` (30%): as the sample bodies, content in ``data`` and copied into ``_raw.extra``;
+- ``flat`` (15%): as ``core``, but an event's action and agent at the message's top level.
+
+One conversation in twenty sends its sender and channel ids as decimal strings. Key order
+follows the samples. Customer, channel and sender objects are serialised once and spliced in,
+which keeps generation fast.
 """
 
 from __future__ import annotations
@@ -23,6 +34,31 @@ _Fragment = orjson.Fragment
 _dumps = orjson.dumps
 _AUTHOR_TYPE = {"customer": "user", "bot": "bot", "agent": "agent", "sys": "sys"}
 _VARIANT = "89ab"
+_SHAPES, _SHAPE_WEIGHTS = ("core", "samples", "flat"), (55, 30, 15)
+#: Content that Landbot's client library keeps flat in `_raw` rather than in `data`.
+_FLAT_KEYS = ("action", "agent_id", "payload", "buttons", "payloads", "address")
+_TYPING: tuple[dict[str, Any] | None, ...] = (
+    {"typing": "auto"},
+    {"typing": "custom", "typing_delay": 1.2},
+    {},
+    None,
+)
+
+
+def _placed(
+    rng: random.Random, shape: str, m: Msg
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], dict[str, Any]]:
+    """``data``, ``_raw.extra``, flat ``_raw`` keys and top-level keys of one message."""
+    if shape == "samples" or m.type == "card_template":  # a card's data is documented
+        return m.data, m.extra, {}, {}
+    content = {**m.extra, **m.data}
+    data = {k: v for k, v in m.data.items() if k not in _FLAT_KEYS}
+    flat = {k: content[k] for k in (*_FLAT_KEYS, "url") if k in content}
+    top: dict[str, Any] = {}
+    if shape == "flat":
+        top = {k: flat.pop(k) for k in ("action", "agent_id") if k in flat}
+    extra = rng.choice(_TYPING) if m.sender_type == "bot" else rng.choice(({}, None))
+    return data, extra, flat, top
 
 
 class Encoder:
@@ -60,8 +96,18 @@ class Encoder:
         rng = self.rng
         ch = cust.channel
         legacy, whatsapp = ch.legacy, ch.whatsapp
+        shape = "legacy" if legacy else rng.choices(_SHAPES, _SHAPE_WEIGHTS)[0]
+        samurai_text = shape == "core" and rng.random() < 0.3
+        text_ids = not legacy and rng.random() < 0.05
         channel_frag = self._channel(ch)
         customer_sender = cust.sender_json
+        if text_ids:
+            channel_frag = _Fragment(
+                compact_json({"id": str(ch.id), "name": ch.name, "type": ch.type})
+            )
+            customer_sender = _Fragment(
+                compact_json({"id": str(cust.id), "name": cust.name, "type": "customer"})
+            )
         size = len(msgs)
         out: list[Delivery] = []
         for i, m in enumerate(msgs):
@@ -80,12 +126,19 @@ class Encoder:
                 sender = customer_sender
             elif sender_type == "sys":
                 sender = SYS_SENDER
+            elif text_ids and m.author is not None:
+                obj = {"id": str(m.author.id), "name": m.author.name, "type": sender_type}
+                sender = _Fragment(compact_json(obj))
             else:
                 sender = self._author(m.author, sender_type)
+            data: dict[str, Any] = m.data
+            extra: dict[str, Any] | None = m.extra
+            flat: dict[str, Any] = {}
+            top: dict[str, Any] = {}
             if legacy:
                 read = sender_type == "customer"
                 raw: dict[str, Any] = {
-                    "extra": m.extra,
+                    "extra": extra,
                     "chat": cust.chat,
                     "type": m.type,
                     "channel": ch.id,
@@ -100,9 +153,10 @@ class Encoder:
             else:
                 key = self._uuid()
                 author = m.author
+                data, extra, flat, top = _placed(rng, shape, m)
                 raw = {
                     "uuid": key,
-                    "extra": m.extra,
+                    "extra": extra,
                     "chat": cust.chat,
                     "ui_key": None,
                     "type": m.type,
@@ -114,24 +168,24 @@ class Encoder:
                     "seq": seq,
                     "message": m.message,
                     "rich_text": None,
+                    **flat,
                 }
-                if sender_type == "bot":
-                    raw["samurai"] = -author.id  # type: ignore[union-attr]
-                elif sender_type == "agent":
-                    raw["samurai"] = author.id  # type: ignore[union-attr]
-                elif sender_type == "sys":
-                    raw["samurai"] = 0
+                if sender_type != "customer":  # bot: -bot id; agent: agent id; sys: 0
+                    samurai = 0 if author is None else author.id
+                    samurai = -samurai if sender_type == "bot" else samurai
+                    raw["samurai"] = str(samurai) if samurai_text else samurai
             body = _dumps(
                 {
                     "messages": [
                         {
                             "_raw": raw,
                             "type": m.type,
-                            "data": m.data,
+                            "data": data,
                             "timestamp": ts,
                             "sender": sender,
                             "customer": m.customer_json,
                             "channel": channel_frag,
+                            **top,
                         }
                     ]
                 }
@@ -154,6 +208,8 @@ class Encoder:
                 legacy=legacy,
                 agent_id=m.agent_id,
                 pii=m.pii,
+                handover=m.handover,
+                shape=shape,
             )
             at = real + m.latency
             out.append(Delivery(body, truth, at))

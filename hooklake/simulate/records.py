@@ -40,6 +40,12 @@ class Truth:
         agent_id: ``customer.agent_id`` at send time (set between assign and unassign).
         pii: the personal data written into this message's text, as ``(kind, value)`` pairs
             with kind ``email``, ``phone``, ``card`` or ``iban``; the value appears verbatim.
+        handover: this message is the earliest evidence of a hand-off to a human agent (the
+            assign event, a customer message already carrying ``customer.agent_id``, or the
+            agent's first message): the lake's ``handovers`` view must start a hand-off here.
+        shape: where the body puts type-specific content (see :mod:`hooklake.simulate.encode`):
+            ``samples`` (in ``data`` and ``_raw.extra``), ``core`` (flat in ``_raw``), ``flat``
+            (an event's action and agent at the message's top level) or ``legacy``.
     """
 
     customer_id: int
@@ -58,6 +64,8 @@ class Truth:
     legacy: bool
     agent_id: int | None
     pii: tuple[tuple[str, str], ...]
+    handover: bool = False
+    shape: str = "samples"
 
     @property
     def conversation_id(self) -> str:

@@ -42,6 +42,8 @@ class Msg:
     pii: tuple[tuple[str, str], ...] = ()
     latency: float = 0.0
     retries: int = 0
+    #: The earliest message showing that a human agent took the conversation over.
+    handover: bool = False
 
 
 # Template slots, drawn the first time a conversation's text uses them and then kept, so the
@@ -73,12 +75,21 @@ _IMAGES = (
 )
 
 
+_ADDRESSES = (
+    "Puerta del Sol, Madrid",
+    "Plaça de Catalunya, Barcelona",
+    "Gran Vía 28, Madrid",
+    "Rua Augusta 100, Lisboa",
+    "",  # coordinates only
+)
+
+
 class _Context(dict[str, str]):
     def __init__(self, rng: random.Random, cust: Customer) -> None:
         super().__init__(
             brand=cust.channel.brand,
             first=cust.first,
-            cname=cust.first if not cust.name.startswith("Visitor") else "there",
+            cname=cust.first if cust.name and not cust.name.startswith("Visitor") else "there",
             email=cust.email,
         )
         self.rng = rng
@@ -154,6 +165,8 @@ class Script:
         """Several bot bubbles within tens of milliseconds; sometimes with one timestamp."""
         rng = self.rng
         self.t += rng.uniform(0.4, 1.6) if self.msgs else 0.0
+        if len(self.msgs) == 1 and self.msgs[0].sender_type == "sys":
+            self.t = self.msgs[0].t + rng.uniform(0.3, 1.5)
         same = (
             not self.ch.legacy
             and len(parts) > 1
@@ -209,10 +222,14 @@ class Script:
         url = f"https://storage.googleapis.com/media.landbot.io/{self.ch.id}/channels/{name}.png"
         return ("image", {"url": url, "caption": caption}, caption, {"url": url})
 
-    def customer(self, type_: str, body: str, **data: Any) -> Msg:
+    def customer(self, type_: str, body: str, gap: bool = True, **data: Any) -> Msg:
         # At least 2.5 s after anything else, so a WhatsApp whole-second timestamp still sorts
-        # after the message before it.
-        self.t += self._customer_gap() if self.msgs else 0.0
+        # after the message before it (a customer who opens the chat writes 1-2 s after the
+        # session's sys opening, still in a later whole second).
+        if not gap and self.msgs:
+            self.t = math.floor(self.t) + 1.0 + self.rng.uniform(0.05, 0.9)
+        elif self.msgs:
+            self.t += self._customer_gap()
         extra: dict[str, Any] = {}
         if type_ == "button":
             extra = {"payload": data["payload"]}
@@ -220,7 +237,7 @@ class Script:
         elif type_ == "text":
             payload_data = {"body": body}
         else:
-            payload_data = dict(data)
+            payload_data = {k: v for k, v in data.items() if v is not None}
             if "url" in data:
                 extra = {"url": data["url"]}
         pii = self._find_pii(body) if type_ == "text" else ()
@@ -266,28 +283,46 @@ class Script:
                 found.append((kind, value))
         return tuple(found)
 
-    def agent_says(self, text: str, gap: tuple[float, float]) -> None:
+    def agent_says(self, text: str, gap: tuple[float, float]) -> Msg:
         self.t += self.rng.uniform(*gap)
         agent = _agent(self.agent_id)
-        self._add("agent", "text", {"body": text}, text, {}, agent)
+        return self._add("agent", "text", {"body": text}, text, {}, agent)
 
-    def sys_event(self, action: str) -> None:
+    def sys_event(self, action: str) -> Msg:
+        """An assign or unassign event. An assign names the agent already in ``agent_id``
+        when one was chosen before (the customer's messages can show it first)."""
         self.t += self.rng.uniform(1.0, 60.0)
         agent_id = self.agent_id
         if action == "assign":
-            agent_id = self.rng.choice(AGENTS).id
+            agent_id = self.agent_id or self.rng.choice(AGENTS).id
             self.agent_id = agent_id  # the event itself already shows the new state
             body = "Conversation assigned to agent"
         else:
             self.agent_id = None
             body = "Conversation unassigned"
         data = {"action": action, "body": body}
-        self._add("sys", "event", data, body, {"action": action, "agent_id": agent_id}, None)
+        return self._add("sys", "event", data, body, {"action": action, "agent_id": agent_id}, None)
+
+    def sys_opening(self) -> None:
+        """What opens most real sessions: a sys delivery of undocumented type and data."""
+        rng = self.rng
+        type_, data = rng.choice(
+            (
+                ("event", {}),
+                ("event", {"body": "Conversation started"}),
+                ("sys", {"status": "open"}),
+                ("text", {"body": "Session started"}),
+            )
+        )
+        self._add("sys", type_, data, data.get("body", ""), {}, None)
 
     # -- the flow ---------------------------------------------------------------------------
 
     def run(self) -> list[Msg]:
         """Script the conversation; the first message is at ``t == 0``."""
+        if self.rng.random() < 0.875:  # 7 of 8 real sessions open with a sys delivery
+            self.sys_opening()
+            self.t += self.rng.uniform(0.3, 1.5)
         self._flow()
         while self.pending_pii:
             sentence = self._with_pii("")
@@ -301,7 +336,7 @@ class Script:
         rng, ch = self.rng, self.ch
         if ch.whatsapp or rng.random() < 0.08:
             # WhatsApp users write first; on the Web the widget greets them on open.
-            self.customer("text", rng.choice(texts.CUSTOMER_OPENERS))
+            self.customer("text", rng.choice(texts.CUSTOMER_OPENERS), gap=False)
         parts = [self.bot_text(rng.choice(texts.GREETINGS))]
         if rng.random() < 0.4:
             parts.append(self.bot_text(rng.choice(texts.INTROS)))
@@ -342,13 +377,19 @@ class Script:
         self.customer("button", label, payload=f"${i}")
 
     def _unknown(self) -> None:
+        """The customer sends something that is not text: a location, a voice note, a video,
+        a document or a sticker (WhatsApp), a document or file (Web)."""
         rng = self.rng
-        kind = rng.choice(("location", "audio", "sticker")) if self.ch.whatsapp else "file"
+        if self.ch.whatsapp:
+            kind = rng.choice(("location", "audio", "video", "document", "sticker"))
+        else:
+            kind = rng.choice(("document", "file", "location"))
         media = f"https://storage.googleapis.com/media.landbot.io/{self.ch.id}/customers/"
         media += f"{rng.getrandbits(64):016x}"
         if kind == "location":
             lat, lon = round(rng.uniform(36.0, 43.5), 6), round(rng.uniform(-9.0, 3.0), 6)
-            self.customer("location", "", latitude=lat, longitude=lon)
+            address = rng.choice(_ADDRESSES)
+            self.customer("location", "", latitude=lat, longitude=lon, address=address or None)
         elif kind == "audio":
             self.customer(
                 "audio",
@@ -357,13 +398,31 @@ class Script:
                 mime_type="audio/ogg",
                 duration=rng.randrange(2, 60),
             )
+        elif kind == "video":  # GIFs arrive as video too
+            self.customer("video", "", url=media + ".mp4", caption=rng.choice(("", "look")))
         elif kind == "sticker":
             self.customer("sticker", "", url=media + ".webp")
         else:
-            self.customer("file", "", url=media + ".pdf", name="invoice.pdf")
+            name = rng.choice(("invoice.pdf", "receipt.pdf", "photo-of-label.pdf"))
+            self.customer(kind, "", url=media + ".pdf", caption=name)
         self.bot_burst([self.bot_text(rng.choice(texts.UNKNOWN_REPLY))])
         if self.feature == "unknown":
             self.feature = ""
+
+    def _payment(self) -> None:
+        """The bot asks for a payment (Stripe) and the customer pays."""
+        rng = self.rng
+        amount = rng.randrange(500, 20000)
+        session = f"cs_live_{rng.getrandbits(96):024x}"
+        data = {
+            "url": f"https://checkout.stripe.com/c/pay/{session}",
+            "amount": amount,
+            "currency": "eur",
+            "description": f"Order {self.ctx['order']}",
+        }
+        label = f"Pay {amount / 100:.2f} EUR"
+        self.bot_burst([("stripe", data, label, {})])
+        self.customer("stripe_intent", "", status="succeeded", amount=amount, currency="eur")
 
     def _topic(self, name: str) -> None:
         rng, topic = self.rng, TOPICS[name]
@@ -378,6 +437,8 @@ class Script:
             self.customer_says(rng.choice(topic.answer))
         if not self.ch.legacy and rng.random() < 0.03:
             self._unknown()
+        if not self.ch.legacy and rng.random() < 0.02:
+            self._payment()
         parts = [self.bot_text(rng.choice(topic.resolve))]
         if rng.random() < 0.1 or self.feature == "media":
             parts.append(self.bot_media("image"))
@@ -424,14 +485,28 @@ class Script:
         self.customer("text", text)
 
     def _handover(self, name: str) -> None:
+        """A human agent takes over. How the hand-off shows varies as in real traffic: the
+        assign event first (most), a customer message already carrying the agent before the
+        event (2 in 8), or no events at all, only ``customer.agent_id`` and the agent's words."""
         rng, topic = self.rng, TOPICS[name]
         self.bot_burst([self.bot_text(rng.choice(texts.HANDOVER))])
-        self.sys_event("assign")
+        style = rng.choices(("event", "early", "silent"), weights=(60, 25, 15))[0]
+        first: Msg | None = None  # the earliest evidence of the hand-off
+        if style == "event":
+            first = self.sys_event("assign")
+            if rng.random() < 0.3:
+                self.customer_says(rng.choice(texts.WAITING))
+        else:
+            self.agent_id = rng.choice(AGENTS).id
+            if style == "early" or rng.random() < 0.5:
+                first = self.customer_says(rng.choice(texts.WAITING))
+            if style == "early":
+                self.sys_event("assign")
         agent = _agent(self.agent_id)
         self.ctx["agent"] = agent.name.split(" ")[0] if agent.name else "your agent"
-        if rng.random() < 0.3:
-            self.customer_says(rng.choice(texts.WAITING))
-        self.agent_says(rng.choice(texts.AGENT_GREETINGS).format_map(self.ctx), (15.0, 480.0))
+        greeting = rng.choice(texts.AGENT_GREETINGS).format_map(self.ctx)
+        said = self.agent_says(greeting, (15.0, 480.0))
+        (first or said).handover = True
         for _ in range(rng.randrange(1, 4)):
             if rng.random() < 0.5:
                 self.customer_says(rng.choice(topic.problem))
@@ -449,7 +524,10 @@ class Script:
         if rng.random() < 0.8:
             self.customer_says(rng.choice(texts.GOODBYES))
             self.agent_says(rng.choice(texts.AGENT_BYES), (2.0, 40.0))
-        self.sys_event("unassign")
+        if style == "silent":
+            self.agent_id = None  # only customer.agent_id turning null shows the end
+        else:
+            self.sys_event("unassign")
         self.bot = self.ch.bot
         if rng.random() < 0.5:
             self.bot_burst(

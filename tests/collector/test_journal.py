@@ -239,6 +239,15 @@ def test_flushing_a_segment_twice_replaces_its_files_instead_of_duplicating(
     assert len({r["source"] for r in rows}) == 3
     assert len(lake_rows(lake, REJECTED)) == 1
 
+    # Hooklake 0.1 named the files of a segment without a schema version: when it crashed
+    # before retiring a segment that this version then flushes, its files are replaced too.
+    for path in live_files(lake, MESSAGES):
+        path.rename(path.with_name(path.name.replace(".v2.parquet", ".parquet")))
+    shutil.copy(saved, segment)
+    flush_segment(lake, segment)
+    assert sorted(live_files(lake, MESSAGES) + live_files(lake, REJECTED)) == files
+    assert sorted(r["message_key"] for r in lake_rows(lake)) == ["a", "b", "c"]
+
 
 def test_temporary_files_of_a_crashed_flush_are_never_data(tmp_path: Path) -> None:
     lake = tmp_path / "lake"

@@ -26,6 +26,7 @@ from hooklake.datasets.build import BuildReport, build
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.redact import KINDS
 from hooklake.errors import BuildError, LakeError
+from hooklake.fields import lookup
 from hooklake.simulate import Truth, simulate
 
 CUSTOMERS = 60
@@ -52,7 +53,7 @@ class Said:
 
     @property
     def action(self) -> str | None:
-        action = self.msg.get("data", {}).get("action")
+        action = lookup(self.msg, "action")
         return action if isinstance(action, str) else None
 
     @property
@@ -123,19 +124,21 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _handovers(world: World) -> list[tuple[Key, int, Said]]:
-    """(conversation, index in it, the assign event) for every handover, in time order."""
+    """(conversation, index in it, its earliest evidence) for every handover, in time order:
+    the assign event, or a message already carrying the agent when the event came later or
+    never."""
     out = [
         (key, i, s)
         for key, said in world.conversations.items()
         for i, s in enumerate(said)
-        if s.truth.type == "event" and s.action == "assign"
+        if s.truth.handover
     ]
     return sorted(out, key=lambda h: h[2].truth.ts)
 
 
 def _first_agent_reply(said: list[Said], start: int) -> Said | None:
-    for s in said[start + 1 :]:
-        if s.truth.type == "event" and s.action == "unassign":
+    for s in said[start:]:
+        if s.truth.agent_id is None:  # unassigned again
             return None
         if s.truth.sender_type == "agent":
             return s
@@ -163,7 +166,7 @@ def test_conversation_lengths_match_what_was_sent(world: World) -> None:
         assert row["minutes"] == pytest.approx(
             (said[-1].truth.ts - said[0].truth.ts) / 60, abs=1e-6
         )
-        assert row["handed_over"] == any(s.action == "assign" for s in said)
+        assert row["handed_over"] == any(s.truth.handover for s in said)
     assert lengths["started_at"].is_monotonic_increasing
 
 
@@ -237,7 +240,7 @@ def test_read_conversation_shows_it_in_order(world: World) -> None:
     key = next(
         k
         for k, said in world.conversations.items()
-        if any(s.action == "assign" for s in said)
+        if any(s.truth.handover for s in said)
         and any(s.truth.type == "card_template" for s in said)
     )
     said = world.conversations[key]
@@ -246,12 +249,13 @@ def test_read_conversation_shows_it_in_order(world: World) -> None:
     assert list(shown["sender"]) == [s.truth.sender_type for s in said]
     assert list(shown["type"]) == [s.truth.type for s in said]
     for s, text in zip(said, shown["text"], strict=True):
-        if s.truth.type in ("text", "button"):
+        if s.truth.sender_type == "sys":  # events and session openings, in parentheses
+            assert text == f"({s.body or s.action or s.truth.type})"
+        elif s.truth.type in ("text", "button"):
             assert text == s.body
-        elif s.truth.type == "event":
-            assert text == f"({s.body})"
         elif s.truth.type in QUESTIONS:
-            options = [b if isinstance(b, str) else b["title"] for b in s.msg["data"]["buttons"]]
+            buttons = lookup(s.msg, "buttons")
+            options = [b if isinstance(b, str) else b["title"] for b in buttons]
             assert s.body in text.splitlines()
             assert [line for line in text.splitlines() if line.startswith("- ")] == [
                 f"- {o}" for o in options
@@ -375,7 +379,7 @@ def test_handover_summary_per_channel_and_overall(world: World) -> None:
     waits: dict[str, list[float]] = defaultdict(list)
     for key, said in world.conversations.items():
         conversations[world.label(key)] += 1
-        handed_over[world.label(key)] += any(s.action == "assign" for s in said)
+        handed_over[world.label(key)] += any(s.truth.handover for s in said)
     for key, i, event in _handovers(world):
         reply = _first_agent_reply(world.conversations[key], i)
         assert reply is not None

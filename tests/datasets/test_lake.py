@@ -166,9 +166,9 @@ def test_views_are_a_snapshot_until_refresh(tmp_path: Path) -> None:
 
 def test_views_skip_temporaries_and_tombstoned_files(tmp_path: Path) -> None:
     [a] = write_rows(tmp_path, [row("a")], name="a")
-    write_rows(tmp_path, [row("b", t=1)], name="b")
+    [b] = write_rows(tmp_path, [row("b", t=1)], name="b")
     (a.parent / ".tmp-123-c.parquet").write_bytes(b"half a file")
-    layout.write_tombstone(a.parent, ["a.parquet"], by="b.parquet")
+    layout.write_tombstone(a.parent, [a.name], by=b.name)
     with Lake(tmp_path) as lake:
         assert lake.sql("SELECT message_key FROM messages").fetchall() == [("b",)]
 
@@ -243,3 +243,32 @@ def test_rejected_keeps_raw_bodies_and_decodes_what_is_text(tmp_path: Path) -> N
         (b'{"messages": 3}', '{"messages": 3}'),
     }
     assert all(hook == "shop" and reason and same_day for hook, reason, _, _, same_day in rows)
+
+
+def test_files_written_by_hooklake_0_1_are_read_beside_new_ones(tmp_path: Path) -> None:
+    """0.1 wrote message files without the columns added since (and without a version in
+    their name): a lake holding both reads both, the added columns null for the old rows, and
+    compaction merges each version's files into a file of that version."""
+    old = write_rows(tmp_path, [row("old-a"), row("old-b", t=1)], name="w-00000001", version=1)
+    write_rows(tmp_path, [row("old-c", t=2)], name="w-00000002", version=1)
+    new = write_rows(tmp_path, [{**row("new-a", t=3), "samurai": -7, "latitude": 1.5}], "w-3")
+    write_rows(tmp_path, [row("new-b", t=4)], name="w-00000004")
+    assert [p.name for p in old + new] == ["w-00000001.parquet", "w-3.v2.parquet"]
+    query = "SELECT message_key, samurai, latitude, longitude FROM messages ORDER BY ts"
+    expected = [
+        ("old-a", None, None, None),
+        ("old-b", None, None, None),
+        ("old-c", None, None, None),
+        ("new-a", -7, 1.5, None),
+        ("new-b", None, None, None),
+    ]
+    with Lake(tmp_path) as lake:
+        assert lake.sql(query).fetchall() == expected
+        assert lake.stats().messages == 5
+    from hooklake.collector.compact import compact
+
+    report = compact(tmp_path, grace=0)
+    assert sorted(layout.schema_version(m.written) for m in report.merged) == [1, 2]
+    with Lake(tmp_path) as lake:
+        assert lake.sql(query).fetchall() == expected
+        assert len(lake.files()) == 2

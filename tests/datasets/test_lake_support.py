@@ -194,15 +194,21 @@ def row(
     }
 
 
-def write_rows(lake: Path, rows: list[dict[str, Any]], name: str = "part") -> list[Path]:
-    """Write rows into their UTC date partitions as ``<name>.parquet`` (one file per date)."""
+def write_rows(
+    lake: Path, rows: list[dict[str, Any]], name: str = "part", version: int = layout.SCHEMA_VERSION
+) -> list[Path]:
+    """Write rows into their UTC date partitions as message files of schema ``version`` named
+    after ``name`` (one file per date); version 1 is how Hooklake 0.1 wrote them."""
     by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_date[r["ts"].astimezone(UTC).strftime("%Y-%m-%d")].append(r)
     out = []
+    schema = layout.MESSAGE_SCHEMAS[version]
     for date, part in sorted(by_date.items()):
-        path = layout.partition_dir(lake, layout.MESSAGES, date) / f"{name}.parquet"
-        layout.write_table(pa.Table.from_pylist(part, schema=layout.MESSAGE_SCHEMA), path)
+        directory = layout.partition_dir(lake, layout.MESSAGES, date)
+        path = directory / layout.data_file_name(layout.MESSAGES, name, version)
+        columns = [{k: r[k] for k in schema.names if k in r} for r in part]
+        layout.write_table(pa.Table.from_pylist(columns, schema=schema), path)
         out.append(path)
     return out
 
