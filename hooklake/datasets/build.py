@@ -47,6 +47,7 @@ from hooklake.datasets.card import (
 )
 from hooklake.datasets.connection import lake_errors, sql_text
 from hooklake.datasets.dedupe import Deduper
+from hooklake.datasets.formats import writer_for
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.recipe import SPLITS, Recipe, load_recipe
 from hooklake.datasets.redact import Redactor, known_values
@@ -59,7 +60,7 @@ from hooklake.datasets.render import (
     trim_turns,
 )
 from hooklake.datasets.split import assign_splits
-from hooklake.datasets.writers import OutputFile, writer_for
+from hooklake.datasets.writers import OutputFile
 from hooklake.errors import BuildError
 
 #: Rows per Arrow batch pulled from DuckDB: big enough to amortise the hop into Python.
@@ -244,7 +245,7 @@ def _shape(
         for r in rendered:
             r.text = redactor.redact(r.text, known)
         clock.lap("redact")
-    turns = trim_turns(merge_turns(rendered, spec.agent_turns))
+    turns = trim_turns(merge_turns(rendered, spec.agent_turns, split_authors=recipe.split_authors))
     if not turns:
         return [], "conversations_without_a_reply_to_the_user"
     if sum(t.role == "user" for t in turns) < recipe.filter.min_user_turns:

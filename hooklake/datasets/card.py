@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from hooklake import __version__
+from hooklake.datasets.formats import SUFFIXES, writer_class
 from hooklake.datasets.recipe import SPLITS, Recipe
 from hooklake.datasets.redact import KINDS, REDACTOR_VERSION
 from hooklake.datasets.render import Example
@@ -32,19 +33,6 @@ from hooklake.layout import atomic_file, atomic_write_bytes
 
 CARD = "README.md"
 MANIFEST = "manifest.json"
-
-_FORMAT_NOTES = {
-    "openai": 'one JSON object per line, `{"messages": [{"role", "content"}]}` (OpenAI chat '
-    "fine-tuning format); assistant messages carry `weight` 0/1 when some replies are context "
-    "only",
-    "hf": "Parquet with `messages` (list of {role, content, weight}), `conversation_id`, "
-    "`customer_id`, `channel_id`, `source_keys`; weight is 0/1 on assistant messages, null "
-    "otherwise",
-    "sharegpt": 'one JSON object per line, `{"conversations": [{"from": "system"|"human"|"gpt", '
-    '"value"}]}`',
-    "pairs": 'one JSON object per line, `{"prompt": [messages], "completion": [assistant '
-    "message]}` (TRL conversational prompt-completion)",
-}
 
 
 @dataclass
@@ -246,7 +234,7 @@ def render_card(info: BuildInfo) -> str:
         f"Dialogue training data built by Hooklake {__version__} from Landbot MessageHooks "
         f"conversations, with recipe `{r.origin or r.name}`.",
         "",
-        f"Format **{r.format}**: {_FORMAT_NOTES[r.format]}.",
+        f"Format **{r.format}**: {writer_class(r.format).description}.",
         "",
         "## Contents",
         "",
@@ -329,7 +317,7 @@ def render_card(info: BuildInfo) -> str:
         "```python",
         "from datasets import load_dataset",
         "",
-        f"ds = load_dataset({_q('parquet' if r.format == 'hf' else 'json')}, data_files={{",
+        f"ds = load_dataset({_q(writer_class(r.format).loader)}, data_files={{",
         *[f"    {_q(s)}: {_q(f.path.name)}," for s, f in info.files.items() if f.rows],
         "})",
         "```",
@@ -399,7 +387,7 @@ def remove_stale(out_dir: Path, keep: Sequence[Path]) -> list[Path]:
     keep_names = {p.name for p in keep}
     removed = []
     for split in SPLITS:
-        for suffix in ("jsonl", "parquet"):
+        for suffix in SUFFIXES:
             p = Path(out_dir) / f"{split}.{suffix}"
             if p.name not in keep_names and p.exists():
                 p.unlink()

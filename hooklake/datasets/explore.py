@@ -31,10 +31,10 @@ from typing import Any
 import duckdb
 import orjson
 import pandas as pd
-import pyarrow.parquet as pq
 
 from hooklake.datasets.card import MANIFEST
 from hooklake.datasets.connection import lake_errors, sql_text
+from hooklake.datasets.formats import SUFFIXES, writer_class
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.redact import KINDS
 from hooklake.datasets.render import SILENT_TYPES, render_text
@@ -182,7 +182,7 @@ def dataset_examples(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for name in manifest["outputs"]:
         split, _, suffix = name.partition(".")
-        if suffix not in ("jsonl", "parquet"):
+        if suffix not in SUFFIXES:
             continue  # the card
         for index, messages in enumerate(_examples(out / name, manifest["format"])):
             roles = Counter(role for role, _ in messages)
@@ -204,8 +204,6 @@ def dataset_examples(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 _ROLES = ("system", "user", "assistant")
 _PLACEHOLDER = re.compile("<(" + "|".join(KINDS) + ")>")
-# ShareGPT's speaker names for the roles.
-_SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
 
 
 def _manifest(out: Path) -> dict[str, Any]:
@@ -222,21 +220,7 @@ def _manifest(out: Path) -> dict[str, Any]:
 
 def _examples(path: Path, fmt: str) -> Iterator[list[tuple[str, str]]]:
     """Each example of one split file as (role, content) pairs, whatever the format."""
-    if path.suffix == ".parquet":
-        for record in pq.read_table(path, columns=["messages"]).to_pylist():
-            yield [(m["role"], m["content"]) for m in record["messages"]]
-        return
-    with open(path, "rb") as lines:
-        for line in lines:
-            record = orjson.loads(line)
-            if fmt == "sharegpt":
-                turns = record["conversations"]
-                yield [(_SHAREGPT_ROLES.get(t["from"], t["from"]), t["value"]) for t in turns]
-            elif fmt == "pairs":
-                said = record["prompt"] + record["completion"]
-                yield [(m["role"], m["content"]) for m in said]
-            else:
-                yield [(m["role"], m["content"]) for m in record["messages"]]
+    return writer_class(fmt).read(path)
 
 
 def _frame(lake: Lake, name: str, params: dict[str, object] | None = None) -> pd.DataFrame:

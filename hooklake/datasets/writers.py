@@ -6,13 +6,18 @@
 ``hf``         ``{split}.parquet``: ``messages`` list<struct<role, content, weight>> plus
                ``conversation_id``, ``customer_id``, ``channel_id``, ``source_keys``
 ``sharegpt``   ``{split}.jsonl``, ``{"conversations": [{"from", "value"}]}`` per line
-``pairs``      ``{split}.jsonl``, TRL conversational prompt-completion:
-               ``{"prompt": [messages], "completion": [the assistant reply]}``
 =============  ===============================================================================
+
+TRL's own shapes (prompt-completion, preference, feedback) are in :mod:`.trl`; the registry of
+every format is :mod:`.formats`.
 
 :class:`Writer` owns everything formats share: paths, a temporary file per split renamed into
 place on :meth:`Writer.close` (readers never see half a dataset), cleanup on failure, row counts
-and SHA-256 digests. A format only says how one example is written.
+and SHA-256 digests. A format class is the one home of its format: how one example is written
+and checked, its description and loader for the dataset card (:attr:`Writer.description`,
+:attr:`Writer.loader`), how its files read back (:meth:`Writer.read`, for :mod:`.explore`),
+which recipes it accepts (:meth:`Writer.recipe_problem`) and its file suffix (for the clean-up
+of other formats' files).
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ import hashlib
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import orjson
 import pyarrow as pa
@@ -36,6 +41,12 @@ from hooklake.datasets.recipe import SPLITS
 from hooklake.datasets.render import Example
 from hooklake.errors import BuildError
 from hooklake.layout import fsync_dir
+
+if TYPE_CHECKING:
+    from hooklake.datasets.recipe import Recipe
+
+#: An example read back from a file: its (role, content) messages in order.
+ReadBack = list[tuple[str, str]]
 
 OPENAI_ROLES = frozenset({"system", "user", "assistant"})
 OPENAI_KEYS = frozenset({"role", "content", "name", "weight"})
@@ -68,6 +79,10 @@ class Writer(ABC):
 
     format: ClassVar[str]
     suffix: ClassVar[str]
+    #: One sentence for the dataset card: what a row looks like and what it is for.
+    description: ClassVar[str]
+    #: The ``datasets.load_dataset`` builder that reads the files (``json`` or ``parquet``).
+    loader: ClassVar[str] = "json"
 
     def __init__(
         self, out_dir: Path, *, weighted: bool = False, splits: Sequence[str] = SPLITS
@@ -143,6 +158,23 @@ class Writer(ABC):
             self.abort()
 
     # What a format implements -------------------------------------------------------------
+
+    @classmethod
+    def recipe_problem(cls, recipe: Recipe) -> str | None:
+        """Why ``recipe`` cannot be built in this format (``None`` when it can)."""
+        return None
+
+    @classmethod
+    def read(cls, path: Path) -> Iterator[ReadBack]:
+        """Each example of one written split file as (role, content) pairs."""
+        with open(path, "rb") as lines:
+            for line in lines:
+                yield cls.read_record(orjson.loads(line))
+
+    @classmethod
+    def read_record(cls, record: dict[str, Any]) -> ReadBack:
+        """One JSON line as (role, content) pairs."""
+        return [(m["role"], m["content"]) for m in record["messages"]]
 
     @abstractmethod
     def _open(self, tmp: Path) -> Any:
@@ -243,6 +275,11 @@ def openai_record(example: Example, weighted: bool) -> dict[str, Any]:
 
 class OpenAIWriter(JsonlWriter):
     format = "openai"
+    description = (
+        'one JSON object per line, `{"messages": [{"role", "content"}]}` (OpenAI chat '
+        "fine-tuning format); assistant messages carry `weight` 0/1 when some replies are "
+        "context only"
+    )
 
     def record(self, example: Example) -> dict[str, Any]:
         return openai_record(example, self.weighted)
@@ -253,7 +290,21 @@ class OpenAIWriter(JsonlWriter):
 
 class ShareGPTWriter(JsonlWriter):
     format = "sharegpt"
+    description = (
+        'one JSON object per line, `{"conversations": [{"from": "system"|"human"|"gpt", "value"}]}`'
+    )
     FROM: ClassVar[dict[str, str]] = {"system": "system", "user": "human", "assistant": "gpt"}
+    ROLE: ClassVar[dict[str, str]] = {v: k for k, v in FROM.items()}
+
+    @classmethod
+    def recipe_problem(cls, recipe: Recipe) -> str | None:
+        if recipe.examples.unit == "conversation" and recipe.weighted:
+            return "sharegpt has no per-message weight: use format openai or hf, or unit turn"
+        return None
+
+    @classmethod
+    def read_record(cls, record: dict[str, Any]) -> ReadBack:
+        return [(cls.ROLE.get(t["from"], t["from"]), t["value"]) for t in record["conversations"]]
 
     def record(self, example: Example) -> dict[str, Any]:
         return {
@@ -266,23 +317,6 @@ class ShareGPTWriter(JsonlWriter):
         turns = record["conversations"]
         if not turns or turns[-1]["from"] != "gpt" or not any(t["from"] == "human" for t in turns):
             return "a conversation needs a human turn and must end with a gpt turn"
-        return None
-
-
-class PairsWriter(JsonlWriter):
-    """TRL's conversational prompt-completion: the history is the prompt, the last assistant
-    reply the completion (the build makes one example per assistant turn)."""
-
-    format = "pairs"
-
-    def record(self, example: Example) -> dict[str, Any]:
-        *history, last = [{"role": m.role, "content": m.content} for m in example.messages]
-        return {"prompt": history, "completion": [last]}
-
-    def check(self, record: dict[str, Any]) -> str | None:
-        prompt, completion = record["prompt"], record["completion"]
-        if completion[0]["role"] != "assistant" or not prompt or prompt[-1]["role"] != "user":
-            return "a pair needs a prompt ending with the user and an assistant completion"
         return None
 
 
@@ -351,6 +385,17 @@ class HFWriter(Writer):
 
     format = "hf"
     suffix = "parquet"
+    loader = "parquet"
+    description = (
+        "Parquet with `messages` (list of {role, content, weight}), `conversation_id`, "
+        "`customer_id`, `channel_id`, `source_keys`; weight is 0/1 on assistant messages, null "
+        "otherwise"
+    )
+
+    @classmethod
+    def read(cls, path: Path) -> Iterator[ReadBack]:
+        for record in pq.read_table(path, columns=["messages"]).to_pylist():
+            yield [(m["role"], m["content"]) for m in record["messages"]]
 
     def _open(self, tmp: Path) -> _ParquetSink:
         return _ParquetSink(tmp)
@@ -371,17 +416,3 @@ class HFWriter(Writer):
 
     def _finish(self, sink: _ParquetSink) -> None:
         sink.finish()
-
-
-WRITERS: dict[str, type[Writer]] = {
-    w.format: w for w in (OpenAIWriter, HFWriter, ShareGPTWriter, PairsWriter)
-}
-
-
-def writer_for(fmt: str, out_dir: Path, *, weighted: bool = False) -> Writer:
-    """The writer of format ``fmt`` writing into ``out_dir``."""
-    try:
-        cls = WRITERS[fmt]
-    except KeyError:
-        raise BuildError(f"unknown format {fmt!r}; expected one of {', '.join(WRITERS)}") from None
-    return cls(out_dir, weighted=weighted)
