@@ -86,6 +86,16 @@ class DatasetStats:
     groups: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     dropped: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
+    #: Preference and feedback builds: rows per rule that made them, what was found and
+    #: passed over, and the first row of each rule (shown in the card).
+    signals: Counter[str] = field(default_factory=Counter)
+    signal_notes: Counter[str] = field(default_factory=Counter)
+    signal_examples: dict[str, Example] = field(default_factory=dict)
+
+    def add_signal(self, example: Example) -> None:
+        if example.signal is not None:
+            self.signals[example.signal] += 1
+            self.signal_examples.setdefault(example.signal, example)
 
     @property
     def examples(self) -> int:
@@ -101,6 +111,14 @@ class DatasetStats:
             "splits": {name: s.to_dict() for name, s in self.splits.items()},
             "dropped": dict(sorted(self.dropped.items())),
             "redactions": {k: self.redactions[k] for k in KINDS if self.redactions[k]},
+            **(
+                {
+                    "signals": dict(sorted(self.signals.items())),
+                    "signal_notes": dict(sorted(self.signal_notes.items())),
+                }
+                if self.signals or self.signal_notes
+                else {}
+            ),
         }
 
 
@@ -188,10 +206,15 @@ def _recipe_lines(recipe: Recipe) -> list[str]:
         "- **Turns**: consecutive messages of one role merged; assistant turns before the "
         "customer's first message and customer turns after the last reply left out, so every "
         "example opens with the user and ends with the assistant.",
-        f"- **Examples**: one per {ex.unit}; human agent replies: {ex.agent_turns}; trained "
-        f"replies: {ex.targets}; history: "
-        f"{ex.max_context_turns or 'all'} turns; images and iframes: {ex.media}; system prompt: "
-        f"{'yes' if ex.system_prompt else 'none'}.",
+        (
+            f"- **Examples**: one per customer signal (below); human agent replies in prompts: "
+            f"{ex.agent_turns}; "
+            if writer_class(recipe.format).from_signals
+            else f"- **Examples**: one per {ex.unit}; human agent replies: {ex.agent_turns}; "
+            f"trained replies: {ex.targets}; "
+        )
+        + f"history: {ex.max_context_turns or 'all'} turns; images and iframes: {ex.media}; "
+        f"system prompt: {'yes' if ex.system_prompt else 'none'}.",
         f"- **Filter**: at least {recipe.filter.min_user_turns} user turn(s); duplicate "
         f"examples {'dropped' if recipe.filter.dedupe else 'kept'}.",
         f"- **Split**: by {sp.group_by} (no {sp.group_by} is in two splits), fractions of "
@@ -276,6 +299,7 @@ def render_card(info: BuildInfo) -> str:
         )
         + ".",
         "",
+        *writer_class(r.format).card_section(r, st),
         "## Redaction",
         "",
     ]

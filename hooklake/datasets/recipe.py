@@ -214,6 +214,7 @@ class Feedback(_Section):
     fallback: _Patterns = (
         r"\b(didn't|did not|don't|do not) (understand|get) (that|you)\b",
         r"\bcouldn't (understand|open) that\b",
+        r"\bnot sure (i understand|what you mean)\b",
         r"\bcan only read text\b",
         r"\b(rephrase|say that again)\b",
     )

@@ -43,7 +43,17 @@ from hooklake.errors import BuildError
 from hooklake.layout import fsync_dir
 
 if TYPE_CHECKING:
+    from hooklake.datasets.card import DatasetStats
     from hooklake.datasets.recipe import Recipe
+
+#: What the card says wherever replies carry a weight, because the trainer most users reach
+#: for does not read it.
+TRL_WEIGHT_NOTE = (
+    "**Training with Hugging Face TRL?** TRL ignores the `weight` key: with a stock chat "
+    "template every assistant message is trained on, context-only replies (weight 0) included. "
+    'For TRL build the same recipe with `format = "prompt-completion"` and `unit = "turn"`: '
+    "one row per trained reply, everything before it in the prompt, which TRL never trains on."
+)
 
 #: An example read back from a file: its (role, content) messages in order.
 ReadBack = list[tuple[str, str]]
@@ -83,6 +93,8 @@ class Writer(ABC):
     description: ClassVar[str]
     #: The ``datasets.load_dataset`` builder that reads the files (``json`` or ``parquet``).
     loader: ClassVar[str] = "json"
+    #: Rows come from customers' signals (:mod:`.signals`), not from whole dialogues.
+    from_signals: ClassVar[bool] = False
 
     def __init__(
         self, out_dir: Path, *, weighted: bool = False, splits: Sequence[str] = SPLITS
@@ -163,6 +175,13 @@ class Writer(ABC):
     def recipe_problem(cls, recipe: Recipe) -> str | None:
         """Why ``recipe`` cannot be built in this format (``None`` when it can)."""
         return None
+
+    @classmethod
+    def card_section(cls, recipe: Recipe, stats: DatasetStats) -> list[str]:
+        """Markdown lines this format adds to the dataset card after "How it was made"."""
+        if recipe.examples.unit == "conversation" and recipe.weighted:
+            return [TRL_WEIGHT_NOTE, ""]
+        return []
 
     @classmethod
     def read(cls, path: Path) -> Iterator[ReadBack]:

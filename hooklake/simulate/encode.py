@@ -154,6 +154,7 @@ class Encoder:
                 legacy=legacy,
                 agent_id=m.agent_id,
                 pii=m.pii,
+                signals=m.signals,
             )
             at = real + m.latency
             out.append(Delivery(body, truth, at))

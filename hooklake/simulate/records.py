@@ -40,6 +40,8 @@ class Truth:
         agent_id: ``customer.agent_id`` at send time (set between assign and unassign).
         pii: the personal data written into this message's text, as ``(kind, value)`` pairs
             with kind ``email``, ``phone``, ``card`` or ``iban``; the value appears verbatim.
+        signals: the customer signals this message carries (``need``, ``rejected``,
+            ``chosen``, ``good``, ``bad``; see :mod:`hooklake.simulate.signals`).
     """
 
     customer_id: int
@@ -58,6 +60,7 @@ class Truth:
     legacy: bool
     agent_id: int | None
     pii: tuple[tuple[str, str], ...]
+    signals: tuple[str, ...] = ()
 
     @property
     def conversation_id(self) -> str:

@@ -2,7 +2,8 @@
 -- hooklake_build_selection (conversation_id, split) is the Arrow table of conversations the
 -- build picked (build_conversations.sql) and their split codes; the join keeps only those.
 -- Only what rendering needs is read: `data` only for types whose options or caption live there,
--- `customer` (known names and fields for redaction) only when $with_customer.
+-- `customer` (known names and fields for redaction) only when $with_customer; `payload` for
+-- rating buttons (feedback builds).
 SELECT
     m.conversation_id,
     m.channel_id,
@@ -13,6 +14,7 @@ SELECT
     m.text,
     m.url,
     CASE WHEN m.type IN ('dialog', 'card_template', 'image') THEN m.data END AS data,
+    m.payload,
     CASE WHEN $with_customer THEN m.customer END AS customer,
     s.split
 FROM messages AS m
