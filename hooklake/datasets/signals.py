@@ -27,7 +27,7 @@ non-customer run before it is the bot's.
 **Feedback labels** (:func:`feedback_labels`), one per bot reply, first signal wins:
 
 1. ``rating``: a customer message equal to a ``feedback.good`` or ``feedback.bad`` value (text
-   or payload) labels the bot reply right before it; a rating after an agent's reply (the
+   or payload) right after a bot reply labels that reply; a rating after an agent's reply (the
    bot's run is then only the rating question) labels nothing.
 2. ``escalation`` (``feedback.escalation``): the rejected reply of every preference pair is bad.
 3. ``fallback``: a bot reply with a message matching ``feedback.fallback`` is bad.
@@ -190,9 +190,11 @@ def _need(
             continue
         msgs = [said[i] for i in run.indices]
         ratings = [rules.rating(m) for m in msgs]
-        if True in ratings:
-            return None  # the customer was satisfied with the reply before
-        if all(r is False for r in ratings) or any(rules.asks_for_person(m) for m in msgs):
+        if None not in ratings:  # only rating clicks
+            if True in ratings:
+                return None  # the customer was satisfied with the reply before
+            continue
+        if any(rules.asks_for_person(m) for m in msgs):
             continue
         if c + 1 >= h or rs[c + 1].sender != "bot":
             continue
@@ -242,7 +244,7 @@ def feedback_labels(
     for c, run in enumerate(rs):
         if run.sender != "customer":
             continue
-        rating = rules.rating(said[run.end - 1])
+        rating = rules.rating(said[run.start])  # the answer right after the bot's question
         if rating is None:
             continue
         notes["rating answers"] += 1
