@@ -202,7 +202,55 @@ def dataset_examples(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def dataset_pairs(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per pair of a ``preference`` dataset (a ``hooklake build`` output folder):
+    ``split``, ``example``, ``step`` (the last line of the bot's last message before the
+    customer's need, options and media left out: the question of the flow the customer was
+    answering, or ``"(opening)"`` when the prompt holds none), ``need`` (the customer's
+    message), ``rejected`` (the bot's reply), ``chosen`` (the agent's), ``reply`` (the
+    rejected reply's first line with numbers and codes masked as ``#``, so the same template
+    counts once), and ``prompt_turns``."""
+    out = Path(out_dir)
+    manifest = _manifest(out)
+    if manifest["format"] != "preference":
+        raise BuildError(
+            f"{out} holds a {manifest['format']} dataset; dataset_pairs reads preference ones"
+        )
+    rows: list[dict[str, Any]] = []
+    for name in manifest["outputs"]:
+        split, _, suffix = name.partition(".")
+        if suffix != "jsonl":
+            continue
+        with open(out / name, "rb") as lines:
+            for index, line in enumerate(lines):
+                record = orjson.loads(line)
+                prompt = record["prompt"]
+                asked = [m["content"] for m in prompt if m["role"] == "assistant"]
+                rejected = record["rejected"][0]["content"]
+                rows.append(
+                    {
+                        "split": split,
+                        "example": index,
+                        "step": _step(asked[-1]) if asked else "(opening)",
+                        "need": prompt[-1]["content"],
+                        "rejected": rejected,
+                        "chosen": record["chosen"][0]["content"],
+                        "reply": _CODES.sub("#", rejected.split("\n")[0]),
+                        "prompt_turns": sum(m["role"] != "system" for m in prompt),
+                    }
+                )
+    columns = ["split", "example", "step", "need", "rejected", "chosen", "reply", "prompt_turns"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _step(said: str) -> str:
+    lines = [line for line in said.split("\n") if line and not line.startswith(("- ", "["))]
+    return lines[-1] if lines else said.split("\n")[0]
+
+
 _ROLES = ("system", "user", "assistant")
+# Words with a digit in them (order numbers, amounts, dates), masked to group templates.
+_CODES = re.compile(r"[^\s,.:;!?]*\d[^\s,.:;!?]*")
 _PLACEHOLDER = re.compile("<(" + "|".join(KINDS) + ")>")
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hooklake.datasets.parquet import HFWriter
 from hooklake.datasets.trl import (
     FeedbackWriter,
     PairsWriter,
     PreferenceWriter,
     PromptCompletionWriter,
 )
-from hooklake.datasets.writers import HFWriter, OpenAIWriter, ShareGPTWriter, Writer
+from hooklake.datasets.writers import OpenAIWriter, ShareGPTWriter, Writer
 from hooklake.errors import BuildError
 
 WRITERS: dict[str, type[Writer]] = {

@@ -231,3 +231,25 @@ def test_recipes_name_what_a_signal_format_cannot_do() -> None:
     with pytest.raises(ConfigError, match=r"feedback\.good and feedback\.bad both hold 'no'"):
         parse_recipe({"name": "x", "feedback": {"good": ["No"], "bad": ["no "]}})
     assert load_recipe(RECIPES / "bot-turns-trl.toml").examples.agent_turns == "weight0"
+
+
+def test_explore_reads_signal_datasets_and_their_pairs(lake: Path, tmp_path: Path) -> None:
+    from hooklake.datasets import explore
+
+    report = build(RECIPES / "bot-preference.toml", lake, tmp_path / "p", progress=False)
+    pairs = explore.dataset_pairs(report.out_dir)
+    assert len(pairs) == report.examples
+    assert pairs.groupby("split").size().to_dict() == {
+        k: v for k, v in report.counts().items() if v
+    }
+    rows = [row for split in report.files for row, _ in _rows(report, split)]
+    assert sorted(pairs["rejected"]) == sorted(r["rejected"][0]["content"] for r in rows)
+    assert not pairs["reply"].str.contains(r"\d").any()
+    # Every row reads back as its prompt, chosen and rejected messages.
+    examples = explore.dataset_examples(report.out_dir)
+    assert examples["assistant_messages"].ge(2).all()
+    assert examples["messages"].sum() == sum(len(r["prompt"]) + 2 for r in rows)
+    feedback = build(RECIPES / "bot-feedback.toml", lake, tmp_path / "f", progress=False)
+    assert len(explore.dataset_examples(feedback.out_dir)) == feedback.examples
+    with pytest.raises(BuildError, match="holds a feedback dataset"):
+        explore.dataset_pairs(feedback.out_dir)

@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from hooklake.datasets.formats import WRITERS, writer_for
+from hooklake.datasets.parquet import HF_SCHEMA
 from hooklake.datasets.render import Example, Message
-from hooklake.datasets.writers import HF_SCHEMA, OpenAIWriter, openai_problem
+from hooklake.datasets.writers import OpenAIWriter, openai_problem
 from hooklake.errors import BuildError
 
 REPO = Path(__file__).parents[2]
