@@ -8,7 +8,9 @@ The steps, in order:
    position, and cut the stream into conversations: only one conversation is in Python at a
    time, so memory does not grow with the lake (DuckDB spills its sort past ``memory_limit``).
 3. **Shape** each conversation: render messages (:mod:`.render`), scrub personal data
-   (:mod:`.redact`), merge into turns, make examples, drop duplicates (:mod:`.dedupe`).
+   (:mod:`.redact`), merge into turns, make examples, drop duplicates (:mod:`.dedupe`). The
+   ``preference`` and ``feedback`` formats make their rows from customers' signals instead
+   (:mod:`.signals`): hand-offs after a bot failure, ratings, fallbacks.
 4. **Write** every example to its split's file (:mod:`.writers`; a line that would not pass
    the format's checks stops the build with :class:`~hooklake.errors.BuildError`), then the
    card and the manifest (:mod:`.card`).
