@@ -159,6 +159,14 @@ class PromptCompletionWriter(JsonlWriter):
         return None
 
     @classmethod
+    def card_section(cls, recipe: Recipe, stats: DatasetStats) -> list[str]:
+        return [
+            "TRL trains the `completion` of each row only: the `prompt`, human agent replies "
+            "included, is context. (The `weight` of other formats is ignored by TRL.)",
+            "",
+        ]
+
+    @classmethod
     def read_record(cls, record: dict[str, Any]) -> ReadBack:
         return [(m["role"], m["content"]) for m in record["prompt"] + record["completion"]]
 

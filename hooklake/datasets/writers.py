@@ -175,9 +175,7 @@ class Writer(ABC):
     @classmethod
     def card_section(cls, recipe: Recipe, stats: DatasetStats) -> list[str]:
         """Markdown lines this format adds to the dataset card after "How it was made"."""
-        if recipe.examples.unit == "conversation" and recipe.weighted:
-            return [TRL_WEIGHT_NOTE, ""]
-        return []
+        return [TRL_WEIGHT_NOTE, ""] if recipe.weighted else []
 
     @classmethod
     def read(cls, path: Path) -> Iterator[ReadBack]:

@@ -154,6 +154,15 @@ def test_shipped_recipes_build_rows_hf_datasets_loads(
         assert any(set(p.split("\n")) & agent_only for p in prompts)
 
 
+def test_cards_tell_trl_users_that_weights_are_ignored(lake: Path, tmp_path: Path) -> None:
+    hf = build(RECIPES / "bot-turns-hf.toml", lake, tmp_path / "hf", progress=False)
+    assert "TRL ignores the `weight` key" in hf.card.read_text(encoding="utf-8")
+    trl = build(RECIPES / "bot-turns-trl.toml", lake, tmp_path / "trl", progress=False)
+    card = trl.card.read_text(encoding="utf-8")
+    assert "TRL trains the `completion` of each row only" in card
+    assert "TRL ignores the `weight` key" not in card
+
+
 def test_the_card_says_how_each_pair_was_chosen(lake: Path, tmp_path: Path) -> None:
     report = build(RECIPES / "bot-preference.toml", lake, tmp_path, progress=False)
     card = report.card.read_text(encoding="utf-8")
