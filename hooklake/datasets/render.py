@@ -101,6 +101,8 @@ class Example:
     label: bool | None = None
     signal: str | None = None
     sources: dict[str, list[str]] | None = None
+    #: (why, text) of messages a preference rule passed over, for the dataset card.
+    passed_over: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _option(button: Any) -> str | None:

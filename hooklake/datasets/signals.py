@@ -69,6 +69,8 @@ class Pair:
     rejected: tuple[int, ...]
     chosen: tuple[int, ...]
     restated: int
+    #: Messages between the need and the chosen answer that the rules passed over, with why.
+    passed: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +179,47 @@ def handoff_pairs(said: Sequence[Rendered], rules: Rules, notes: Counter[str]) -
         if _text(said, chosen).casefold() == _text(said, rejected).casefold():
             notes["hand-offs where the agent repeated the bot (no pair)"] += 1
             continue
-        pairs.append(Pair(need, rejected, chosen, restated))
+        passed = _passed_over(said, need, rejected, chosen, rules)
+        for _, why in passed:
+            notes[f"messages passed over in pairs: {why}"] += 1
+        pairs.append(Pair(need, rejected, chosen, restated, passed))
     return pairs
+
+
+def _passed_over(
+    said: Sequence[Rendered],
+    need: int,
+    rejected: tuple[int, ...],
+    chosen: tuple[int, ...],
+    rules: Rules,
+) -> tuple[tuple[int, str], ...]:
+    """What lies between the rejected reply and the chosen answer, and why it is neither:
+    requests for a person, ratings, hand-off notices, menus, agent messages that answer
+    nothing, and what else was said (complaints, restatements, the bot's later replies)."""
+    out: list[tuple[int, str]] = []
+    for i in range(need + 1, chosen[0]):
+        m = said[i]
+        who = sender(m)
+        if who == "customer":
+            if rules.asks_for_person(m):
+                why = "customer asks for a person"
+            elif rules.rating(m) is not None:
+                why = "customer rates the reply"
+            else:
+                why = "customer says more"
+        elif who == "bot":
+            if m.kind in MENU_TYPES:
+                why = "bot menu"
+            elif not rules.is_reply(m):
+                why = "bot announces the hand-off"
+            elif i in rejected:
+                continue
+            else:
+                why = "bot reply after the failed one"
+        else:
+            why = "agent message that answers nothing"
+        out.append((i, why))
+    return tuple(out)
 
 
 def _need(
@@ -333,6 +374,7 @@ def signal_examples(
                 ex.signal = "hand-off after a bot reply" + (
                     ", agent answered after the customer restated" if p.restated else ""
                 )
+                ex.passed_over = [(why, said[i].text) for i, why in p.passed]
                 out.append(ex)
         return SignalExamples(out, notes)
     for label in feedback_labels(said, rules, pairs, notes):

@@ -93,6 +93,8 @@ def _examples(stats: DatasetStats, parts: list[tuple[str, str]]) -> list[str]:
                 out += _quote(label, ex.messages[-1].content)
             elif part == "rejected" and ex.rejected:
                 out += _quote(label, ex.rejected[0].content)
+                for why, text in ex.passed_over:
+                    out += _quote(f"passed over ({why})", text)
             elif part == "label":
                 out += [f"> **label:** {str(ex.label).lower()}", ">"]
         out[-1] = ""

@@ -50,6 +50,13 @@ def test_a_failed_reply_then_escalation_gives_the_agents_answer_over_the_bots() 
         ("a", "Anything else I can help with?"),  # a closing answers nothing
     )
     assert _pairs(said)[0] == [(2, (3,), (8,))]
+    (pair,) = handoff_pairs(said, RULES, Counter())
+    assert pair.passed == (
+        (4, "customer asks for a person"),
+        (5, "bot announces the hand-off"),
+        (6, "agent message that answers nothing"),
+        (7, "customer says more"),
+    )
 
 
 def test_several_bot_bubbles_are_one_rejected_reply_without_menus() -> None:
