@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hooklake.datasets.dedupe import normalise
 from hooklake.datasets.recipe import Examples, Recipe
 from hooklake.datasets.render import Example, Message, Rendered, merge_turns
 
@@ -176,7 +177,7 @@ def handoff_pairs(said: Sequence[Rendered], rules: Rules, notes: Counter[str]) -
         if restated > rules.max_restated:
             notes["hand-offs answered after too many customer messages (no pair)"] += 1
             continue
-        if _text(said, chosen).casefold() == _text(said, rejected).casefold():
+        if normalise(_text(said, chosen)) == normalise(_text(said, rejected)):
             notes["hand-offs where the agent repeated the bot (no pair)"] += 1
             continue
         passed = _passed_over(said, need, rejected, chosen, rules)

@@ -108,7 +108,7 @@ def test_agents_that_never_answer_or_answer_too_late_give_no_pair() -> None:
 
 def test_the_same_words_from_bot_and_agent_are_no_preference() -> None:
     said = _said(
-        *WELCOME, ("c", "where is AC1"), ("b", "AC1 arrives today."), ("a", "AC1 arrives today.")
+        *WELCOME, ("c", "where is AC1"), ("b", "AC1 arrives today."), ("a", "ac1  ARRIVES today.")
     )
     pairs, notes = _pairs(said)
     assert pairs == [] and notes["hand-offs where the agent repeated the bot (no pair)"] == 1
