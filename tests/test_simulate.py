@@ -575,3 +575,28 @@ def test_the_lake_rebuilds_the_true_conversations(tmp_path: Path) -> None:
     assert (
         len(set(found.values())) == len(found) == len({t.conversation_id for t in truth.values()})
     )
+
+
+def test_planted_signals_are_consistent_truth(traffic: list[Delivery]) -> None:
+    """Each hand-off after a failed bot reply is one need (customer), one rejected reply (bot,
+    after it) and one chosen answer (agent, after both); ratings and fallbacks mark bot
+    messages good or bad, never both."""
+    first = [d.truth for d in traffic if not d.truth.retry]
+    by_conv: dict[str, dict[str, list[Any]]] = {}
+    for t in first:
+        for mark in t.signals:
+            by_conv.setdefault(t.conversation_id, {}).setdefault(mark, []).append(t)
+        assert not {"good", "bad"} <= set(t.signals)
+        if {"good", "bad", "rejected"} & set(t.signals):
+            assert t.sender_type == "bot"
+    triples = 0
+    for marks in by_conv.values():
+        if "need" not in marks and "chosen" not in marks:
+            continue
+        (need,), (rejected,), (chosen,) = marks["need"], marks["rejected"], marks["chosen"]
+        assert (need.sender_type, chosen.sender_type) == ("customer", "agent")
+        assert need.position < rejected.position < chosen.position
+        assert "bad" in rejected.signals
+        triples += 1
+    labels = Counter(m for t in first for m in t.signals if m in ("good", "bad"))
+    assert triples >= 3 and labels["good"] and labels["bad"], (triples, labels)

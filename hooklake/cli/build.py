@@ -28,13 +28,14 @@ from hooklake.cli.common import lake_option
 def build_command(recipe: Path, lake: Path, out_dir: Path | None, progress: bool) -> None:
     """Build the dataset RECIPE describes (a TOML file in datasets/) from the lake.
 
-    Writes train/validation/test files in the recipe's format, a README.md dataset card and
-    a manifest.json, then prints one summary line. The same lake and recipe always give the
-    same bytes.
+    Writes train/validation/test files in the recipe's format (openai, hf, sharegpt,
+    prompt-completion, preference, feedback), a README.md dataset card and a manifest.json,
+    then prints one summary line. The same lake and recipe always give the same bytes.
 
     \b
-    Example:
+    Examples:
       hooklake build datasets/support-bot.toml --lake lake/ --out out/support-bot
+      hooklake build datasets/bot-preference.toml --lake lake/ --out out/bot-preference
     """
     from hooklake.datasets.build import build
 

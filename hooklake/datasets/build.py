@@ -8,7 +8,9 @@ The steps, in order:
    position, and cut the stream into conversations: only one conversation is in Python at a
    time, so memory does not grow with the lake (DuckDB spills its sort past ``memory_limit``).
 3. **Shape** each conversation: render messages (:mod:`.render`), scrub personal data
-   (:mod:`.redact`), merge into turns, make examples, drop duplicates (:mod:`.dedupe`).
+   (:mod:`.redact`), merge into turns, make examples, drop duplicates (:mod:`.dedupe`). The
+   ``preference`` and ``feedback`` formats make their rows from customers' signals instead
+   (:mod:`.signals`): hand-offs after a bot failure, ratings, fallbacks.
 4. **Write** every example to its split's file (:mod:`.writers`; a line that would not pass
    the format's checks stops the build with :class:`~hooklake.errors.BuildError`), then the
    card and the manifest (:mod:`.card`).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,19 +49,22 @@ from hooklake.datasets.card import (
 )
 from hooklake.datasets.connection import lake_errors, sql_text
 from hooklake.datasets.dedupe import Deduper
+from hooklake.datasets.formats import writer_class, writer_for
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.recipe import SPLITS, Recipe, load_recipe
 from hooklake.datasets.redact import Redactor, known_values
 from hooklake.datasets.render import (
     Example,
+    Message,
     Rendered,
     conversation_examples,
     merge_turns,
     render_message,
     trim_turns,
 )
+from hooklake.datasets.signals import Rules, signal_examples
 from hooklake.datasets.split import assign_splits
-from hooklake.datasets.writers import OutputFile, writer_for
+from hooklake.datasets.writers import OutputFile
 from hooklake.errors import BuildError
 
 #: Rows per Arrow batch pulled from DuckDB: big enough to amortise the hop into Python.
@@ -199,7 +204,8 @@ def _conversations(
                     kind,
                     text,
                     url,
-                    data,
+                    message,
+                    payload,
                     cust,
                     split,
                 ) in zip(*cols, strict=True):
@@ -207,7 +213,7 @@ def _conversations(
                         if current is not None:
                             yield current
                         current = _Conversation(conv_id, channel, customer, split)
-                    current.rows.append((key, sender, kind, text, url, data))
+                    current.rows.append((key, sender, kind, text, url, message, payload))
                     if cust is not None:
                         current.customers.add(cust)
                 bar.update(batch.num_rows)
@@ -229,22 +235,44 @@ def _lake_files(lake: Lake) -> list[LakeFile]:
 
 
 def _shape(
-    conv: _Conversation, recipe: Recipe, redactor: Redactor, clock: _Clock
+    conv: _Conversation,
+    recipe: Recipe,
+    redactor: Redactor,
+    clock: _Clock,
+    rules: Rules | None = None,
+    notes: Counter[str] | None = None,
 ) -> tuple[list[Example], str | None]:
-    """One conversation's examples, or why it gives none."""
+    """One conversation's examples, or why it gives none. With ``rules`` the examples come
+    from customers' signals (:mod:`.signals`) and ``notes`` adds up what was found."""
     spec = recipe.examples
     rendered: list[Rendered] = []
-    for key, sender, kind, text, url, data in conv.rows:
-        r = render_message(key, sender, kind, text, url, data, spec.media)
+    for key, sender, kind, text, url, message, payload in conv.rows:
+        r = render_message(key, sender, kind, text, url, message, spec.media)
         if r is not None:
+            r.kind, r.payload = kind or "", payload
             rendered.append(r)
     clock.lap("render")
     if recipe.redact.pii and rendered:
         known = known_values(conv.customers)
         for r in rendered:
             r.text = redactor.redact(r.text, known)
+            if r.payload:
+                r.payload = redactor.redact(r.payload, known)
         clock.lap("redact")
-    turns = trim_turns(merge_turns(rendered, spec.agent_turns))
+    if rules is not None:
+        found = signal_examples(
+            rendered,
+            recipe,
+            rules,
+            conversation_id=conv.conversation_id,
+            channel_id=conv.channel_id,
+            customer_id=conv.customer_id,
+        )
+        if notes is not None:
+            notes.update(found.notes)
+        clock.lap("render")
+        return found.examples, None if found.examples else "conversations_without_a_signal"
+    turns = trim_turns(merge_turns(rendered, spec.agent_turns, split_authors=recipe.split_authors))
     if not turns:
         return [], "conversations_without_a_reply_to_the_user"
     if sum(t.role == "user" for t in turns) < recipe.filter.min_user_turns:
@@ -258,6 +286,15 @@ def _shape(
     )
     clock.lap("render")
     return examples, None if examples else "conversations_without_a_trained_reply"
+
+
+def _compared(ex: Example) -> list[Message]:
+    """What makes two examples duplicates: their messages, plus the rejected reply and the
+    label of preference and feedback rows."""
+    out = [*ex.messages, *(ex.rejected or [])]
+    if ex.label is not None:
+        out.append(Message("system", f"label={ex.label}"))
+    return out
 
 
 def _open_sources(tmp_dir: Path) -> dict[str, IO[bytes]]:
@@ -287,6 +324,7 @@ def build(
     stats = DatasetStats()
     redactor = Redactor()
     deduper = Deduper() if recipe.filter.dedupe else None
+    rules = Rules(recipe) if writer_class(recipe.format).from_signals else None
 
     with Lake(lake_path, session_gap=gap, memory_limit=limit, threads=threads) as lake:
         lake_files = _lake_files(lake)
@@ -319,19 +357,22 @@ def build(
                 for conv in _conversations(lake, recipe, selection, bar, clock):
                     clock.lap("stream")
                     stats.messages_read += len(conv.rows)
-                    examples, dropped = _shape(conv, recipe, redactor, clock)
+                    examples, dropped = _shape(
+                        conv, recipe, redactor, clock, rules, stats.signal_notes
+                    )
                     if dropped:
                         stats.dropped[dropped] += 1
                         continue
                     split = SPLITS[conv.split]
                     used = False
                     for ex in examples:
-                        if deduper is not None and not deduper.first_time(ex.messages):
+                        if deduper is not None and not deduper.first_time(_compared(ex)):
                             stats.dropped["duplicate_examples"] += 1
                             continue
                         writer.write(split, ex)
-                        sources[split].write(orjson.dumps(ex.source_keys) + b"\n")
+                        sources[split].write(orjson.dumps(ex.sources or ex.source_keys) + b"\n")
                         stats.splits[split].add(ex)
+                        stats.add_signal(ex)
                         used = True
                     stats.conversations_used += used
                     clock.lap("write")
@@ -342,8 +383,14 @@ def build(
                 raise BuildError(
                     f"recipe {recipe.origin or recipe.name} gives no examples from "
                     f"{stats.conversations_read} conversations (dropped: "
-                    f"{dict(stats.dropped) or 'none'}): check filter.min_user_turns, "
-                    "examples.targets and examples.agent_turns"
+                    f"{dict(stats.dropped) or 'none'}): "
+                    + (
+                        "check the [preference] and [feedback] patterns against the lake's "
+                        "texts (`hooklake sql`)"
+                        if rules is not None
+                        else "check filter.min_user_turns, examples.targets and "
+                        "examples.agent_turns"
+                    )
                 )
             files = writer.close()
             stats.redactions.update(redactor.counts)

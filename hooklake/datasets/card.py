@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from hooklake import __version__
+from hooklake.datasets.formats import SUFFIXES, writer_class
 from hooklake.datasets.recipe import SPLITS, Recipe
 from hooklake.datasets.redact import KINDS, REDACTOR_VERSION
 from hooklake.datasets.render import Example
@@ -32,19 +33,6 @@ from hooklake.layout import atomic_file, atomic_write_bytes
 
 CARD = "README.md"
 MANIFEST = "manifest.json"
-
-_FORMAT_NOTES = {
-    "openai": 'one JSON object per line, `{"messages": [{"role", "content"}]}` (OpenAI chat '
-    "fine-tuning format); assistant messages carry `weight` 0/1 when some replies are context "
-    "only",
-    "hf": "Parquet with `messages` (list of {role, content, weight}), `conversation_id`, "
-    "`customer_id`, `channel_id`, `source_keys`; weight is 0/1 on assistant messages, null "
-    "otherwise",
-    "sharegpt": 'one JSON object per line, `{"conversations": [{"from": "system"|"human"|"gpt", '
-    '"value"}]}`',
-    "pairs": 'one JSON object per line, `{"prompt": [messages], "completion": [assistant '
-    "message]}` (TRL conversational prompt-completion)",
-}
 
 
 @dataclass
@@ -98,6 +86,16 @@ class DatasetStats:
     groups: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     dropped: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
+    #: Preference and feedback builds: rows per rule that made them, what was found and
+    #: passed over, and the first row of each rule (shown in the card).
+    signals: Counter[str] = field(default_factory=Counter)
+    signal_notes: Counter[str] = field(default_factory=Counter)
+    signal_examples: dict[str, Example] = field(default_factory=dict)
+
+    def add_signal(self, example: Example) -> None:
+        if example.signal is not None:
+            self.signals[example.signal] += 1
+            self.signal_examples.setdefault(example.signal, example)
 
     @property
     def examples(self) -> int:
@@ -113,6 +111,14 @@ class DatasetStats:
             "splits": {name: s.to_dict() for name, s in self.splits.items()},
             "dropped": dict(sorted(self.dropped.items())),
             "redactions": {k: self.redactions[k] for k in KINDS if self.redactions[k]},
+            **(
+                {
+                    "signals": dict(sorted(self.signals.items())),
+                    "signal_notes": dict(sorted(self.signal_notes.items())),
+                }
+                if self.signals or self.signal_notes
+                else {}
+            ),
         }
 
 
@@ -200,10 +206,15 @@ def _recipe_lines(recipe: Recipe) -> list[str]:
         "- **Turns**: consecutive messages of one role merged; assistant turns before the "
         "customer's first message and customer turns after the last reply left out, so every "
         "example opens with the user and ends with the assistant.",
-        f"- **Examples**: one per {ex.unit}; human agent replies: {ex.agent_turns}; trained "
-        f"replies: {ex.targets}; history: "
-        f"{ex.max_context_turns or 'all'} turns; images and iframes: {ex.media}; system prompt: "
-        f"{'yes' if ex.system_prompt else 'none'}.",
+        (
+            f"- **Examples**: one per customer signal (below); human agent replies in prompts: "
+            f"{ex.agent_turns}; "
+            if writer_class(recipe.format).from_signals
+            else f"- **Examples**: one per {ex.unit}; human agent replies: {ex.agent_turns}; "
+            f"trained replies: {ex.targets}; "
+        )
+        + f"history: {ex.max_context_turns or 'all'} turns; images and iframes: {ex.media}; "
+        f"system prompt: {'yes' if ex.system_prompt else 'none'}.",
         f"- **Filter**: at least {recipe.filter.min_user_turns} user turn(s); duplicate "
         f"examples {'dropped' if recipe.filter.dedupe else 'kept'}.",
         f"- **Split**: by {sp.group_by} (no {sp.group_by} is in two splits), fractions of "
@@ -246,7 +257,7 @@ def render_card(info: BuildInfo) -> str:
         f"Dialogue training data built by Hooklake {__version__} from Landbot MessageHooks "
         f"conversations, with recipe `{r.origin or r.name}`.",
         "",
-        f"Format **{r.format}**: {_FORMAT_NOTES[r.format]}.",
+        f"Format **{r.format}**: {writer_class(r.format).description}.",
         "",
         "## Contents",
         "",
@@ -288,6 +299,7 @@ def render_card(info: BuildInfo) -> str:
         )
         + ".",
         "",
+        *writer_class(r.format).card_section(r, st),
         "## Redaction",
         "",
     ]
@@ -329,7 +341,7 @@ def render_card(info: BuildInfo) -> str:
         "```python",
         "from datasets import load_dataset",
         "",
-        f"ds = load_dataset({_q('parquet' if r.format == 'hf' else 'json')}, data_files={{",
+        f"ds = load_dataset({_q(writer_class(r.format).loader)}, data_files={{",
         *[f"    {_q(s)}: {_q(f.path.name)}," for s, f in info.files.items() if f.rows],
         "})",
         "```",
@@ -399,7 +411,7 @@ def remove_stale(out_dir: Path, keep: Sequence[Path]) -> list[Path]:
     keep_names = {p.name for p in keep}
     removed = []
     for split in SPLITS:
-        for suffix in ("jsonl", "parquet"):
+        for suffix in SUFFIXES:
             p = Path(out_dir) / f"{split}.{suffix}"
             if p.name not in keep_names and p.exists():
                 p.unlink()

@@ -31,10 +31,10 @@ from typing import Any
 import duckdb
 import orjson
 import pandas as pd
-import pyarrow.parquet as pq
 
 from hooklake.datasets.card import MANIFEST
 from hooklake.datasets.connection import lake_errors, sql_text
+from hooklake.datasets.formats import SUFFIXES, writer_class
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.redact import KINDS
 from hooklake.datasets.render import SILENT_TYPES, render_text
@@ -188,7 +188,7 @@ def dataset_examples(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for name in manifest["outputs"]:
         split, _, suffix = name.partition(".")
-        if suffix not in ("jsonl", "parquet"):
+        if suffix not in SUFFIXES:
             continue  # the card
         for index, messages in enumerate(_examples(out / name, manifest["format"])):
             roles = Counter(role for role, _ in messages)
@@ -208,10 +208,56 @@ def dataset_examples(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def dataset_pairs(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per pair of a ``preference`` dataset (a ``hooklake build`` output folder):
+    ``split``, ``example``, ``step`` (the last line of the bot's last message before the
+    customer's need, options and media left out: the question of the flow the customer was
+    answering, or ``"(opening)"`` when the prompt holds none), ``need`` (the customer's
+    message), ``rejected`` (the bot's reply), ``chosen`` (the agent's), ``reply`` (the
+    rejected reply's first line with numbers and codes masked as ``#``, so the same template
+    counts once), and ``prompt_turns``."""
+    out = Path(out_dir)
+    manifest = _manifest(out)
+    if manifest["format"] != "preference":
+        raise BuildError(
+            f"{out} holds a {manifest['format']} dataset; dataset_pairs reads preference ones"
+        )
+    rows: list[dict[str, Any]] = []
+    for name in manifest["outputs"]:
+        split, _, suffix = name.partition(".")
+        if suffix != "jsonl":
+            continue
+        with open(out / name, "rb") as lines:
+            for index, line in enumerate(lines):
+                record = orjson.loads(line)
+                prompt = record["prompt"]
+                asked = [m["content"] for m in prompt if m["role"] == "assistant"]
+                rejected = record["rejected"][0]["content"]
+                rows.append(
+                    {
+                        "split": split,
+                        "example": index,
+                        "step": _step(asked[-1]) if asked else "(opening)",
+                        "need": prompt[-1]["content"],
+                        "rejected": rejected,
+                        "chosen": record["chosen"][0]["content"],
+                        "reply": _CODES.sub("#", rejected.split("\n")[0]),
+                        "prompt_turns": sum(m["role"] != "system" for m in prompt),
+                    }
+                )
+    columns = ["split", "example", "step", "need", "rejected", "chosen", "reply", "prompt_turns"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _step(said: str) -> str:
+    lines = [line for line in said.split("\n") if line and not line.startswith(("- ", "["))]
+    return lines[-1] if lines else said.split("\n")[0]
+
+
 _ROLES = ("system", "user", "assistant")
+# Words with a digit in them (order numbers, amounts, dates), masked to group templates.
+_CODES = re.compile(r"[^\s,.:;!?]*\d[^\s,.:;!?]*")
 _PLACEHOLDER = re.compile("<(" + "|".join(KINDS) + ")>")
-# ShareGPT's speaker names for the roles.
-_SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
 
 
 def _manifest(out: Path) -> dict[str, Any]:
@@ -228,21 +274,7 @@ def _manifest(out: Path) -> dict[str, Any]:
 
 def _examples(path: Path, fmt: str) -> Iterator[list[tuple[str, str]]]:
     """Each example of one split file as (role, content) pairs, whatever the format."""
-    if path.suffix == ".parquet":
-        for record in pq.read_table(path, columns=["messages"]).to_pylist():
-            yield [(m["role"], m["content"]) for m in record["messages"]]
-        return
-    with open(path, "rb") as lines:
-        for line in lines:
-            record = orjson.loads(line)
-            if fmt == "sharegpt":
-                turns = record["conversations"]
-                yield [(_SHAREGPT_ROLES.get(t["from"], t["from"]), t["value"]) for t in turns]
-            elif fmt == "pairs":
-                said = record["prompt"] + record["completion"]
-                yield [(m["role"], m["content"]) for m in said]
-            else:
-                yield [(m["role"], m["content"]) for m in record["messages"]]
+    return writer_class(fmt).read(path)
 
 
 def _frame(lake: Lake, name: str, params: dict[str, object] | None = None) -> pd.DataFrame:

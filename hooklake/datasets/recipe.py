@@ -8,7 +8,8 @@ output format, redaction, dedupe and the split. :func:`load_recipe` turns the fi
 Every key has a default except ``name``::
 
     name = "acme-support"
-    format = "openai"                # openai | hf | sharegpt | pairs
+    format = "openai"                # openai | hf | sharegpt | prompt-completion | pairs
+                                     # | preference | feedback
     [source]                         # which messages to read (all when left out)
     channels = [2955840]
     hooks = ["default"]
@@ -34,6 +35,19 @@ Every key has a default except ``name``::
     test = 0.1
     group_by = "customer"            # conversation | customer
     seed = 42
+    [preference]                     # format = "preference" (and escalation for feedback)
+    escalation = ["\\bhuman\\b", ...]  # customer asks for a person (regex, text or payload)
+    announcements = ["connect you", ...]  # bot hand-off notices, never a rejected reply
+    agent_skip = ["\\bthis is \\w+", ...]  # agent greetings, questions, closings: no answer
+    max_restated = 3                 # customer messages allowed before the agent answers
+    [feedback]                       # format = "feedback"
+    good = ["Yes, thanks!", "👍"]    # rating buttons, matched on payload or text (exact)
+    bad = ["No", "👎"]
+    escalation = true                # a bot reply followed by a hand-off is bad
+    fallback = ["didn't understand", ...]  # the bot's fallback replies are bad (regex)
+
+What a format accepts (e.g. ``prompt-completion`` needs ``unit = "turn"``) is checked by its
+writer class (:mod:`.writers`).
 """
 
 from __future__ import annotations
@@ -58,7 +72,6 @@ from pydantic_core import ErrorDetails
 
 from hooklake.errors import ConfigError
 
-Format = Literal["openai", "hf", "sharegpt", "pairs"]
 SPLITS = ("train", "validation", "test")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -126,18 +139,112 @@ class Split(_Section):
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
+_Patterns = Annotated[tuple[Annotated[str, Strict()], ...], Field(strict=False)]
+
+
+def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"{p!r} is not a valid regular expression: {exc}") from None
+    return patterns
+
+
+class Preference(_Section):
+    """How hand-offs after a bot failure become preference pairs (see :mod:`.signals`).
+    Patterns are case-insensitive regular expressions searched in the text."""
+
+    #: A customer message asking for a person (searched in its text, or equal to its payload).
+    escalation: _Patterns = (
+        r"\bhuman\b",
+        r"\breal person\b",
+        r"\b(an? |the |your )?agent\b",
+        r"\b(talk|speak) to (someone|somebody|a person|anyone)\b",
+        r"\boperator\b",
+        r"\brepresentative\b",
+    )
+    #: Bot messages that announce the hand-off: never the rejected reply.
+    announcements: _Patterns = (
+        r"\bconnect(ing)? you\b",
+        r"\btransfer(ring)? you\b",
+        r"\bpassing you\b",
+        r"\b(our|a) (human|support) (colleague|team|agent)",
+        r"\bsomeone will be with you\b",
+        r"\bone of our agents\b",
+    )
+    #: Agent messages that answer nothing: greetings, requests for details, closings.
+    agent_skip: _Patterns = (
+        r"\bthis is \w+",
+        r"^\W*(hi|hello|hey)\b[^.!?]{0,40}\b(here|i'm|i am)\b",
+        r"\bthanks for (waiting|your patience)\b",
+        r"\b(take it from here|take a look|reading your conversation)\b",
+        r"\bhow can i help\b",
+        r"^\W*(could|can) you (please )?(confirm|send|give|share|tell)\b",
+        r"^\W*what('s| is) (your|the best)\b",
+        r"\banything else\b",
+        r"\bhave a (great|nice|good) day\b",
+        r"\b(bye|take care)\b",
+        r"\bclose this chat\b",
+    )
+    #: Customer messages allowed between the agent joining and the agent's answer (restating
+    #: the problem, giving details the agent asked for); past it the pair is dropped.
+    max_restated: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _valid(self) -> Preference:
+        for key in ("escalation", "announcements", "agent_skip"):
+            try:
+                _compiles(getattr(self, key))
+            except ValueError as exc:
+                raise ValueError(f"preference.{key}: {exc}") from None
+        return self
+
+
+class Feedback(_Section):
+    """Which customer signals label a bot reply good or bad (see :mod:`.signals`)."""
+
+    #: Rating answers, matched exactly (case and surrounding space ignored) on the button's
+    #: payload or text.
+    good: _Patterns = ("Yes, thanks!", "Yes", "👍", "😀 Great", "Helpful")
+    bad: _Patterns = ("No", "👎", "🙁 Bad", "Not helpful")
+    #: A bot reply after which the customer was handed to a human is bad.
+    escalation: bool = True
+    #: The bot's fallback replies (case-insensitive regular expressions) are bad.
+    fallback: _Patterns = (
+        r"\b(didn't|did not|don't|do not) (understand|get) (that|you)\b",
+        r"\bcouldn't (understand|open) that\b",
+        r"\bnot sure (i understand|what you mean)\b",
+        r"\bcan only read text\b",
+        r"\b(rephrase|say that again)\b",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Feedback:
+        try:
+            _compiles(self.fallback)
+        except ValueError as exc:
+            raise ValueError(f"feedback.fallback: {exc}") from None
+        both = {v.strip().casefold() for v in self.good} & {v.strip().casefold() for v in self.bad}
+        if both:
+            raise ValueError(f"feedback.good and feedback.bad both hold {sorted(both)[0]!r}")
+        return self
+
+
 class Recipe(_Section):
     """A validated recipe. :attr:`origin` and :attr:`text` say where it came from (the card
     quotes them)."""
 
     name: str
-    format: Format = "openai"
+    format: str = "openai"
     source: Source = Source()
     conversations: Conversations = Conversations()
     examples: Examples = Examples()
     filter: Filter = Filter()
     redact: Redact = Redact()
     split: Split = Split()
+    preference: Preference = Preference()
+    feedback: Feedback = Feedback()
 
     _origin: str | None = PrivateAttr(default=None)
     _text: str | None = PrivateAttr(default=None)
@@ -154,22 +261,31 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _coherent(self) -> Recipe:
+        # The writers know their formats; imported here because they build on this module.
+        from hooklake.datasets.formats import WRITERS
+
         ex = self.examples
         if not _NAME.match(self.name):
             raise ValueError(
                 "name must be letters, digits, '_', '.', '-' (it names the output folder)"
             )
-        if self.format == "pairs" and ex.unit != "turn":
-            raise ValueError('format "pairs" needs examples.unit = "turn"')
-        if self.format == "sharegpt" and ex.unit == "conversation" and self.weighted:
-            raise ValueError(
-                "sharegpt has no per-message weight: use format openai or hf, or unit turn"
-            )
+        writer = WRITERS.get(self.format)
+        if writer is None:
+            raise ValueError(f"format must be one of {', '.join(WRITERS)}")
+        problem = writer.recipe_problem(self)
+        if problem:
+            raise ValueError(problem)
         if ex.targets == "agent" and ex.agent_turns != "keep":
             raise ValueError('examples.targets = "agent" needs examples.agent_turns = "keep"')
         if ex.system_prompt is not None and not ex.system_prompt.strip():
             raise ValueError("examples.system_prompt must not be blank (leave it out instead)")
         return self
+
+    @property
+    def split_authors(self) -> bool:
+        """Whether bot and agent replies are trained differently, so they never share a turn."""
+        ex = self.examples
+        return ex.agent_turns == "weight0" or ex.targets != "assistant"
 
     @property
     def weighted(self) -> bool:

@@ -8,11 +8,20 @@ Three steps, each a small function so tests can pin them down one by one:
    payments and unknown types) become ``[image: URL]``-style placeholders followed by their
    caption, or just the caption; events and system messages never appear.
 2. :func:`merge_turns` joins consecutive messages of the same role into turns, as the lake's
-   ``turns`` view does (customer -> user; bot and human agent -> assistant).
+   ``turns`` view does (customer -> user; bot and human agent -> assistant). When the recipe
+   trains the bot's and the agents' replies differently, a bot message and an agent message
+   never share a turn (``split_authors``).
 3. :func:`conversation_examples` shapes turns into :class:`Example` records following the
    recipe: one per conversation or one per assistant turn with its history, optional system
    prompt, agent replies kept, dropped or given weight 0. Every example starts with a user
    turn, alternates strictly and ends with an assistant turn.
+
+Mixed turns are split at the hand-off. Where the bot hands over to an agent (or an agent back
+to the bot) without the customer writing in between, the two authors' replies are two
+assistant turns in a row. A strictly alternating example cannot hold both with their own
+weights, so the example is cut there: the first part ends one example, and the next example
+repeats the conversation up to the customer's last message as context (weight 0) and goes on
+with the second part. Each part is trained, or not, by its own author, exactly once.
 """
 
 from __future__ import annotations
@@ -44,12 +53,16 @@ SILENT_TYPES = frozenset({"event", "note", "notes", "typing", "read", "hidden", 
 
 @dataclass(slots=True)
 class Rendered:
-    """One message as text, with who wrote it and the message key it came from."""
+    """One message as text, with who wrote it and the message key it came from; ``kind`` (the
+    message type) and ``payload`` (a button's payload) are filled in by builds that read
+    customers' signals (:mod:`.signals`)."""
 
     role: Role
     human: bool
     text: str
     key: str
+    kind: str = ""
+    payload: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,13 +88,26 @@ class Message:
 
 @dataclass(slots=True)
 class Example:
-    """One training example: the record every format writer receives."""
+    """One training example: the record every format writer receives.
+
+    For supervised formats ``messages`` is the whole example. For ``preference`` it is the
+    prompt followed by the chosen reply and ``rejected`` holds the rejected one; for
+    ``feedback`` it is the prompt followed by the completion and ``label`` says whether the
+    completion was good. ``signal`` names the rule that made a preference or feedback example
+    and ``sources`` splits ``source_keys`` by part (prompt, chosen, rejected, completion).
+    """
 
     messages: list[Message]
     conversation_id: str
     channel_id: int | None
     customer_id: int | None
     source_keys: list[str] = field(default_factory=list)
+    rejected: list[Message] | None = None
+    label: bool | None = None
+    signal: str | None = None
+    sources: dict[str, list[str]] | None = None
+    #: (why, text) of messages a preference rule passed over, for the dataset card.
+    passed_over: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _option(button: Any) -> str | None:
@@ -228,16 +254,24 @@ def without_agent_exchanges(messages: Sequence[Rendered]) -> list[Rendered]:
     return kept
 
 
-def merge_turns(messages: Sequence[Rendered], agent_turns: str = "keep") -> list[Turn]:
+def merge_turns(
+    messages: Sequence[Rendered], agent_turns: str = "keep", *, split_authors: bool = False
+) -> list[Turn]:
     """Join consecutive same-role messages into turns. With ``agent_turns="drop"`` the agent's
-    exchanges go first (see :func:`without_agent_exchanges`) and the turns around them join."""
+    exchanges go first (see :func:`without_agent_exchanges`) and the turns around them join.
+    With ``split_authors`` a bot message and an agent message never share a turn, so two
+    assistant turns can follow each other (see :func:`conversation_examples`)."""
     if agent_turns == "drop":
         messages = without_agent_exchanges(messages)
     turns: list[Turn] = []
     for m in messages:
         if not m.text:
             continue
-        if turns and turns[-1].role == m.role:
+        if (
+            turns
+            and turns[-1].role == m.role
+            and not (split_authors and m.role == "assistant" and turns[-1].human != m.human)
+        ):
             last = turns[-1]
             last.text = f"{last.text}\n{m.text}"
             last.human = last.human or m.human
@@ -269,11 +303,16 @@ def _is_target(turn: Turn, spec: Examples) -> bool:
     return True
 
 
-def _messages(turns: Sequence[Turn], spec: Examples, target: int | None) -> list[Message]:
-    """Chat messages for ``turns``; ``target`` is the only trained turn (unit=turn)."""
+def _messages(
+    context: Sequence[Turn], turns: Sequence[Turn], spec: Examples, target: int | None
+) -> list[Message]:
+    """Chat messages for ``context`` (never trained) then ``turns``; ``target`` is the only
+    trained turn of ``turns`` (unit=turn), else the recipe decides per turn."""
     out: list[Message] = []
     if spec.system_prompt:
         out.append(Message("system", spec.system_prompt))
+    for t in context:
+        out.append(Message(t.role, t.text, 0 if t.role == "assistant" else None, t.human))
     for i, t in enumerate(turns):
         if t.role == "user":
             out.append(Message("user", t.text))
@@ -281,6 +320,26 @@ def _messages(turns: Sequence[Turn], spec: Examples, target: int | None) -> list
             trained = i == target if target is not None else _is_target(t, spec)
             out.append(Message("assistant", t.text, 1 if trained else 0, t.human))
     return out
+
+
+def joined(turns: Sequence[Turn]) -> list[Turn]:
+    """``turns`` with consecutive turns of one role joined (for history that is not trained,
+    where who wrote which part no longer matters)."""
+    out: list[Turn] = []
+    for t in turns:
+        if out and out[-1].role == t.role:
+            last = out[-1]
+            out[-1] = Turn(
+                t.role, last.human or t.human, f"{last.text}\n{t.text}", [*last.keys, *t.keys]
+            )
+        else:
+            out.append(Turn(t.role, t.human, t.text, list(t.keys)))
+    return out
+
+
+def _last_user(turns: Sequence[Turn], before: int) -> int:
+    """Index of the last user turn before ``before`` (-1 when there is none)."""
+    return next((i for i in range(before - 1, -1, -1) if turns[i].role == "user"), -1)
 
 
 def conversation_examples(
@@ -295,27 +354,44 @@ def conversation_examples(
 
     ``unit="conversation"`` gives one example unless no assistant turn is a target;
     ``unit="turn"`` gives one per target assistant turn, with at most ``max_context_turns``
-    turns of history (0 = all) that begin with a user turn.
+    turns of history (0 = all) that begin with a user turn. Where two assistant turns meet (a
+    hand-off inside one turn, see the module notes), the conversation unit gives one example
+    per part and the turn unit leaves the other author's part out of the history.
     """
     if not turns:
         return []
 
-    def example(ts: Sequence[Turn], target: int | None) -> Example:
-        keys = [k for t in ts for k in t.keys]
-        return Example(_messages(ts, spec, target), conversation_id, channel_id, customer_id, keys)
+    def example(context: Sequence[Turn], ts: Sequence[Turn], target: int | None) -> Example:
+        keys = [k for t in (*context, *ts) for k in t.keys]
+        return Example(
+            _messages(context, ts, spec, target), conversation_id, channel_id, customer_id, keys
+        )
 
     if spec.unit == "conversation":
-        if not any(_is_target(t, spec) for t in turns):
-            return []
-        return [example(turns, None)]
-    out: list[Example] = []
+        cuts = [
+            i
+            for i in range(1, len(turns))
+            if turns[i].role == "assistant" and turns[i - 1].role == "assistant"
+        ]
+        out: list[Example] = []
+        start = 0
+        for end in [*cuts, len(turns)]:
+            piece = turns[start:end]
+            if any(_is_target(t, spec) for t in piece):
+                context = joined(turns[: _last_user(turns, start) + 1]) if start else []
+                out.append(example(context, piece, None))
+            start = end
+        return out
+    out = []
     for i, turn in enumerate(turns):
         if not _is_target(turn, spec):
             continue
         start = max(0, i - spec.max_context_turns) if spec.max_context_turns else 0
         while start < i and turns[start].role != "user":
             start += 1
-        if start == i:
+        last_user = _last_user(turns, i)
+        if start == i or last_user < start:
             continue
-        out.append(example(turns[start : i + 1], i - start))
+        history = joined(turns[start : last_user + 1])
+        out.append(example([], [*history, turn], len(history)))
     return out

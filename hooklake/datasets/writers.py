@@ -3,16 +3,19 @@
 =============  ===============================================================================
 ``openai``     ``{split}.jsonl``, ``{"messages": [{"role", "content", "weight"?}]}`` per line,
                checked against OpenAI's fine-tuning data rules before it is written
-``hf``         ``{split}.parquet``: ``messages`` list<struct<role, content, weight>> plus
-               ``conversation_id``, ``customer_id``, ``channel_id``, ``source_keys``
 ``sharegpt``   ``{split}.jsonl``, ``{"conversations": [{"from", "value"}]}`` per line
-``pairs``      ``{split}.jsonl``, TRL conversational prompt-completion:
-               ``{"prompt": [messages], "completion": [the assistant reply]}``
 =============  ===============================================================================
+
+Hugging Face Parquet (``hf``) is in :mod:`.parquet`, TRL's own shapes (prompt-completion,
+preference, feedback) in :mod:`.trl`; the registry of every format is :mod:`.formats`.
 
 :class:`Writer` owns everything formats share: paths, a temporary file per split renamed into
 place on :meth:`Writer.close` (readers never see half a dataset), cleanup on failure, row counts
-and SHA-256 digests. A format only says how one example is written.
+and SHA-256 digests. A format class is the one home of its format: how one example is written
+and checked, its description and loader for the dataset card (:attr:`Writer.description`,
+:attr:`Writer.loader`), how its files read back (:meth:`Writer.read`, for :mod:`.explore`),
+which recipes it accepts (:meth:`Writer.recipe_problem`) and its file suffix (for the clean-up
+of other formats' files).
 """
 
 from __future__ import annotations
@@ -22,20 +25,34 @@ import hashlib
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hooklake.datasets.recipe import SPLITS
 from hooklake.datasets.render import Example
 from hooklake.errors import BuildError
 from hooklake.layout import fsync_dir
+
+if TYPE_CHECKING:
+    from hooklake.datasets.card import DatasetStats
+    from hooklake.datasets.recipe import Recipe
+
+#: What the card says wherever replies carry a weight, because the trainer most users reach
+#: for does not read it.
+TRL_WEIGHT_NOTE = (
+    "**Training with Hugging Face TRL?** TRL ignores the `weight` key: with a stock chat "
+    "template every assistant message is trained on, context-only replies (weight 0) included. "
+    'For TRL build the same recipe with `format = "prompt-completion"` and `unit = "turn"`: '
+    "one row per trained reply, everything before it in the prompt, which TRL never trains on."
+)
+
+#: An example read back from a file: its (role, content) messages in order.
+ReadBack = list[tuple[str, str]]
 
 OPENAI_ROLES = frozenset({"system", "user", "assistant"})
 OPENAI_KEYS = frozenset({"role", "content", "name", "weight"})
@@ -68,6 +85,12 @@ class Writer(ABC):
 
     format: ClassVar[str]
     suffix: ClassVar[str]
+    #: One sentence for the dataset card: what a row looks like and what it is for.
+    description: ClassVar[str]
+    #: The ``datasets.load_dataset`` builder that reads the files (``json`` or ``parquet``).
+    loader: ClassVar[str] = "json"
+    #: Rows come from customers' signals (:mod:`.signals`), not from whole dialogues.
+    from_signals: ClassVar[bool] = False
 
     def __init__(
         self, out_dir: Path, *, weighted: bool = False, splits: Sequence[str] = SPLITS
@@ -143,6 +166,28 @@ class Writer(ABC):
             self.abort()
 
     # What a format implements -------------------------------------------------------------
+
+    @classmethod
+    def recipe_problem(cls, recipe: Recipe) -> str | None:
+        """Why ``recipe`` cannot be built in this format (``None`` when it can)."""
+        return None
+
+    @classmethod
+    def card_section(cls, recipe: Recipe, stats: DatasetStats) -> list[str]:
+        """Markdown lines this format adds to the dataset card after "How it was made"."""
+        return [TRL_WEIGHT_NOTE, ""] if recipe.weighted else []
+
+    @classmethod
+    def read(cls, path: Path) -> Iterator[ReadBack]:
+        """Each example of one written split file as (role, content) pairs."""
+        with open(path, "rb") as lines:
+            for line in lines:
+                yield cls.read_record(orjson.loads(line))
+
+    @classmethod
+    def read_record(cls, record: dict[str, Any]) -> ReadBack:
+        """One JSON line as (role, content) pairs."""
+        return [(m["role"], m["content"]) for m in record["messages"]]
 
     @abstractmethod
     def _open(self, tmp: Path) -> Any:
@@ -243,6 +288,11 @@ def openai_record(example: Example, weighted: bool) -> dict[str, Any]:
 
 class OpenAIWriter(JsonlWriter):
     format = "openai"
+    description = (
+        'one JSON object per line, `{"messages": [{"role", "content"}]}` (OpenAI chat '
+        "fine-tuning format); assistant messages carry `weight` 0/1 when some replies are "
+        "context only"
+    )
 
     def record(self, example: Example) -> dict[str, Any]:
         return openai_record(example, self.weighted)
@@ -253,7 +303,21 @@ class OpenAIWriter(JsonlWriter):
 
 class ShareGPTWriter(JsonlWriter):
     format = "sharegpt"
+    description = (
+        'one JSON object per line, `{"conversations": [{"from": "system"|"human"|"gpt", "value"}]}`'
+    )
     FROM: ClassVar[dict[str, str]] = {"system": "system", "user": "human", "assistant": "gpt"}
+    ROLE: ClassVar[dict[str, str]] = {v: k for k, v in FROM.items()}
+
+    @classmethod
+    def recipe_problem(cls, recipe: Recipe) -> str | None:
+        if recipe.examples.unit == "conversation" and recipe.weighted:
+            return "sharegpt has no per-message weight: use format openai or hf, or unit turn"
+        return None
+
+    @classmethod
+    def read_record(cls, record: dict[str, Any]) -> ReadBack:
+        return [(cls.ROLE.get(t["from"], t["from"]), t["value"]) for t in record["conversations"]]
 
     def record(self, example: Example) -> dict[str, Any]:
         return {
@@ -267,121 +331,3 @@ class ShareGPTWriter(JsonlWriter):
         if not turns or turns[-1]["from"] != "gpt" or not any(t["from"] == "human" for t in turns):
             return "a conversation needs a human turn and must end with a gpt turn"
         return None
-
-
-class PairsWriter(JsonlWriter):
-    """TRL's conversational prompt-completion: the history is the prompt, the last assistant
-    reply the completion (the build makes one example per assistant turn)."""
-
-    format = "pairs"
-
-    def record(self, example: Example) -> dict[str, Any]:
-        *history, last = [{"role": m.role, "content": m.content} for m in example.messages]
-        return {"prompt": history, "completion": [last]}
-
-    def check(self, record: dict[str, Any]) -> str | None:
-        prompt, completion = record["prompt"], record["completion"]
-        if completion[0]["role"] != "assistant" or not prompt or prompt[-1]["role"] != "user":
-            return "a pair needs a prompt ending with the user and an assistant completion"
-        return None
-
-
-HF_SCHEMA = pa.schema(
-    [
-        pa.field(
-            "messages",
-            pa.list_(
-                pa.struct(
-                    [
-                        pa.field("role", pa.string()),
-                        pa.field("content", pa.string()),
-                        pa.field("weight", pa.int64()),
-                    ]
-                )
-            ),
-        ),
-        pa.field("conversation_id", pa.string()),
-        pa.field("customer_id", pa.int64()),
-        pa.field("channel_id", pa.int64()),
-        pa.field("source_keys", pa.list_(pa.string())),
-    ]
-)
-
-
-class _ParquetSink:
-    """Rows buffered into row groups of a fixed size, so output bytes depend on data only."""
-
-    ROWS_PER_GROUP = 10_000
-
-    def __init__(self, tmp: Path) -> None:
-        # Open for the life of the sink: finish() or close() closes it.
-        self.fh = open(tmp, "wb")  # noqa: SIM115
-        self.writer = pq.ParquetWriter(self.fh, HF_SCHEMA, compression="zstd")
-        self.rows: list[dict[str, Any]] = []
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= self.ROWS_PER_GROUP:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=HF_SCHEMA))
-            self.rows = []
-
-    def finish(self) -> None:
-        self.flush()
-        self.writer.close()
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-
-    def close(self) -> None:
-        self.rows = []
-        try:
-            self.writer.close()
-        finally:
-            self.fh.close()
-
-
-class HFWriter(Writer):
-    """Parquet with an explicit schema, for ``datasets.load_dataset("parquet", ...)``.
-    Assistant messages always carry their weight (1 unless the recipe made them context
-    only); system and user messages have a null weight."""
-
-    format = "hf"
-    suffix = "parquet"
-
-    def _open(self, tmp: Path) -> _ParquetSink:
-        return _ParquetSink(tmp)
-
-    def _write(self, sink: _ParquetSink, example: Example, split: str, line: int) -> None:
-        sink.add(
-            {
-                "messages": [
-                    {"role": m.role, "content": m.content, "weight": m.weight}
-                    for m in example.messages
-                ],
-                "conversation_id": example.conversation_id,
-                "customer_id": example.customer_id,
-                "channel_id": example.channel_id,
-                "source_keys": example.source_keys,
-            }
-        )
-
-    def _finish(self, sink: _ParquetSink) -> None:
-        sink.finish()
-
-
-WRITERS: dict[str, type[Writer]] = {
-    w.format: w for w in (OpenAIWriter, HFWriter, ShareGPTWriter, PairsWriter)
-}
-
-
-def writer_for(fmt: str, out_dir: Path, *, weighted: bool = False) -> Writer:
-    """The writer of format ``fmt`` writing into ``out_dir``."""
-    try:
-        cls = WRITERS[fmt]
-    except KeyError:
-        raise BuildError(f"unknown format {fmt!r}; expected one of {', '.join(WRITERS)}") from None
-    return cls(out_dir, weighted=weighted)

@@ -24,8 +24,10 @@ The same ``seed`` and arguments always give the same bytes; :data:`DEFAULT_START
 and ``start=`` moves the clock (the demo passes "now"). Each delivery carries its
 :class:`Truth`: which customer, channel and conversation it belongs to, its position in that
 conversation, who sent it and whether it is a retry, so tests can check what the lake
-reconstructs. Conversations are separated by at least 2 hours of silence and never pause for
-25 minutes or more inside, so the default 30-minute split finds exactly them.
+reconstructs, and the customer signals it carries (``Truth.signals``: a bot reply that failed
+before a hand-off and the agent's answer, ratings, fallbacks; :mod:`.signals`).
+Conversations are separated by at least 2 hours of silence and never pause for 25 minutes or
+more inside, so the default 30-minute split finds exactly them.
 """
 
 from __future__ import annotations

@@ -210,6 +210,7 @@ class Encoder:
                 pii=m.pii,
                 handover=m.handover,
                 shape=shape,
+                signals=m.signals,
             )
             at = real + m.latency
             out.append(Delivery(body, truth, at))

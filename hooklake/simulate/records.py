@@ -46,6 +46,8 @@ class Truth:
         shape: where the body puts type-specific content (see :mod:`hooklake.simulate.encode`):
             ``samples`` (in ``data`` and ``_raw.extra``), ``core`` (flat in ``_raw``), ``flat``
             (an event's action and agent at the message's top level) or ``legacy``.
+        signals: the customer signals this message carries (``need``, ``rejected``,
+            ``chosen``, ``good``, ``bad``; see :mod:`hooklake.simulate.signals`).
     """
 
     customer_id: int
@@ -66,6 +68,7 @@ class Truth:
     pii: tuple[tuple[str, str], ...]
     handover: bool = False
     shape: str = "samples"
+    signals: tuple[str, ...] = ()
 
     @property
     def conversation_id(self) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from hooklake.simulate import texts
+from hooklake.simulate import signals, texts
 from hooklake.simulate.customers import Customer
 from hooklake.simulate.texts import TOPICS
 from hooklake.simulate.world import AGENTS, Agent, Bot
@@ -44,6 +44,7 @@ class Msg:
     retries: int = 0
     #: The earliest message showing that a human agent took the conversation over.
     handover: bool = False
+    signals: tuple[str, ...] = ()  # truth about customer signals (see simulate.signals)
 
 
 # Template slots, drawn the first time a conversation's text uses them and then kept, so the
@@ -119,6 +120,7 @@ class Script:
         if self.feature != "pii":
             self.pending_pii = []
         self._pii: tuple[str, str] | None = None
+        self.planted = signals.Planted()
 
     # -- timing ---------------------------------------------------------------------------
 
@@ -363,6 +365,8 @@ class Script:
                 + rng.choice(TOPICS[topic_name].problem)
                 + rng.choice(texts.TAILS)
             )
+            if signals.misunderstood(self, topic_name):
+                return
             self.bot_burst([self.bot_text(rng.choice(texts.FREE_TEXT_ACKS))])
         elif ch.handover and (self.feature == "handover" or r > 0.95):
             self._click(options, texts.HUMAN_LABEL)
@@ -406,6 +410,7 @@ class Script:
             name = rng.choice(("invoice.pdf", "receipt.pdf", "photo-of-label.pdf"))
             self.customer(kind, "", url=media + ".pdf", caption=name)
         self.bot_burst([self.bot_text(rng.choice(texts.UNKNOWN_REPLY))])
+        signals.mark(self.msgs[-1], "bad")  # a fallback reply
         if self.feature == "unknown":
             self.feature = ""
 
@@ -443,6 +448,7 @@ class Script:
         if rng.random() < 0.1 or self.feature == "media":
             parts.append(self.bot_media("image"))
         self.bot_burst(parts)
+        resolve = self.msgs[-len(parts)]
         options = list(texts.SATISFACTION_OPTIONS)
         if not self.ch.handover:
             options.pop()
@@ -450,18 +456,22 @@ class Script:
         r = rng.random()
         if self.feature == "handover" or (self.ch.handover and r > 0.9):
             self._click(options, texts.HUMAN_LABEL)
+            signals.escalated(self, resolve)
             self._handover(name)
         elif r < 0.62 or self.feature:
             self._click(options, options[0])
+            signals.mark(resolve, "good")
             self.bot_burst([self.bot_text(rng.choice(texts.CLOSINGS))])
             if rng.random() < 0.25:
                 self.customer_says(rng.choice(texts.THANKS))
                 self.bot_burst([self.bot_text("You're welcome! 😊")])
         elif r < 0.8:
             self._click(options, "No")
+            signals.mark(resolve, "bad")
             self.bot_burst([self.bot_text(rng.choice(texts.SORRY))])
             self.customer_says(rng.choice(texts.UNHAPPY))
             if self.ch.handover and rng.random() < 0.6:
+                signals.escalated(self, resolve)
                 self._handover(name)
             else:
                 self.bot_burst([self.bot_text(rng.choice(texts.FOLLOW_UP))])
@@ -520,6 +530,7 @@ class Script:
                 else:
                     self._give(ask)
             self.agent_says(rng.choice(topic.agent).format_map(self.ctx), (8.0, 240.0))
+            signals.answered(self)
         self.agent_says(rng.choice(texts.AGENT_CLOSINGS), (3.0, 30.0))
         if rng.random() < 0.8:
             self.customer_says(rng.choice(texts.GOODBYES))

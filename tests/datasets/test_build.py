@@ -199,25 +199,33 @@ def test_dropped_agent_turns_leave_no_agent_message_behind(sim_lake: Path, tmp_p
 
 
 def test_weight0_weights_exactly_the_agent_replies(sim_lake: Path, tmp_path: Path) -> None:
+    """No agent line is ever trained, every bot line is trained somewhere, and a trained
+    message never holds an agent's words: a turn where the bot hands over to an agent (or back)
+    is split into two examples instead of giving the bot's part the agent's weight 0."""
     recipe = _recipe(
         format="hf", examples={"agent_turns": "weight0"}, redact={"pii": False}, split=ALL_TRAIN
     )
     report = build(recipe, sim_lake, tmp_path, progress=False)
-    agent_texts, bot_texts = _texts(sim_lake, "agent"), _texts(sim_lake, "bot")
+    agent_only = _texts(sim_lake, "agent") - _texts(sim_lake, "bot")
     rows = pq.read_table(report.files["train"].path).to_pylist()
     weights = {0: 0, 1: 0}
+    seen: set[str] = set()
+    trained: set[str] = set()
     for row in rows:
         for m in row["messages"]:
             if m["role"] != "assistant":
                 assert m["weight"] is None
                 continue
-            lines = m["content"].split("\n")
-            if any(line in agent_texts - bot_texts for line in lines):
+            lines = set(m["content"].split("\n"))
+            if lines & agent_only:
                 assert m["weight"] == 0, m
-            if not any(line in agent_texts for line in lines):
-                assert m["weight"] == 1, m
+            seen |= lines - agent_only
+            if m["weight"] == 1:
+                trained |= lines
             weights[m["weight"]] += 1
     assert weights[0] > 0 and weights[1] > 0
+    assert seen == trained
+    assert report.examples > len({row["conversation_id"] for row in rows})  # some were split
 
 
 def test_agent_reply_pairs_complete_with_an_agent_reply(sim_lake: Path, tmp_path: Path) -> None:

@@ -526,7 +526,9 @@ def test_dataset_examples_agree_with_the_build(world: World, tmp_path: Path, rec
     report = _build(world, RECIPES / f"{recipe}.toml", tmp_path / recipe)
     splits = explore.dataset_splits(report.out_dir).set_index("split")
     examples = explore.dataset_examples(report.out_dir)
-    assert examples.groupby("split").size().to_dict() == report.counts()
+    # An empty split (small lakes, 5% test fractions) has no rows to group.
+    nonempty = {split: n for split, n in report.counts().items() if n}
+    assert examples.groupby("split").size().to_dict() == nonempty
     assert splits["examples"].to_dict() == report.counts()
     sums = examples.groupby("split")[["messages", "user_messages", "assistant_messages"]].sum()
     for row in records(sums.reset_index()):

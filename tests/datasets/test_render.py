@@ -266,13 +266,14 @@ _SENDERS = st.sampled_from(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     rows=st.lists(st.tuples(_SENDERS, st.text(max_size=12)), max_size=14),
     spec=st.builds(
         Examples,
         unit=st.sampled_from(["conversation", "turn"]),
         agent_turns=st.sampled_from(["keep", "drop", "weight0"]),
+        targets=st.sampled_from(["assistant", "bot"]),
         max_context_turns=st.integers(0, 4),
         system_prompt=st.sampled_from([None, "You help."]),
         media=st.sampled_from(["placeholder", "drop"]),
@@ -290,10 +291,57 @@ def test_every_example_passes_the_openai_checks(
             )
         )
     ]
-    turns = trim_turns(merge_turns(rendered, spec.agent_turns))
-    for ex in conversation_examples(turns, spec, conversation_id="c"):
+    split = spec.agent_turns == "weight0" or spec.targets != "assistant"
+    turns = trim_turns(merge_turns(rendered, spec.agent_turns, split_authors=split))
+    examples = conversation_examples(turns, spec, conversation_id="c")
+    for ex in examples:
         assert openai_problem(openai_record(ex, weighted=True)) is None
         assert set(ex.source_keys) <= {r.key for r in rendered}
+    if split:
+        # Authors never share a turn, and each reply is trained by its own author's rule.
+        assert all(len({r.human for r in rendered if r.key in t.keys}) == 1 for t in turns)
+        trained = [m for ex in examples for m in ex.messages if m.weight == 1]
+        assert not any(m.human for m in trained)
+        if spec.unit == "conversation":
+            bot_turns = [t for t in turns if t.role == "assistant" and not t.human]
+            assert len(trained) == len(bot_turns)
+
+
+def test_a_hand_off_inside_one_turn_is_split_into_two_examples() -> None:
+    said = [
+        Rendered("user", False, "where is my order?", "u1"),
+        Rendered("assistant", False, "One moment, transferring you.", "b1"),
+        Rendered("assistant", True, "Hi, Ana here. It ships today.", "a1"),
+        Rendered("user", False, "thanks", "u2"),
+        Rendered("assistant", True, "Bye!", "a2"),
+        Rendered("assistant", False, "How did we do?", "b2"),
+    ]
+    spec = Examples(agent_turns="weight0")
+    turns = trim_turns(merge_turns(said, "weight0", split_authors=True))
+    assert [(t.role, t.human) for t in turns] == [
+        ("user", False),
+        ("assistant", False),
+        ("assistant", True),
+        ("user", False),
+        ("assistant", True),
+        ("assistant", False),
+    ]
+    examples = conversation_examples(turns, spec, conversation_id="c")
+    shown = [[(m.role[0], m.content, m.weight) for m in ex.messages] for ex in examples]
+    assert shown == [
+        [("u", "where is my order?", None), ("a", "One moment, transferring you.", 1)],
+        # The agent's part trains nothing (weight0) and gives no example of its own; the
+        # bot's rating question follows the conversation as context, without the agent's
+        # "Bye!" it shared a turn with.
+        [
+            ("u", "where is my order?", None),
+            ("a", "One moment, transferring you.\nHi, Ana here. It ships today.", 0),
+            ("u", "thanks", None),
+            ("a", "How did we do?", 1),
+        ],
+    ]
+    # Merged as before when bot and agent replies are trained alike.
+    assert len(merge_turns(said)) == 4
 
 
 def test_content_is_read_wherever_landbot_put_it() -> None:

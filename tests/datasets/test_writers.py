@@ -12,14 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
+from hooklake.datasets.formats import WRITERS, writer_for
+from hooklake.datasets.parquet import HF_SCHEMA
 from hooklake.datasets.render import Example, Message
-from hooklake.datasets.writers import (
-    HF_SCHEMA,
-    WRITERS,
-    OpenAIWriter,
-    openai_problem,
-    writer_for,
-)
+from hooklake.datasets.writers import OpenAIWriter, openai_problem
 from hooklake.errors import BuildError
 
 REPO = Path(__file__).parents[2]
@@ -66,6 +62,15 @@ def _examples() -> list[Example]:
             ["k3", "k4", "k5", "k6"],
         ),
     ]
+
+
+def _signal_example(example: Example, fmt: str) -> Example:
+    """``example`` as the preference or feedback formats receive it."""
+    if fmt == "preference":
+        example.rejected = [Message("assistant", "Sorry, I didn't get that.", 1)]
+    elif fmt == "feedback":
+        example.label = True
+    return example
 
 
 def _write(fmt: str, out: Path, weighted: bool = True) -> dict[str, Any]:
@@ -163,7 +168,7 @@ def test_sharegpt_and_pairs_shapes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
 def test_files_appear_only_on_close_with_their_sha256(tmp_path: Path, fmt: str) -> None:
     w = writer_for(fmt, tmp_path, weighted=True)
-    w.write("train", _examples()[0])
+    w.write("train", _signal_example(_examples()[0], fmt))
     assert not w.path("train").exists()
     files = w.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.path.name for f in files.values())

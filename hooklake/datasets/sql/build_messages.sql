@@ -3,7 +3,8 @@
 -- build picked (build_conversations.sql) and their split codes; the join keeps only those.
 -- Only what rendering needs is read: the whole stored message (`raw`) only for types whose
 -- options, caption or address live in it (not text and buttons), `customer` (known names and
--- fields for redaction) only when $with_customer.
+-- fields for redaction) only when $with_customer; `payload` for rating buttons (feedback
+-- builds).
 SELECT
     m.conversation_id,
     m.channel_id,
@@ -14,6 +15,7 @@ SELECT
     m.text,
     m.url,
     CASE WHEN m.type NOT IN ('text', 'button') THEN m.raw END AS message,
+    m.payload,
     CASE WHEN $with_customer THEN m.customer END AS customer,
     s.split
 FROM messages AS m
