@@ -395,6 +395,14 @@ def generate(n_messages: int, seed: int = 7) -> Generated:
             nulls,
             pa.array(arrival_us[rows], pa.timestamp("us", tz="UTC")),
             pa.array(np.full(n, ""), pa.string()),
+            # samurai: the bot as minus its id, an agent as its id, sys as 0, customers none.
+            pa.array(
+                np.select([sender[m] == 1, sender[m] == 2], [-sender_id[m], sender_id[m]], 0),
+                pa.int64(),
+                mask=sender[m] == 0,
+            ),
+            pa.nulls(n, pa.float64()),
+            pa.nulls(n, pa.float64()),
         ]
         return pa.Table.from_arrays(columns, schema=layout.MESSAGE_SCHEMA)
 
@@ -421,7 +429,8 @@ def write_small_files(traffic: Generated, lake: Path, files_per_day: int) -> int
         part = part.sort_by(
             [("channel_id", "ascending"), ("customer_id", "ascending"), ("ts", "ascending")]
         )
-        path = layout.partition_dir(lake, layout.MESSAGES, date) / f"bench-{seg:08d}.parquet"
+        name = layout.data_file_name(layout.MESSAGES, f"bench-{seg:08d}")
+        path = layout.partition_dir(lake, layout.MESSAGES, date) / name
         layout.write_table(part, path)
     return len(starts)
 
@@ -522,6 +531,8 @@ def run_pandas(lake: Path, out: Path | None) -> dict[str, Any]:
         "text",
         "received_at",
         "source",
+        "action",
+        "agent_id",
     ]
     # pyarrow reads a list of files; the stubs only know single paths.
     df = pd.read_parquet(files, columns=cols)  # type: ignore[call-overload]
@@ -556,7 +567,14 @@ def run_pandas(lake: Path, out: Path | None) -> dict[str, Any]:
     counts = senders.groupby(df.conv, sort=False).sum()
     for s in ("customer", "bot", "agent", "sys"):
         conv[f"n_{s}"] = counts.get(s, 0)
-    conv["has_agent"] = conv.n_agent > 0
+    # A human agent held the conversation: an assign event, customer.agent_id set on another
+    # message, or an agent's message (the evidence the handovers view reads).
+    evidence = (
+        df.action.eq("assign")
+        | (df.agent_id.notna() & df.action.ne("unassign"))
+        | df.sender_type.eq("agent")
+    )
+    conv["has_agent"] = evidence.groupby(df.conv, sort=False).any()
 
     role = df.sender_type.map({"customer": "user", "bot": "assistant", "agent": "assistant"})
     said = df.assign(role=role)[role.notna()]
