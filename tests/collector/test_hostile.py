@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from hooklake.layout import MESSAGES, REJECTED
 from tests.collector.test_normalize import bodies as generated_bodies
-from tests.conftest import LANDBOT, Collector, lake_rows, start_collector
+from tests.conftest import LANDBOT, Collector, examples, lake_rows, start_collector
 
 TOKEN = "h0stile-T0ken"
 HOOK_NAMES = ("generated", "bytes", "flips", "cuts", "types", "edges")
@@ -136,7 +136,7 @@ def settle(sender: Sender, timeout: float = 30) -> None:
 def test_generated_bodies(server: Collector) -> None:
     with Sender(server, "generated") as sender:
 
-        @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=examples(250), suppress_health_check=list(HealthCheck))
         @given(raw=generated_bodies)
         def post(raw: bytes) -> None:
             sender.post(raw)
@@ -149,7 +149,7 @@ def test_generated_bodies(server: Collector) -> None:
 def test_generated_bytes(server: Collector) -> None:
     with Sender(server, "bytes") as sender:
 
-        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=examples(150), suppress_health_check=list(HealthCheck))
         @given(raw=st.binary(max_size=300) | st.text(max_size=100).map(str.encode))
         def post(raw: bytes) -> None:
             sender.post(raw)
@@ -164,7 +164,7 @@ def test_generated_bytes(server: Collector) -> None:
 def test_bit_flips_of_real_samples(server: Collector) -> None:
     with Sender(server, "flips") as sender:
 
-        @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=examples(250), suppress_health_check=list(HealthCheck))
         @given(
             name=st.sampled_from(sorted(SAMPLES)),
             flips=st.lists(
