@@ -208,7 +208,25 @@ def start_collector(
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
 ) -> Collector:
-    """Start ``hooklake serve`` on a free loopback port and wait until it answers."""
+    """Start ``hooklake serve`` on a free loopback port and wait until it answers.
+
+    Other programs on the machine can take the port between our choosing it and the collector
+    binding it; then the collector starts again on another one."""
+    for _ in range(5):
+        collector = _start_on_free_port(lake, hooks, workers, args, env, log_dir)
+        if collector is not None:
+            return collector
+    raise RuntimeError("five free ports in a row were taken before the collector bound them")
+
+
+def _start_on_free_port(
+    lake: Path,
+    hooks: str | None,
+    workers: int,
+    args: tuple[str, ...],
+    env: dict[str, str] | None,
+    log_dir: Path | None,
+) -> Collector | None:
     port = free_port()
     cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
     cmd += ["--workers", str(workers), *args]
@@ -227,14 +245,29 @@ def start_collector(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            collector.kill()
+            if "address already in use" in log.read_text().lower():
+                return None
             raise RuntimeError(f"collector exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"{collector.url}/healthz", timeout=1).status_code == 200:
-                return collector
+            r = httpx.get(f"{collector.url}/healthz", timeout=1)
         except httpx.TransportError:
             time.sleep(0.05)
+            continue
+        # Whoever took the port may answer too: only our own process counts.
+        if r.status_code == 200 and _writer_pid(r) in {proc.pid, *group_pids(proc.pid)}:
+            return collector
+        time.sleep(0.05)
     collector.kill()
     raise RuntimeError(f"collector did not start:\n{log.read_text()}")
+
+
+def _writer_pid(healthz: httpx.Response) -> int | None:
+    """The process id in a ``/healthz`` answer's writer id (``<host>-<pid>-<random>``)."""
+    try:
+        return int(str(healthz.json()["writer"]).rsplit("-", 2)[-2])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 @pytest.fixture
