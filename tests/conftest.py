@@ -101,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    profile = os.environ.get(HYPOTHESIS_PROFILE_ENV) or "ci"
+    profile = settings.get_current_profile_name()  # also right for --hypothesis-profile
     return (
         f"hooklake: {SEED_ENV}={config.stash[_SEED]} (an integer or 'random'), "
         f"{HYPOTHESIS_PROFILE_ENV}={profile} (ci or explore)"
