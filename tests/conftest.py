@@ -1,26 +1,136 @@
-"""Shared fixtures: a real collector (``hooklake serve``) in a subprocess on a loopback port."""
+"""Shared fixtures: a real collector (``hooklake serve``) in a subprocess on a loopback port,
+a seeded ``rng`` whose seed is reported with every failure, and the Hypothesis profiles.
+
+Nothing here decides a test by timing: waits poll for an observable condition under a generous
+deadline that only a real breakage can run out.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hooklake.layout import MESSAGES, live_files
 
 CASES = Path(__file__).parent / "cases"
 LANDBOT = CASES / "landbot"
+T = TypeVar("T")
+
+# --- Hypothesis profiles --------------------------------------------------------------------
+# Loaded here, before any test module is imported: a test's own @settings(...) takes every value
+# it does not set from the profile loaded at that moment.
+
+HYPOTHESIS_PROFILE_ENV = "HYPOTHESIS_PROFILE"
+#: CI: the same examples on every run (derandomized, no example database), no timing checks.
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+#: Local exploration: ten times the examples, new ones each run, failures kept in .hypothesis/.
+settings.register_profile(
+    "explore",
+    max_examples=1000,
+    derandomize=False,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV) or "ci")
+
+
+def examples(budget: int) -> int:
+    """A property test's example budget: ``budget`` under the ``ci`` profile, scaled with the
+    loaded profile's ``max_examples`` (x10 under ``explore``)."""
+    return max(1, budget * settings.default.max_examples // 100)
+
+
+# --- seeded randomness ----------------------------------------------------------------------
+
+SEED_ENV = "HOOKLAKE_TEST_SEED"
+DEFAULT_SEED = 20_250_522
+_SEED = pytest.StashKey[int]()
+
+
+class SeededRandom(random.Random):
+    """A ``random.Random`` that knows its seed; ``str()`` of it is how to replay it."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.initial_seed = seed
+
+    def __str__(self) -> str:
+        return f"{SEED_ENV}={self.initial_seed}"
+
+    def __repr__(self) -> str:  # how pytest shows the fixture in a failing test's traceback
+        return f"SeededRandom({self})"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if not raw:
+        seed = DEFAULT_SEED
+    elif raw.lower() == "random":
+        seed = random.SystemRandom().randrange(1 << 32)
+    else:
+        try:
+            seed = int(raw)
+        except ValueError:
+            msg = f"{SEED_ENV} must be an integer or 'random', not {raw!r}"
+            raise pytest.UsageError(msg) from None
+    config.stash[_SEED] = seed
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    profile = settings.get_current_profile_name()  # also right for --hypothesis-profile
+    return (
+        f"hooklake: {SEED_ENV}={config.stash[_SEED]} (an integer or 'random'), "
+        f"{HYPOTHESIS_PROFILE_ENV}={profile} (ci or explore)"
+    )
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> SeededRandom:
+    """The test's random source, seeded from ``HOOKLAKE_TEST_SEED``; failures name the seed."""
+    seed = request.config.stash[_SEED]
+    request.node.stash[_SEED] = seed
+    request.node.user_properties.append((SEED_ENV, seed))
+    return SeededRandom(seed)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    seed = item.stash.get(_SEED, None)
+    if report.failed and seed is not None:
+        # Every failure of a test that drew random numbers says how to replay them.
+        report.sections.append(("random seed", f"replay with {SEED_ENV}={seed}"))
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if crash is not None:
+            crash.message = f"[{SEED_ENV}={seed}] {crash.message}"
+    return report
+
+
+# --- the collector --------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -46,25 +156,47 @@ class Collector:
     def hook_url(self, hook: str = "default") -> str:
         return f"{self.url}/hooks/{hook}"
 
-    def stop(self, timeout: float = 60) -> int:
+    def stop(self, timeout: float = 120) -> int:
         """Graceful stop (SIGTERM): the collector flushes everything before it exits."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
-    def kill(self) -> None:
-        """kill -9 of the whole process group: server, workers and flusher."""
-        if self.proc.poll() is None:
+    def kill(self, timeout: float = 60) -> None:
+        """kill -9 of the whole process group (server, workers, flusher); returns once every
+        process of it is gone, so nothing of it touches the lake afterwards."""
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        # The flusher notices its parent is gone within a flush interval; wait for it too.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        self.proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while left := group_pids(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"collector processes {left} outlived kill -9 by {timeout} s")
+            time.sleep(0.02)
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (zombies are dead: they hold nothing)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_until(check: Callable[[], T], what: str, timeout: float = 120, every: float = 0.1) -> T:
+    """Poll ``check`` until it returns something true and return that. The deadline is for a
+    real breakage only: a slow or busy machine never uses it up."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(every)
+    return result
 
 
 def start_collector(
@@ -76,7 +208,25 @@ def start_collector(
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
 ) -> Collector:
-    """Start ``hooklake serve`` on a free loopback port and wait until it answers."""
+    """Start ``hooklake serve`` on a free loopback port and wait until it answers.
+
+    Other programs on the machine can take the port between our choosing it and the collector
+    binding it; then the collector starts again on another one."""
+    for _ in range(5):
+        collector = _start_on_free_port(lake, hooks, workers, args, env, log_dir)
+        if collector is not None:
+            return collector
+    raise RuntimeError("five free ports in a row were taken before the collector bound them")
+
+
+def _start_on_free_port(
+    lake: Path,
+    hooks: str | None,
+    workers: int,
+    args: tuple[str, ...],
+    env: dict[str, str] | None,
+    log_dir: Path | None,
+) -> Collector | None:
     port = free_port()
     cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
     cmd += ["--workers", str(workers), *args]
@@ -91,17 +241,33 @@ def start_collector(
             cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
         )
     collector = Collector(lake, port, proc, log, env or {})
-    deadline = time.monotonic() + 30
+    # Start-up imports pyarrow and spawns the flusher: slow on a busy machine, so be generous.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            collector.kill()
+            if "address already in use" in log.read_text().lower():
+                return None
             raise RuntimeError(f"collector exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"{collector.url}/healthz", timeout=1).status_code == 200:
-                return collector
+            r = httpx.get(f"{collector.url}/healthz", timeout=1)
         except httpx.TransportError:
             time.sleep(0.05)
+            continue
+        # Whoever took the port may answer too: only our own process counts.
+        if r.status_code == 200 and _writer_pid(r) in {proc.pid, *group_pids(proc.pid)}:
+            return collector
+        time.sleep(0.05)
     collector.kill()
     raise RuntimeError(f"collector did not start:\n{log.read_text()}")
+
+
+def _writer_pid(healthz: httpx.Response) -> int | None:
+    """The process id in a ``/healthz`` answer's writer id (``<host>-<pid>-<random>``)."""
+    try:
+        return int(str(healthz.json()["writer"]).rsplit("-", 2)[-2])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hooklake.collector.ingest import ingest_bodies
@@ -24,6 +24,7 @@ from hooklake.datasets.build import build
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.recipe import parse_recipe
 from hooklake.fields import CONTENT_PLACES
+from tests.conftest import examples
 
 T0 = 1_747_900_000.0
 RECEIVED_US = 1_800_000_000_000_000
@@ -145,7 +146,7 @@ def test_the_reference_conversation_is_what_a_reader_saw() -> None:
     assert handover[2] == 794028 and handover[-1] == "event"
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30))
 @given(
     places=st.fixed_dictionaries(
         {field: st.sampled_from(CONTENT_PLACES) for field in MOVABLE}  # type: ignore[misc]

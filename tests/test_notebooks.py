@@ -77,12 +77,15 @@ def run(path: Path, kernel_specs: KernelSpecManager) -> Any:
     # One extra cell at the end proves the kernel ran this interpreter.
     check = nbformat.v4.new_code_cell("import sys; print(sys.executable)")  # type: ignore[no-untyped-call]
     nb.cells.append(check)
-    km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_specs)
+    # Shutting down, the kernel removes the lake it built (test below); Jupyter's default of
+    # 5 s before it kills the kernel is too short for a busy machine, so wait much longer.
+    km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_specs, shutdown_wait_time=120)
     # The kernel starts in the notebook's folder, as in Jupyter (dataset-qa reads ../datasets).
     client = NotebookClient(
         nb,
         km=km,
-        timeout=120,
+        timeout=300,
+        startup_timeout=300,
         kernel_name=KERNEL,
         resources={"metadata": {"path": str(path.parent)}},
     )

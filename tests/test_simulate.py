@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hooklake.cli import main
@@ -34,6 +34,7 @@ from hooklake.simulate import (
     write_ndjson,
 )
 from hooklake.simulate.texts import iban_valid, luhn_valid
+from tests.conftest import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "landbot" / "payloads"
@@ -350,7 +351,7 @@ def test_bodies_have_the_shape_of_the_samples(traffic: list[Delivery]) -> None:
     assert len(matched) >= 9, f"only {sorted(matched)} matched a sample"
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6))
 @given(seed=st.integers(0, 2**32), customers=st.integers(len(FEATURES), 3 * len(FEATURES)))
 def test_any_seed_and_size_has_exact_truth(seed: int, customers: int) -> None:
     deliveries = list(simulate(customers, seed=seed, customers_per_hour=200))

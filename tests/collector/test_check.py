@@ -14,13 +14,13 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hooklake.collector.check import BodyError, check_body
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.layout import MESSAGES, REJECTED
-from tests.conftest import LANDBOT, lake_rows
+from tests.conftest import LANDBOT, examples, lake_rows
 
 SAMPLES = {p.name: p.read_bytes() for p in sorted(LANDBOT.glob("*.json"))}
 I64 = (1 << 63) - 1
@@ -118,7 +118,7 @@ def judge(raw: bytes) -> int | BodyError:
         return exc
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400))
 @given(raw=bodies | st.binary(max_size=200))
 def test_judging_any_body_raises_nothing_but_body_error(raw: bytes) -> None:
     judge(raw)
@@ -140,7 +140,7 @@ def _customer_id(msg: dict[str, Any], body: dict[str, Any]) -> int:
     return int(value.strip()) if isinstance(value, str) else int(value)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100))
 @given(raws=st.lists(bodies, min_size=1, max_size=12))
 def test_an_accepted_body_flushes_into_exactly_its_messages(raws: list[bytes]) -> None:
     stored, rejected = flushed(raws)
@@ -176,7 +176,7 @@ SHAPE_COLUMNS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(
     uuid=st.uuids().map(str),
     channel=st.fixed_dictionaries({"id": st.integers(1, I64), "name": st.text(max_size=10)}),

@@ -6,6 +6,8 @@ import fcntl
 import os
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +19,7 @@ from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
 from hooklake.errors import LakeError, StorageError
 from hooklake.simulate import simulate
+from tests.conftest import wait_until
 from tests.datasets.test_lake_support import row, write_rows
 
 VIEW_QUERIES = {
@@ -178,7 +181,9 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     assert fresh.exists() and not stale.exists()
 
 
-def test_compaction_beside_a_collector_and_readers(tmp_path: Path) -> None:
+def test_compaction_beside_a_collector_and_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deliveries = list(simulate(40, seed=8))
     first, rest = deliveries[: len(deliveries) // 2], deliveries[len(deliveries) // 2 :]
     for i in range(0, len(first), 20):
@@ -200,6 +205,27 @@ def test_compaction_beside_a_collector_and_readers(tmp_path: Path) -> None:
             errors.append(exc)
 
     reader = threading.Thread(target=read)
+
+    def snapshots(n: int) -> None:
+        """Wait until the reader has finished ``n`` more snapshots."""
+        want = len(readings) + n
+        wait_until(lambda: len(readings) >= want or not reader.is_alive(), "a reader snapshot")
+
+    # Hold each merge at its two in-between moments until readers have looked at the lake:
+    # the merged file beside the files it replaces, then the tombstone naming them. Of two
+    # snapshots, the second starts after the moment began, however the threads are scheduled.
+    real_tombstone = layout.write_tombstone
+    seen_mid_way = 0
+
+    def tombstone_between_snapshots(part: Path, replaced: Iterable[str], by: str) -> Path:
+        nonlocal seen_mid_way
+        snapshots(2)
+        tomb = real_tombstone(part, replaced, by)
+        snapshots(2)
+        seen_mid_way += 1
+        return tomb
+
+    monkeypatch.setattr(layout, "write_tombstone", tombstone_between_snapshots)
     reader.start()
     try:
         for _ in range(3):
@@ -208,20 +234,26 @@ def test_compaction_beside_a_collector_and_readers(tmp_path: Path) -> None:
         stop.set()
         reader.join()
     assert not errors
+    assert seen_mid_way > 0, "nothing was merged"
     assert readings and all(readings)
 
-    def collect() -> None:
-        for i in range(0, len(rest), 20):
-            ingest_bodies(tmp_path, [d.body for d in rest[i : i + 20]])
+    # A collector's files land after a compaction listed the partition, before its tombstone.
+    arrivals = deque(rest[i : i + 20] for i in range(0, len(rest), 20))
+    arrived_mid_way = 0
 
-    collector = threading.Thread(target=collect)
-    collector.start()
-    try:
-        while collector.is_alive():
-            compact(tmp_path, grace=0)
-    finally:
-        collector.join()
+    def arrive_then_tombstone(part: Path, replaced: Iterable[str], by: str) -> Path:
+        nonlocal arrived_mid_way
+        if arrivals:
+            ingest_bodies(tmp_path, [d.body for d in arrivals.popleft()])
+            arrived_mid_way += 1
+        return real_tombstone(part, replaced, by)
+
+    monkeypatch.setattr(layout, "write_tombstone", arrive_then_tombstone)
+    while arrivals:
+        ingest_bodies(tmp_path, [d.body for d in arrivals.popleft()])
+        compact(tmp_path, grace=0)
     compact(tmp_path, grace=0)
+    assert arrived_mid_way > 0, "no files arrived while a compaction ran"
     expected = len({(d.truth.customer_id, d.truth.ts, d.truth.seq) for d in deliveries})
     with Lake(tmp_path) as lake:
         assert lake.stats().messages == expected, "files that arrived during compaction kept"

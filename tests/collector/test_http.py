@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import CASES, LANDBOT, Collector, lake_rows, sample
+from tests.conftest import CASES, LANDBOT, Collector, lake_rows, sample, wait_until
 
 EXPECTED = json.loads((CASES / "collector" / "expected_rows.json").read_text())
 HOOKS = '[hooks.support]\ntoken = "s3cret-Token"\n[hooks.open]\n'
@@ -182,14 +182,11 @@ def test_metrics_count_requests_messages_and_rejects(collector_factory: Any) -> 
 
 
 def test_background_flush_makes_messages_readable_while_serving(collector_factory: Any) -> None:
-    import time
-
     c: Collector = collector_factory()
     assert httpx.post(c.hook_url(), content=sample("dialog.json")).status_code == 200
-    deadline = time.monotonic() + 20
-    while not lake_rows(c.lake) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert [r["message_key"] for r in lake_rows(c.lake)] == ["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"]
+    rows = wait_until(lambda: lake_rows(c.lake), "the flusher stored the message while serving")
+    assert [r["message_key"] for r in rows] == ["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"]
+    assert c.proc.poll() is None, "read while the collector still runs"
 
 
 def test_all_samples_in_the_shared_folder_are_covered() -> None:

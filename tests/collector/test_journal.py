@@ -11,13 +11,13 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 
+from hooklake.collector import journal
 from hooklake.collector.flush import flush_lake, flush_segment
 from hooklake.collector.journal import (
     LOCK_NAME,
@@ -361,7 +361,7 @@ def test_a_held_segment_lock_keeps_other_flushers_off_it(tmp_path: Path) -> None
 
 
 def test_a_writer_starting_while_a_flusher_sweeps_its_directory_still_owns_it(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A flusher that finds a just-created, still empty writer directory takes it for a dead
     writer's: it holds the lock, unlinks it and removes the directory. The starting writer
@@ -372,17 +372,33 @@ def test_a_writer_starting_while_a_flusher_sweeps_its_directory_still_owns_it(
     lock = writer.directory / LOCK_NAME
     held = try_lock(lock)
     assert held is not None
+    # Sweep only once the writer has found the lock busy: it is provably waiting, however the
+    # threads are scheduled.
+    refused = threading.Event()
+    real_try_lock = journal.try_lock
+
+    def watched_try_lock(path: Path) -> int | None:
+        fd = real_try_lock(path)
+        if fd is None:
+            refused.set()
+        return fd
+
+    monkeypatch.setattr(journal, "try_lock", watched_try_lock)
 
     def sweep() -> None:
-        time.sleep(0.1)
-        lock.unlink()
-        writer.directory.rmdir()
-        unlock(held)
+        try:
+            refused.wait(60)
+            lock.unlink()
+            writer.directory.rmdir()
+        finally:
+            unlock(held)
 
     sweeper = threading.Thread(target=sweep)
     sweeper.start()
+    writer.open_timeout = 120  # the sweep comes at once; this is for a machine that is busy
     writer.open()
     sweeper.join()
+    assert refused.is_set(), "the writer never waited for the flusher's lock"
     try:
         writer.write(record("a"))
         flush_lake(lake)  # a live writer: nothing of it is touched

@@ -28,6 +28,7 @@ from hooklake.datasets.redact import KINDS
 from hooklake.errors import BuildError, LakeError
 from hooklake.fields import lookup
 from hooklake.simulate import Truth, simulate
+from tests.conftest import examples
 
 CUSTOMERS = 60
 SEED = 11
@@ -185,7 +186,7 @@ def test_default_volume_is_hourly_and_dense(world: World) -> None:
     assert (volume["messages"] == 0).any()
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15))
 @given(minutes=st.integers(min_value=7, max_value=4 * 24 * 60))
 def test_volume_counts_each_message_in_its_period(world: World, minutes: int) -> None:
     every = timedelta(minutes=minutes)

@@ -17,6 +17,7 @@ from hooklake.datasets.redact import (
     luhn_ok,
 )
 from hooklake.simulate import simulate
+from tests.conftest import examples
 
 
 def _redact(text: str, customer: dict[str, object] | None = None) -> tuple[str, dict[str, int]]:
@@ -172,7 +173,7 @@ def ibans(draw: st.DrawFn) -> str:
     return value
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(before=_WORDS, email=emails(), after=_WORDS)
 def test_generated_emails_are_always_caught(before: str, email: str, after: str) -> None:
     out, counts = _redact(f"{before} {email} {after}")
@@ -180,7 +181,7 @@ def test_generated_emails_are_always_caught(before: str, email: str, after: str)
     assert counts.get("EMAIL") == 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(before=_WORDS, number=card_numbers(), after=_WORDS)
 def test_generated_luhn_valid_numbers_are_always_caught(
     before: str, number: str, after: str
@@ -190,7 +191,7 @@ def test_generated_luhn_valid_numbers_are_always_caught(
     assert counts == {"CARD": 1}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(before=_WORDS, iban=ibans(), after=_WORDS)
 def test_generated_valid_ibans_are_always_caught(before: str, iban: str, after: str) -> None:
     out, counts = _redact(f"{before} {iban} {after}")
@@ -198,7 +199,7 @@ def test_generated_valid_ibans_are_always_caught(before: str, iban: str, after: 
     assert counts.get("IBAN") == 1
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500))
 @given(st.text(alphabet=st.characters(exclude_categories=["Nd"], exclude_characters="@:")))
 def test_text_without_digits_at_or_urls_is_unchanged(text: str) -> None:
     assert _redact(text) == (text, {})

@@ -20,7 +20,7 @@ from hooklake.datasets.render import (
     trim_turns,
 )
 from hooklake.datasets.writers import openai_problem, openai_record
-from tests.conftest import sample
+from tests.conftest import examples, sample
 
 
 def _message(name: str) -> dict[str, Any]:
@@ -266,7 +266,7 @@ _SENDERS = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(
     rows=st.lists(st.tuples(_SENDERS, st.text(max_size=12)), max_size=14),
     spec=st.builds(

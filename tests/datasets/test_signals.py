@@ -12,6 +12,7 @@ from hooklake.datasets.recipe import parse_recipe
 from hooklake.datasets.render import Rendered
 from hooklake.datasets.signals import Rules, feedback_labels, handoff_pairs, signal_examples
 from hooklake.datasets.trl import FeedbackWriter, PreferenceWriter
+from tests.conftest import examples
 
 RULES = Rules(parse_recipe({"name": "t", "format": "preference"}))
 ROLE = {"c": ("user", False), "b": ("assistant", False), "a": ("assistant", True)}
@@ -195,7 +196,7 @@ _ROWS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(rows=_ROWS, fmt=st.sampled_from(["preference", "feedback"]), drop=st.booleans())
 def test_every_signal_row_is_valid_and_points_at_the_right_messages(
     rows: list[tuple[str, str, str]], fmt: str, drop: bool

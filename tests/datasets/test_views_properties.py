@@ -9,10 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hooklake.datasets.lake import Lake
+from tests.conftest import examples
 from tests.datasets.test_lake_support import reference_views, row, write_rows
 
 SENDERS = st.sampled_from(["customer", "customer", "bot", "bot", "agent", "sys"])
@@ -46,7 +47,7 @@ def traffic(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[int]]:
     return [rows[i] for i in order], cuts
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40))
 @given(traffic(), st.sampled_from([30, 1, 120]))
 def test_views_equal_the_reference(
     data: tuple[list[dict[str, Any]], list[int]], gap_minutes: int
