@@ -123,28 +123,45 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def running_collector(lake: Path, hooks_file: Path, log: Path) -> Iterator[str]:
-    """Run ``hooklake serve`` until the block ends; yields its base URL."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
-    cmd += ["--hooks", str(hooks_file)]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+def _start_collector(
+    lake: Path, hooks_file: Path, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``hooklake serve`` on a free loopback port and wait until it answers. Another
+    program can take the port between choosing and binding it: then try another one."""
+    for _ in range(3):
+        port = _free_port()
+        cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
+        cmd += ["--hooks", str(hooks_file)]
+        start = log.stat().st_size if log.exists() else 0
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise StorageError(f"the collector exited at start-up; see {log}")
+        while proc.poll() is None:
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
+                    return proc, url
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
                 raise StorageError(f"the collector did not start within 30 s; see {log}")
             time.sleep(0.1)
+        with open(log, "rb") as fh:
+            fh.seek(start)
+            if b"address already in use" not in fh.read().lower():
+                break
+    raise StorageError(f"the collector exited at start-up; see {log}")
+
+
+@contextmanager
+def running_collector(lake: Path, hooks_file: Path, log: Path) -> Iterator[str]:
+    """Run ``hooklake serve`` until the block ends; yields its base URL."""
+    proc, url = _start_collector(lake, hooks_file, log)
+    try:
         yield url
         proc.send_signal(signal.SIGTERM)  # graceful: seals and flushes the journal
         proc.wait(60)

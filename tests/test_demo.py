@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -49,3 +51,26 @@ def test_demo_collects_over_http_builds_a_dataset_and_leaves_no_process(tmp_path
     assert list((where / "lake" / "messages").glob("date=*/*.parquet"))
     assert not list((where / "lake" / "_journal").glob("*/*.seg"))
     assert _processes_mentioning(str(where)) == []
+
+
+def test_the_demo_collector_moves_to_another_port_when_its_port_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program takes the chosen port before the collector binds it."""
+    import httpx
+
+    from hooklake import demo
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = [taken.getsockname()[1], demo._free_port()]
+        monkeypatch.setattr(demo, "_free_port", ports.pop)
+        ports.reverse()  # the taken port first
+        hooks = tmp_path / "hooks.toml"
+        hooks.write_text('[hooks.default]\ntoken = "t"\n')
+        log = tmp_path / "serve.log"
+        with demo.running_collector(tmp_path / "lake", hooks, log) as url:
+            assert httpx.get(f"{url}/healthz").status_code == 200
+            assert not url.endswith(f":{taken.getsockname()[1]}")
+    assert b"address already in use" in log.read_bytes().lower()
