@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 
-from hooklake.layout import MESSAGES, live_files
+from hooklake import tables
+from hooklake.layout import MESSAGES
+from hooklake.storage import lake_location
 
 CASES = Path(__file__).parent / "cases"
 LANDBOT = CASES / "landbot"
@@ -122,12 +123,15 @@ def sample(name: str) -> bytes:
     return (LANDBOT / name).read_bytes()
 
 
-def lake_rows(lake: Path, table: str = MESSAGES) -> list[dict[str, Any]]:
-    """Every stored row of ``table`` (duplicates included) from the lake's live files, with
-    ``date`` and ``filename``, in arrival order."""
-    files = live_files(lake, table)
-    if not files:
+def lake_rows(lake: Path | str, table: str = MESSAGES) -> list[dict[str, Any]]:
+    """Every stored row of ``table`` (duplicates included) in the latest version of its Delta
+    table, with ``date`` and ``filename`` (the data file holding it), in arrival order."""
+    dt = tables.open_table(lake_location(lake), table)
+    if dt is None:
         return []
-    rel = duckdb.read_parquet([str(f) for f in files], hive_partitioning=True, filename=True)
-    rows: list[dict[str, Any]] = rel.order("received_at, source").to_arrow_table().to_pylist()
-    return rows
+    dataset = dt.to_pyarrow_dataset()
+    data = dataset.to_table(columns=[*dataset.schema.names, "__filename"])
+    data = data.rename_columns([*dataset.schema.names, "filename"])
+    rows = data.sort_by([("received_at", "ascending"), ("source", "ascending")])
+    out: list[dict[str, Any]] = rows.to_pylist()
+    return out

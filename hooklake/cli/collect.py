@@ -70,7 +70,7 @@ def serve(
 @click.command()
 @lake_option
 def flush(lake: Path) -> None:
-    """Flush sealed journal segments (and those of stopped collectors) into Parquet.
+    """Commit sealed journal segments (and those of stopped collectors) to the lake's tables.
 
     \b
     Example:
@@ -81,7 +81,7 @@ def flush(lake: Path) -> None:
     report = recover(lake)
     click.echo(
         f"flushed {report.segments} segment(s): {report.messages} message(s), "
-        f"{report.rejected} reject(s), {len(report.files)} file(s)"
+        f"{report.rejected} reject(s), {len(report.commits)} commit(s)"
     )
 
 

@@ -65,7 +65,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
 
     app = FastAPI(
         title="Hooklake collector",
-        summary="Receives Landbot MessageHooks and stores them durably in a Parquet lake.",
+        summary="Receives Landbot MessageHooks and stores them durably in a lake of Delta tables.",
         lifespan=lifespan,
     )
     app.state.settings = settings
