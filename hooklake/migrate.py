@@ -74,7 +74,8 @@ def migrate(lake: str | os.PathLike[str] | LakeLocation) -> MigrateReport:
 
 def _migrate_table(loc: LakeLocation, root: Path, table: str) -> TableMigration:
     out = TableMigration(table)
-    files = legacy.live_files(root, table)
+    # Files delta-rs wrote (this table's own, committed or not) are never 0.1's.
+    files = [f for f in legacy.live_files(root, table) if not tables.is_delta_file(f.name)]
     with tables.delta_errors(f"cannot migrate the {table} table of {root}"):
         dt = tables.open_table(loc, table)
         done = dt is not None and tables.committed(dt, TXN)

@@ -19,6 +19,7 @@ import pytest
 from hooklake import tables
 from hooklake.layout import MESSAGES
 from hooklake.storage import lake_location
+from tests.s3 import SeaweedS3, start_seaweedfs
 
 CASES = Path(__file__).parent / "cases"
 LANDBOT = CASES / "landbot"
@@ -76,10 +77,13 @@ def start_collector(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    lake_uri: str | None = None,
 ) -> Collector:
-    """Start ``hooklake serve`` on a free loopback port and wait until it answers."""
+    """Start ``hooklake serve`` on a free loopback port and wait until it answers. The lake is
+    ``lake``, or ``lake_uri`` (e.g. ``s3://…``) when given."""
     port = free_port()
-    cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
+    target = lake_uri or str(lake)
+    cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", target, "--port", str(port)]
     cmd += ["--workers", str(workers), *args]
     if hooks is not None:
         hooks_file = lake.parent / f"hooks-{port}.toml"
@@ -135,3 +139,23 @@ def lake_rows(lake: Path | str, table: str = MESSAGES) -> list[dict[str, Any]]:
     rows = data.sort_by([("received_at", "ascending"), ("source", "ascending")])
     out: list[dict[str, Any]] = rows.to_pylist()
     return out
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real SeaweedFS S3 server for the whole session (its ports are printed)."""
+    seed = int(os.environ.get("HOOKLAKE_TEST_SEED", "0")) or int(time.time())
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), seed)
+    print(f"SeaweedFS S3 at {server.endpoint} (port seed {seed})")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_lake(seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<new bucket>/lake`` with the AWS_* environment pointing at SeaweedFS."""
+    for key, value in seaweed.env.items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{seaweed.bucket()}/lake"

@@ -147,3 +147,13 @@ def test_migrate_cli(lakes: tuple[Path, Path], tmp_path: Path) -> None:
     assert result.exit_code == 1 and "does not exist" in result.stderr
     with pytest.raises(ConfigError, match="local"):
         migrate("s3://bucket/lake")
+
+
+def test_migrating_a_lake_written_by_this_version_changes_nothing(tmp_path: Path) -> None:
+    ingest_bodies(tmp_path, _chunks()[1])
+    before = _views(tmp_path)
+    report = migrate(tmp_path)
+    assert [(t.files, t.rows, t.version, t.removed) for t in report.tables] == [(0, 0, None, 0)] * 2
+    assert _views(tmp_path) == before
+    with Lake(tmp_path) as lake:
+        assert [v.version for v in lake.versions()] == [1, 1]

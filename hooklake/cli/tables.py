@@ -1,4 +1,4 @@
-"""Commands that change the lake's tables as a whole: ``migrate``."""
+"""Commands that change the lake's tables as a whole: ``migrate``, ``forget``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hooklake.cli.common import emit, format_option, lake_option
+from hooklake.cli.common import emit, format_option, journal_option, lake_option
 
 
 @click.command()
@@ -29,4 +29,30 @@ def migrate(lake: Path, fmt: str) -> None:
     emit(["table", "migrated"], report.rows(), fmt)
 
 
-COMMANDS = [migrate]
+@click.command()
+@lake_option
+@journal_option
+@format_option
+@click.option("--customer", "customer_id", type=int, required=True, help="Landbot customer id.")
+@click.option("--channel", "channel_id", type=int, default=None, help="Only in this channel.")
+def forget(
+    lake: Path | str, journal: Path | None, fmt: str, customer_id: int, channel_id: int | None
+) -> None:
+    """Erase a customer: delete their messages and rejects from the lake's tables.
+
+    The local journal is flushed first, so nothing of theirs waits there. The deleted rows
+    leave the disk (or bucket) with the next `hooklake compact --vacuum` past the retention;
+    with --retention-hours 0, at once. Run it on every machine with a collector journal.
+
+    \b
+    Example:
+      hooklake forget --lake lake/ --customer 4242
+      hooklake compact --lake lake/ --vacuum --retention-hours 0
+    """
+    from hooklake.forget import forget as run
+
+    report = run(lake, customer_id, channel_id, journal=journal)
+    emit(["stat", "value"], report.rows(), fmt)
+
+
+COMMANDS = [migrate, forget]

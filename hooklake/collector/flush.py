@@ -120,7 +120,7 @@ def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
     return (received_us, "", reason, None, tail, "{}", source_of(prefix, valid))
 
 
-def flush_segment(lake: Path, segment: Path, loc: LakeLocation | None = None) -> FlushReport:
+def flush_segment(lake: Path | str, segment: Path, loc: LakeLocation | None = None) -> FlushReport:
     """Commit one sealed segment's rows to the lake's tables (``loc``, by default the tables in
     ``lake``), then delete it. Skips a segment that another flusher holds."""
     fd = try_lock(segment) if segment.exists() else None
@@ -145,13 +145,15 @@ def flush_segment(lake: Path, segment: Path, loc: LakeLocation | None = None) ->
     return FlushReport(1, messages.num_rows, len(rejects), commits)
 
 
-def flush_lake(lake: Path) -> FlushReport:
-    """Flush every sealed segment in the lake, recovering the journals of dead writers."""
+def flush_lake(lake: Path | str, journal: Path | None = None) -> FlushReport:
+    """Flush every sealed segment of the journal (``journal``, by default the one inside the
+    lake) into the lake's tables, recovering the journals of dead writers."""
     report = FlushReport()
     loc = lake_location(lake)
-    if writer_dirs(lake):
+    directories = writer_dirs(lake, journal)
+    if directories:
         check_not_legacy(loc)
-    for directory in writer_dirs(lake):
+    for directory in directories:
         try:
             lock = try_lock(directory / LOCK_NAME)
         except FileNotFoundError:  # another flusher just removed this dead writer
@@ -188,11 +190,11 @@ def _remove_writer_dir(directory: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def journal_backlog(lake: Path) -> tuple[int, float]:
+def journal_backlog(lake: Path | str, journal: Path | None = None) -> tuple[int, float]:
     """Bytes waiting in journal segments and the age in seconds of the oldest one."""
     total, oldest = 0, None
     now = datetime.now(UTC).timestamp()
-    for directory in writer_dirs(lake):
+    for directory in writer_dirs(lake, journal):
         for seg in [*sealed_segments(directory), *open_segments(directory)]:
             with contextlib.suppress(FileNotFoundError):
                 st = seg.stat()
