@@ -78,14 +78,22 @@ def commit_rows(
     return out
 
 
+#: Lakes this process found migrated. Looking costs a listing of every partition, and a lake
+#: does not turn back into a 0.1 lake, so the background flusher looks once, not every cycle.
+_NOT_LEGACY: set[str] = set()
+
+
 def check_not_legacy(loc: LakeLocation) -> None:
     """Refuse to write Delta tables over a lake of plain Parquet files written by Hooklake 0.1."""
+    if loc.uri in _NOT_LEGACY:
+        return
     for table in TABLES:
         if tables.is_legacy(loc, table):
             raise StorageError(
                 f"the lake {loc} was written by Hooklake 0.1 (plain Parquet): "
                 f"run `hooklake migrate --lake {loc}` once, then start again"
             )
+    _NOT_LEGACY.add(loc.uri)
 
 
 @contextlib.contextmanager
