@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hooklake import layout
+from hooklake import layout, tables
+from hooklake.storage import lake_location
 
 DAY_US = 86_400_000_000
 START_US = int(datetime(2025, 3, 1, tzinfo=UTC).timestamp() * 1_000_000)
@@ -429,10 +430,16 @@ def write_small_files(traffic: Generated, lake: Path, files_per_day: int) -> int
         part = part.sort_by(
             [("channel_id", "ascending"), ("customer_id", "ascending"), ("ts", "ascending")]
         )
-        name = layout.data_file_name(layout.MESSAGES, f"bench-{seg:08d}")
-        path = layout.partition_dir(lake, layout.MESSAGES, date) / name
-        layout.write_table(part, path)
+        # One commit per segment and date, as the collector's flush makes.
+        rows = tables.with_partition(layout.MESSAGES, part)
+        tables.append(lake_location(lake), layout.MESSAGES, rows, f"bench-{seg:08d}-{date}")
     return len(starts)
+
+
+def _data_files(lake: Path) -> list[str]:
+    dt = tables.open_table(lake_location(lake), layout.MESSAGES)
+    files = tables.data_files(dt) if dt is not None else []
+    return [str(lake / layout.MESSAGES / f.path) for f in files]
 
 
 # --------------------------------------------------------------------------- lakes
@@ -455,7 +462,7 @@ def build_lakes(root: Path, n_messages: int, seed: int, files_per_day: int) -> t
         shutil.rmtree(compacted, ignore_errors=True)
         shutil.copytree(small, compacted, copy_function=os.link)  # hard links: no copying
         t = time.perf_counter()
-        report = compact(compacted, grace=0)
+        report = compact(compacted, vacuum=True, retention=timedelta(0))
         (base / "compacted.done").write_text(f"{time.perf_counter() - t:.1f}")
         print(
             f"compacted {report.files_merged:,} files into {report.files_written:,} "
@@ -484,7 +491,7 @@ def _cpu() -> float:
 def run_scan(lake: Path, out: Path | None) -> dict[str, Any]:
     from hooklake.datasets.connection import connect
 
-    files = [str(f) for f in layout.live_files(lake, layout.MESSAGES)]
+    files = _data_files(lake)
     con = connect()
     t, cpu = time.perf_counter(), _cpu()
     (total,) = con.execute("SELECT sum(length(text)) FROM read_parquet(?)", [files]).fetchall()[0]
@@ -519,7 +526,7 @@ def run_pandas(lake: Path, out: Path | None) -> dict[str, Any]:
     import pandas as pd
 
     t, cpu = time.perf_counter(), _cpu()
-    files = [str(f) for f in layout.live_files(lake, layout.MESSAGES)]
+    files = _data_files(lake)
     cols = [
         "message_key",
         "channel_id",
@@ -700,8 +707,8 @@ def main() -> None:
         return
 
     small, compacted = build_lakes(args.dir, args.messages, args.seed, args.files_per_day)
-    n_small = len(layout.live_files(small, layout.MESSAGES))
-    n_compacted = len(layout.live_files(compacted, layout.MESSAGES))
+    n_small = len(_data_files(small))
+    n_compacted = len(_data_files(compacted))
     check = not args.no_check
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         limit, n = args.memory_limit, args.repeat

@@ -264,7 +264,7 @@ def run_demo(
     echo(f"     {result.summary()}")
     echo("")
     echo("Done. Everything is under " + str(directory))
-    echo(f"  lake:     {lake}/  (Parquet; messages/date=…/, rejected/)")
+    echo(f"  lake:     {lake}/  (Delta tables messages/ and rejected/)")
     echo(f"  dataset:  {out / name}/  (train/validation/test, README.md card, manifest.json)")
     echo("Next:")
     echo(f'  hooklake sql --lake {lake} "select * from conversations limit 5"')

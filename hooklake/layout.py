@@ -1,18 +1,16 @@
-"""The lake on disk: where things live and what a stored row looks like.
+"""The lake: where things live and what a stored row looks like.
 
 This module is the whole contract between the write side (:mod:`hooklake.collector`) and the
 read side (:mod:`hooklake.datasets`)::
 
     lake/
-      _journal/<writer>/          one directory per collector process: lock, *.open, *.seg
-      messages/date=YYYY-MM-DD/   message rows, one Parquet file per flushed segment and date
-                                  (``*.v2.parquet``; 0.1 wrote ``*.parquet`` without a version)
-      rejected/date=YYYY-MM-DD/   bodies and messages that could not be stored as rows
+      _journal/<writer>/   one directory per collector process: lock, *.open, *.seg
+      messages/            Delta table of message rows, partitioned by date (hooklake.tables)
+      rejected/            Delta table of bodies and messages that could not be stored as rows
 
-Files whose name starts with ``.`` (temporaries being written) or ``_`` (tombstones) are never
-data. Compaction replaces files by writing the merged file first and then a tombstone
-``_superseded-<id>.json`` naming what it replaced; readers skip tombstoned files, and the files
-themselves are deleted only after a grace period so a query that listed them still finishes.
+The tables' row schemas are here; how they are stored is :mod:`hooklake.tables`. Lakes written
+by Hooklake 0.1 (plain Parquet files under ``date=`` directories) are read by
+:mod:`hooklake.legacy` only, to migrate them.
 """
 
 from __future__ import annotations
@@ -20,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -32,7 +29,6 @@ JOURNAL_DIR = "_journal"
 MESSAGES = "messages"
 REJECTED = "rejected"
 TABLES = (MESSAGES, REJECTED)
-TOMBSTONE_PREFIX = "_superseded-"
 ROW_GROUP_SIZE = 100_000
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -70,13 +66,6 @@ MESSAGE_SCHEMA = pa.schema(
         pa.field("longitude", pa.float64()),
     ]
 )
-#: The message schema of Hooklake 0.1 files: what version 2 has, without its added columns.
-MESSAGE_SCHEMA_V1 = pa.schema(list(MESSAGE_SCHEMA)[: MESSAGE_SCHEMA.get_field_index("source") + 1])
-#: The schema version of message files written now. Their names end in ``.v2.parquet``; files
-#: without a version in their name were written by 0.1 (:func:`schema_version`).
-SCHEMA_VERSION = 2
-MESSAGE_SCHEMAS = {1: MESSAGE_SCHEMA_V1, 2: MESSAGE_SCHEMA}
-
 #: One row per rejected body (``message_index`` null) or rejected message of a body.
 REJECT_SCHEMA = pa.schema(
     [
@@ -105,58 +94,12 @@ def partition_dir(lake: Path, table: str, date: str) -> Path:
     return lake / table / f"date={date}"
 
 
-def data_file_name(table: str, stem: str, version: int = SCHEMA_VERSION) -> str:
-    """The name of a data file of ``table``: message files carry their schema version, so
-    readers can tell files of different versions apart without opening them."""
-    return f"{stem}.v{version}.parquet" if table == MESSAGES and version > 1 else f"{stem}.parquet"
-
-
-def file_schema(table: str, name: str) -> pa.Schema:
-    """The schema a data file of ``table`` named ``name`` was written with."""
-    return MESSAGE_SCHEMAS[schema_version(name)] if table == MESSAGES else SCHEMAS[table]
-
-
-def schema_version(name: str) -> int:
-    """The schema version of a message file, from its name (see :func:`data_file_name`)."""
-    stem = name.removesuffix(".parquet")
-    _, dot, version = stem.rpartition(".v")
-    return int(version) if dot and version.isdigit() else 1
-
-
-def is_data_file(name: str) -> bool:
-    return name.endswith(".parquet") and not name.startswith((".", "_"))
-
-
 def partitions(lake: Path, table: str) -> list[Path]:
-    """Partition directories of ``table``, sorted by date."""
+    """The ``date=`` directories of ``table`` on disk, sorted by date."""
     root = table_dir(lake, table)
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("date="))
-
-
-def tombstones(partition: Path) -> list[Path]:
-    return sorted(partition.glob(f"{TOMBSTONE_PREFIX}*.json"))
-
-
-def superseded(partition: Path) -> set[str]:
-    """Names of files in ``partition`` that compaction has replaced."""
-    names: set[str] = set()
-    for tomb in tombstones(partition):
-        try:
-            names.update(orjson.loads(tomb.read_bytes())["replaced"])
-        except FileNotFoundError:
-            continue
-    return names
-
-
-def live_files(lake: Path, table: str) -> list[Path]:
-    """The sealed data files a reader should read now: renamed, not tombstoned. Sorted."""
-    out: list[Path] = []
-    for part in partitions(lake, table):
-        gone = superseded(part)
-        out.extend(sorted(p for p in part.iterdir() if is_data_file(p.name) and p.name not in gone))
-    return out
 
 
 def fsync_dir(path: Path) -> None:
@@ -198,10 +141,3 @@ def write_table(table: pa.Table, path: Path) -> None:
         pq.write_table(
             table, fh, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True
         )
-
-
-def write_tombstone(partition: Path, replaced: Iterable[str], by: str) -> Path:
-    """Record that the files ``replaced`` in ``partition`` now live in ``by``."""
-    tomb = partition / f"{TOMBSTONE_PREFIX}{uuid.uuid4().hex}.json"
-    atomic_write_bytes(orjson.dumps({"by": by, "replaced": sorted(replaced)}), tomb)
-    return tomb

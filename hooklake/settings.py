@@ -21,8 +21,14 @@ DEFAULT_HOOK = "default"
 _HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def default_lake() -> Path:
-    return Path(os.environ.get("HOOKLAKE_LAKE") or "lake")
+def default_lake() -> str:
+    """``$HOOKLAKE_LAKE`` or ``lake``: a directory or ``s3://bucket/prefix``."""
+    return os.environ.get("HOOKLAKE_LAKE") or "lake"
+
+
+def default_journal() -> Path | None:
+    value = os.environ.get("HOOKLAKE_JOURNAL")
+    return Path(value) if value else None
 
 
 class Hook(BaseModel):
@@ -51,7 +57,10 @@ class CollectorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HOOKLAKE_", extra="ignore")
 
-    lake: Path = Field(default_factory=default_lake)
+    #: A local directory or ``s3://bucket/prefix``.
+    lake: str = Field(default_factory=default_lake)
+    #: The journal directory on local disk; by default ``_journal`` inside a local lake.
+    journal: Path | None = Field(default_factory=default_journal)
     hooks: dict[str, Hook] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     #: A body must arrive within this many seconds, so slow senders cannot pin a request.

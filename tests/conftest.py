@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import duckdb
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from hooklake.layout import MESSAGES, live_files
+from hooklake import tables
+from hooklake.layout import MESSAGES
+from hooklake.storage import lake_location
+from tests.s3 import SeaweedS3, start_seaweedfs
 
 CASES = Path(__file__).parent / "cases"
 LANDBOT = CASES / "landbot"
@@ -207,13 +209,15 @@ def start_collector(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    lake_uri: str | None = None,
 ) -> Collector:
-    """Start ``hooklake serve`` on a free loopback port and wait until it answers.
+    """Start ``hooklake serve`` on a free loopback port and wait until it answers. The lake is
+    ``lake``, or ``lake_uri`` (e.g. ``s3://…``) when given.
 
     Other programs on the machine can take the port between our choosing it and the collector
     binding it; then the collector starts again on another one."""
     for _ in range(5):
-        collector = _start_on_free_port(lake, hooks, workers, args, env, log_dir)
+        collector = _start_on_free_port(lake, hooks, workers, args, env, log_dir, lake_uri)
         if collector is not None:
             return collector
     raise RuntimeError("five free ports in a row were taken before the collector bound them")
@@ -226,9 +230,11 @@ def _start_on_free_port(
     args: tuple[str, ...],
     env: dict[str, str] | None,
     log_dir: Path | None,
+    lake_uri: str | None,
 ) -> Collector | None:
     port = free_port()
-    cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", str(lake), "--port", str(port)]
+    target = lake_uri or str(lake)
+    cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", target, "--port", str(port)]
     cmd += ["--workers", str(workers), *args]
     if hooks is not None:
         hooks_file = lake.parent / f"hooks-{port}.toml"
@@ -288,12 +294,35 @@ def sample(name: str) -> bytes:
     return (LANDBOT / name).read_bytes()
 
 
-def lake_rows(lake: Path, table: str = MESSAGES) -> list[dict[str, Any]]:
-    """Every stored row of ``table`` (duplicates included) from the lake's live files, with
-    ``date`` and ``filename``, in arrival order."""
-    files = live_files(lake, table)
-    if not files:
+def lake_rows(lake: Path | str, table: str = MESSAGES) -> list[dict[str, Any]]:
+    """Every stored row of ``table`` (duplicates included) in the latest version of its Delta
+    table, with ``date`` and ``filename`` (the data file holding it), in arrival order."""
+    dt = tables.open_table(lake_location(lake), table)
+    if dt is None:
         return []
-    rel = duckdb.read_parquet([str(f) for f in files], hive_partitioning=True, filename=True)
-    rows: list[dict[str, Any]] = rel.order("received_at, source").to_arrow_table().to_pylist()
-    return rows
+    dataset = dt.to_pyarrow_dataset()
+    data = dataset.to_table(columns=[*dataset.schema.names, "__filename"])
+    data = data.rename_columns([*dataset.schema.names, "filename"])
+    rows = data.sort_by([("received_at", "ascending"), ("source", "ascending")])
+    out: list[dict[str, Any]] = rows.to_pylist()
+    return out
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real SeaweedFS S3 server for the whole session (its ports are printed)."""
+    seed = int(os.environ.get("HOOKLAKE_TEST_SEED", "0")) or int(time.time())
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), seed)
+    print(f"SeaweedFS S3 at {server.endpoint} (port seed {seed})")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_lake(seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<new bucket>/lake`` with the AWS_* environment pointing at SeaweedFS."""
+    for key, value in seaweed.env.items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{seaweed.bucket()}/lake"

@@ -52,6 +52,7 @@ def test_a_failure_names_the_seed_to_replay_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, value: str, shown: str
 ) -> None:
     monkeypatch.setenv(SEED_ENV, value)
+    monkeypatch.setenv("PYTHONPATH", str(CONFTEST.parent.parent))  # it imports tests.*
     pytester.makeconftest(CONFTEST.read_text())
     pytester.makepyfile(
         test_it="""
@@ -80,6 +81,7 @@ def test_a_random_seed_is_drawn_and_shown(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SEED_ENV, "random")
+    monkeypatch.setenv("PYTHONPATH", str(CONFTEST.parent.parent))  # it imports tests.*
     pytester.makeconftest(CONFTEST.read_text())
     pytester.makepyfile(test_it="def test_ok(rng):\n    assert rng.random() < 1\n")
     shown = set()

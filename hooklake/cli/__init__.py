@@ -19,7 +19,7 @@ from hooklake.cli.common import HooklakeGroup
 @click.group(cls=HooklakeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hooklake")
 def main() -> None:
-    """Hooklake: Landbot MessageHooks into a Parquet lake and training datasets.
+    """Hooklake: Landbot MessageHooks into a lake of Delta tables and training datasets.
 
     \b
     Try it:   hooklake demo

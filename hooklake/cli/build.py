@@ -25,21 +25,36 @@ from hooklake.cli.common import lake_option
     show_default=True,
     help="Show a progress bar on stderr.",
 )
-def build_command(recipe: Path, lake: Path, out_dir: Path | None, progress: bool) -> None:
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="VERSION|TIME",
+    default=None,
+    help="Read the lake as it was: a version of its messages table (the card and manifest "
+    "name the one a build read) or an ISO time such as 2026-11-27T10:00:00Z.",
+)
+def build_command(
+    recipe: Path, lake: Path, out_dir: Path | None, progress: bool, as_of: str | None
+) -> None:
     """Build the dataset RECIPE describes (a TOML file in datasets/) from the lake.
 
     Writes train/validation/test files in the recipe's format (openai, hf, sharegpt,
     prompt-completion, preference, feedback), a README.md dataset card and a manifest.json,
-    then prints one summary line. The same lake and recipe always give the same bytes.
+    then prints one summary line. The same lake and recipe always give the same bytes;
+    --as-of rebuilds from an earlier version after new traffic has landed.
 
     \b
     Examples:
       hooklake build datasets/support-bot.toml --lake lake/ --out out/support-bot
       hooklake build datasets/bot-preference.toml --lake lake/ --out out/bot-preference
+      hooklake build datasets/support-bot.toml --lake lake/ --as-of 12 --out out/again
     """
     from hooklake.datasets.build import build
 
-    report = build(recipe, lake, out_dir, progress=progress)
+    version: int | str | None = as_of
+    if as_of is not None and as_of.strip().isdigit():
+        version = int(as_of)
+    report = build(recipe, lake, out_dir, progress=progress, as_of=version)
     click.echo(report.summary())
     names = ", ".join(f.path.name for f in report.files.values())
     click.echo(f"files: {names}, {report.card.name}, {report.manifest.name} in {report.out_dir}")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from hooklake.cli.common import lake_option
+from hooklake.cli.common import journal_option, lake_option
 
 
 @click.command()
 @lake_option
+@journal_option
 @click.option(
     "--hooks",
     "hooks_file",
@@ -35,7 +36,13 @@ from hooklake.cli.common import lake_option
     help="Largest accepted body in bytes (larger: 413).",
 )
 def serve(
-    lake: Path, hooks_file: Path | None, host: str, port: int, workers: int, max_body: int
+    lake: Path | str,
+    journal: Path | None,
+    hooks_file: Path | None,
+    host: str,
+    port: int,
+    workers: int,
+    max_body: int,
 ) -> None:
     """Receive Landbot MessageHooks at POST /hooks/NAME and store them in the lake.
 
@@ -43,8 +50,9 @@ def serve(
     http://HOST:PORT/hooks/NAME and give it the hook's token.
 
     \b
-    Example:
+    Examples:
       hooklake serve --hooks hooks.toml --lake lake/ --host 0.0.0.0 --port 8000
+      hooklake serve --lake s3://bucket/hooklake --journal /var/lib/hooklake/journal
     """
     import logging
 
@@ -60,7 +68,9 @@ def serve(
             "anyone who can reach this address can write to the lake.",
             err=True,
         )
-    settings = CollectorSettings(lake=lake, hooks=hooks, max_body_bytes=max_body)
+    settings = CollectorSettings(
+        lake=str(lake), journal=journal, hooks=hooks, max_body_bytes=max_body
+    )
     click.echo(
         f"Collecting into {lake}/ — POST http://{host}:{port}/hooks/{{{','.join(hooks)}}}", err=True
     )
@@ -69,29 +79,32 @@ def serve(
 
 @click.command()
 @lake_option
-def flush(lake: Path) -> None:
-    """Flush sealed journal segments (and those of stopped collectors) into Parquet.
+@journal_option
+def flush(lake: Path | str, journal: Path | None) -> None:
+    """Commit sealed journal segments (and those of stopped collectors) to the lake's tables.
 
     \b
-    Example:
+    Examples:
       hooklake flush --lake lake/
+      hooklake flush --lake s3://bucket/hooklake --journal /var/lib/hooklake/journal
     """
     from hooklake.collector.service import recover
 
-    report = recover(lake)
+    report = recover(lake, journal)
     click.echo(
         f"flushed {report.segments} segment(s): {report.messages} message(s), "
-        f"{report.rejected} reject(s), {len(report.files)} file(s)"
+        f"{report.rejected} reject(s), {len(report.commits)} commit(s)"
     )
 
 
 @click.command()
 @lake_option
+@journal_option
 @click.option("--hook", default="default", show_default=True, help="Hook name to record.")
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def ingest(lake: Path, hook: str, paths: tuple[Path, ...]) -> None:
+def ingest(lake: Path | str, journal: Path | None, hook: str, paths: tuple[Path, ...]) -> None:
     """Backfill saved bodies: one JSON body per file, or NDJSON (one body per line).
 
     Bodies are validated as the collector does; bad ones go to the lake's rejects.
@@ -103,8 +116,8 @@ def ingest(lake: Path, hook: str, paths: tuple[Path, ...]) -> None:
     from hooklake.collector.ingest import ingest_bodies, read_bodies
     from hooklake.collector.service import recover
 
-    recover(lake)
-    report = ingest_bodies(lake, read_bodies(paths), hook=hook)
+    recover(lake, journal)
+    report = ingest_bodies(lake, read_bodies(paths), hook=hook, journal=journal)
     click.echo(
         f"ingested {report.bodies} body(ies): {report.messages} message(s), "
         f"{report.rejected} rejected"

@@ -14,7 +14,8 @@ import click
 import orjson
 
 from hooklake.errors import HooklakeError
-from hooklake.settings import default_lake
+from hooklake.settings import default_journal, default_lake
+from hooklake.storage import is_remote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,13 +46,29 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def _lake_value(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
+    # s3://bucket/prefix stays text (a Path would fold its "//"); a directory becomes a Path.
+    return value if is_remote(value) else Path(value)
+
+
 def lake_option(f: F) -> F:
     return click.option(
         "--lake",
-        type=click.Path(file_okay=False, path_type=Path),
         default=default_lake,
+        callback=_lake_value,
         show_default="$HOOKLAKE_LAKE or ./lake",
-        help="Lake directory.",
+        help="Lake: a directory or s3://BUCKET/PREFIX (AWS_* variables give credentials, "
+        "region and endpoint).",
+    )(f)
+
+
+def journal_option(f: F) -> F:
+    return click.option(
+        "--journal",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default_journal,
+        show_default="$HOOKLAKE_JOURNAL or LAKE/_journal",
+        help="Journal directory on this machine's disk (required for a lake on S3).",
     )(f)
 
 

@@ -63,26 +63,34 @@ def stats(lake: Path, fmt: str, gap_minutes: int) -> None:
 @lake_option
 @format_option
 @click.option(
-    "--grace-seconds",
-    type=click.FloatRange(0),
-    default=600,
-    show_default=True,
-    help="Keep replaced files this long so queries that already listed them can finish.",
+    "--vacuum",
+    is_flag=True,
+    help="Then delete files that no table version younger than the retention needs.",
 )
-def compact(lake: Path, fmt: str, grace_seconds: float) -> None:
-    """Merge each partition's small Parquet files into few large ones sorted by conversation.
+@click.option(
+    "--retention-hours",
+    type=click.IntRange(0),
+    default=168,
+    show_default=True,
+    help="With --vacuum: keep files older versions need for this long (readers, --as-of).",
+)
+def compact(lake: Path, fmt: str, vacuum: bool, retention_hours: int) -> None:
+    """Merge each partition's small files into few large ones (Delta optimize), in one commit.
 
-    Safe while a collector runs and while others query: files are swapped atomically and the
-    replaced ones deleted only after the grace period (by a later run). Running it twice does
-    nothing the second time.
+    Safe while collectors write and others query: readers keep the version they opened. With
+    --vacuum, files that versions younger than --retention-hours do not need are deleted;
+    queries, builds and --as-of reaching further back than that will fail.
 
     \b
-    Example:
+    Examples:
       hooklake compact --lake lake/
+      hooklake compact --lake lake/ --vacuum --retention-hours 720
     """
+    from datetime import timedelta
+
     from hooklake.collector.compact import compact as run
 
-    report = run(lake, grace=grace_seconds)
+    report = run(lake, vacuum=vacuum, retention=timedelta(hours=retention_hours))
     emit(["stat", "value"], report.rows(), fmt)
 
 

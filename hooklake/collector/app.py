@@ -35,9 +35,10 @@ def _json(status: int, payload: dict[str, Any]) -> Response:
 def create_app(settings: CollectorSettings) -> FastAPI:
     """Build the collector app for ``settings``; the journal opens in the app's lifespan."""
     hooks = dict(settings.hooks)
-    metrics = Metrics(settings.lake)
+    metrics = Metrics(settings.lake, settings.journal)
     writer = SegmentWriter(
         settings.lake,
+        journal=settings.journal,
         segment_max_bytes=settings.segment_max_bytes,
         fsync_observer=metrics.fsync.observe,
     )
@@ -65,7 +66,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
 
     app = FastAPI(
         title="Hooklake collector",
-        summary="Receives Landbot MessageHooks and stores them durably in a Parquet lake.",
+        summary="Receives Landbot MessageHooks and stores them durably in a lake of Delta tables.",
         lifespan=lifespan,
     )
     app.state.settings = settings

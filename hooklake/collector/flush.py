@@ -1,10 +1,11 @@
-"""Flush: sealed journal segments -> Parquet files in the lake, then retire the segments.
+"""Flush: sealed journal segments -> commits to the lake's Delta tables, then retire the segments.
 
-Each segment becomes at most one file per date partition, named after the writer and the
-segment (``<writer>-<NNNNNNNN>.parquet``), written to a temporary name and renamed. Flushing a
-segment twice (a crash between the rename and the retirement) therefore replaces the files
-rather than duplicating them. Segments of dead writers, found through their free lock, are
-recovered first: the torn tail of the open segment is cut off and the rest sealed.
+Each segment becomes one commit to ``messages`` and one to ``rejected`` (when it holds rejects),
+each carrying a transaction id named after the writer and the segment
+(``flush:<writer>-<NNNNNNNN>``). Flushing a segment twice (a crash between the commit and the
+retirement) therefore finds its commits already in the tables and appends nothing. Segments of
+dead writers, found through their free lock, are recovered first: the torn tail of the open
+segment is cut off and the rest sealed.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from hooklake import tables
 from hooklake.collector.extract import Row, records_to_tables, reject_table, source_of
 from hooklake.collector.journal import (
     LOCK_NAME,
@@ -32,14 +33,9 @@ from hooklake.collector.journal import (
     unlock,
     writer_dirs,
 )
-from hooklake.layout import (
-    MESSAGES,
-    REJECTED,
-    data_file_name,
-    fsync_dir,
-    partition_dir,
-    write_table,
-)
+from hooklake.errors import StorageError
+from hooklake.layout import MESSAGES, REJECTED, TABLES, fsync_dir
+from hooklake.storage import LakeLocation, lake_location
 
 log = logging.getLogger("hooklake.collector")
 
@@ -51,41 +47,53 @@ class FlushReport:
     segments: int = 0
     messages: int = 0
     rejected: int = 0
-    files: list[Path] = field(default_factory=list)
+    #: Table versions this flush committed, as (table, version).
+    commits: list[tuple[str, int]] = field(default_factory=list)
 
     def add(self, other: FlushReport) -> None:
         self.segments += other.segments
         self.messages += other.messages
         self.rejected += other.rejected
-        self.files.extend(other.files)
+        self.commits.extend(other.commits)
 
 
-def _days(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.strftime(col, "%Y-%m-%d")
-
-
-def write_tables(lake: Path, name: str, messages: pa.Table, rejects: list[Row]) -> list[Path]:
-    """Write rows into their date partitions as ``<name>.parquet``; returns the files."""
-    out: list[Path] = []
-    for table_name, table, col, sort in (
-        (MESSAGES, messages, "ts", _SORT),
-        (REJECTED, reject_table(rejects) if rejects else None, "received_at", None),
+def commit_rows(
+    loc: LakeLocation, name: str, messages: pa.Table, rejects: list[Row]
+) -> list[tuple[str, int]]:
+    """Append a segment's rows to the tables, one commit per table, each under the transaction
+    id ``flush:<name>``; a table that already has that commit is left alone. Returns the
+    (table, version) of each new commit."""
+    out: list[tuple[str, int]] = []
+    for table_name, table in (
+        (MESSAGES, messages.sort_by(_SORT) if messages.num_rows else None),
+        (REJECTED, reject_table(rejects) if rejects else None),
     ):
         if table is None or table.num_rows == 0:
             continue
-        days = _days(table[col])
-        for day in sorted(pc.unique(days).to_pylist()):
-            part = table.filter(pc.equal(days, day))
-            if sort:
-                part = part.sort_by(sort)
-            directory = partition_dir(lake, table_name, day)
-            path = directory / data_file_name(table_name, name)
-            write_table(part, path)
-            out.append(path)
-            if path.name != f"{name}.parquet":
-                # A flush of this segment by an earlier version that crashed before retiring it.
-                (directory / f"{name}.parquet").unlink(missing_ok=True)
+        version = tables.append(
+            loc, table_name, tables.with_partition(table_name, table), f"flush:{name}"
+        )
+        if version is not None:
+            out.append((table_name, version))
     return out
+
+
+#: Lakes this process found migrated. Looking costs a listing of every partition, and a lake
+#: does not turn back into a 0.1 lake, so the background flusher looks once, not every cycle.
+_NOT_LEGACY: set[str] = set()
+
+
+def check_not_legacy(loc: LakeLocation) -> None:
+    """Refuse to write Delta tables over a lake of plain Parquet files written by Hooklake 0.1."""
+    if loc.uri in _NOT_LEGACY:
+        return
+    for table in TABLES:
+        if tables.is_legacy(loc, table):
+            raise StorageError(
+                f"the lake {loc} was written by Hooklake 0.1 (plain Parquet): "
+                f"run `hooklake migrate --lake {loc}` once, then start again"
+            )
+    _NOT_LEGACY.add(loc.uri)
 
 
 @contextlib.contextmanager
@@ -120,9 +128,9 @@ def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
     return (received_us, "", reason, None, tail, "{}", source_of(prefix, valid))
 
 
-def flush_segment(lake: Path, segment: Path) -> FlushReport:
-    """Turn one sealed segment into lake files, then delete it. Skips a segment that another
-    flusher holds."""
+def flush_segment(lake: Path | str, segment: Path, loc: LakeLocation | None = None) -> FlushReport:
+    """Commit one sealed segment's rows to the lake's tables (``loc``, by default the tables in
+    ``lake``), then delete it. Skips a segment that another flusher holds."""
     fd = try_lock(segment) if segment.exists() else None
     if fd is None:
         return FlushReport()
@@ -137,18 +145,23 @@ def flush_segment(lake: Path, segment: Path) -> FlushReport:
         damaged = _damaged_tail(segment, valid, f"{writer}/{segment.name}")
         if damaged is not None:
             rejects.append(damaged)
-        files = write_tables(lake, name, messages, rejects)
+        commits = commit_rows(loc or lake_location(lake), name, messages, rejects)
         segment.unlink()
         fsync_dir(segment.parent)
     finally:
         unlock(fd)
-    return FlushReport(1, messages.num_rows, len(rejects), files)
+    return FlushReport(1, messages.num_rows, len(rejects), commits)
 
 
-def flush_lake(lake: Path) -> FlushReport:
-    """Flush every sealed segment in the lake, recovering the journals of dead writers."""
+def flush_lake(lake: Path | str, journal: Path | None = None) -> FlushReport:
+    """Flush every sealed segment of the journal (``journal``, by default the one inside the
+    lake) into the lake's tables, recovering the journals of dead writers."""
     report = FlushReport()
-    for directory in writer_dirs(lake):
+    loc = lake_location(lake)
+    directories = writer_dirs(lake, journal)
+    if directories:
+        check_not_legacy(loc)
+    for directory in directories:
         try:
             lock = try_lock(directory / LOCK_NAME)
         except FileNotFoundError:  # another flusher just removed this dead writer
@@ -159,7 +172,7 @@ def flush_lake(lake: Path) -> FlushReport:
                 for seg in open_segments(directory):
                     recover_open_segment(seg)
             for seg in sealed_segments(directory):
-                report.add(flush_segment(lake, seg))
+                report.add(flush_segment(lake, seg, loc))
             if dead and not sealed_segments(directory) and not open_segments(directory):
                 _remove_writer_dir(directory)
         finally:
@@ -185,11 +198,11 @@ def _remove_writer_dir(directory: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def journal_backlog(lake: Path) -> tuple[int, float]:
+def journal_backlog(lake: Path | str, journal: Path | None = None) -> tuple[int, float]:
     """Bytes waiting in journal segments and the age in seconds of the oldest one."""
     total, oldest = 0, None
     now = datetime.now(UTC).timestamp()
-    for directory in writer_dirs(lake):
+    for directory in writer_dirs(lake, journal):
         for seg in [*sealed_segments(directory), *open_segments(directory)]:
             with contextlib.suppress(FileNotFoundError):
                 st = seg.stat()
@@ -200,8 +213,8 @@ def journal_backlog(lake: Path) -> tuple[int, float]:
 
 __all__ = [
     "FlushReport",
+    "commit_rows",
     "flush_lake",
     "flush_segment",
     "journal_backlog",
-    "write_tables",
 ]

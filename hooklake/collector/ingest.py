@@ -28,17 +28,18 @@ class IngestReport:
 
 
 def ingest_bodies(
-    lake: Path,
+    lake: Path | str,
     bodies: Iterable[bytes],
     *,
     hook: str = "default",
     received_at_us: int | None = None,
     headers: dict[str, str] | None = None,
+    journal: Path | None = None,
 ) -> IngestReport:
     """Journal ``bodies`` for ``hook`` and flush them into the lake. ``received_at_us`` fixes
     the receive time (microseconds since the epoch), e.g. for reproducible test lakes."""
     report = IngestReport()
-    writer = SegmentWriter(lake)
+    writer = SegmentWriter(lake, journal=journal)
     writer.open()
     try:
         batch: list[bytes] = []
@@ -63,7 +64,7 @@ def ingest_bodies(
             writer.write(b"".join(batch))
     finally:
         writer.close()
-    flush_lake(lake)
+    flush_lake(lake, journal)
     return report
 
 

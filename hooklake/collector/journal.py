@@ -40,8 +40,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from hooklake.errors import StorageError
+from hooklake.errors import ConfigError, StorageError
 from hooklake.layout import fsync_dir, journal_dir
+from hooklake.storage import is_remote
 
 MAGIC = b"HLR1"
 _FRAME = struct.Struct("<4sIII")
@@ -131,7 +132,7 @@ class SegmentWriter:
     Not thread-safe; :class:`GroupCommitter` calls it from a single worker thread.
     """
 
-    lake: Path
+    lake: Path | str
     segment_max_bytes: int = 64 << 20
     writer_id: str = field(default_factory=new_writer_id)
     fsync_observer: Callable[[float], None] | None = None
@@ -144,10 +145,12 @@ class SegmentWriter:
     _opened_at: float = 0.0
     #: Closed segments whose rename to ``.seg`` failed (read-only lake): retried until it works.
     _unsealed: list[Path] = field(default_factory=list)
+    #: The journal directory; by default ``_journal`` inside a local lake (see journal_root).
+    journal: Path | None = None
 
     @property
     def directory(self) -> Path:
-        return journal_dir(self.lake) / self.writer_id
+        return journal_root(self.lake, self.journal) / self.writer_id
 
     def open(self) -> None:
         # A flusher may be looking at this new, empty directory as a dead writer's: it holds
@@ -351,8 +354,22 @@ def _resolve(waiters: list[asyncio.Future[None]], error: StorageError | None) ->
                 w.set_exception(error)
 
 
-def writer_dirs(lake: Path) -> list[Path]:
-    root = journal_dir(lake)
+def journal_root(lake: Path | str, journal: Path | None = None) -> Path:
+    """Where the writers of ``lake`` keep their journals: ``journal`` when given, else
+    ``_journal`` inside a local lake. A lake on object storage needs ``journal``: journals are
+    fsynced files on the collector's own disk."""
+    if journal is not None:
+        return Path(journal)
+    if is_remote(lake):
+        raise ConfigError(
+            f"the lake {lake} is on object storage; its collector's journal must be on local "
+            "disk: pass --journal DIR (or set HOOKLAKE_JOURNAL)"
+        )
+    return journal_dir(Path(lake))
+
+
+def writer_dirs(lake: Path | str, journal: Path | None = None) -> list[Path]:
+    root = journal_root(lake, journal)
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir())

@@ -13,7 +13,9 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
@@ -21,24 +23,33 @@ import uvicorn
 
 from hooklake.collector.app import CONFIG_ENV
 from hooklake.collector.flush import FlushReport, flush_lake
+from hooklake.collector.journal import journal_root
+from hooklake.collector.metrics import MULTIPROC_ENV
 from hooklake.errors import StorageError
 from hooklake.settings import CollectorSettings
+from hooklake.storage import lake_location
 
 log = logging.getLogger("hooklake.collector")
 
 
-def recover(lake: Path) -> FlushReport:
+def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
     """Flush what earlier runs left: sealed segments and dead writers' open segments."""
-    try:
-        lake.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the lake directory {lake}: {exc.strerror}") from None
-    if not os.access(lake, os.W_OK):
-        raise StorageError(f"the lake directory {lake} is not writable")
-    return flush_lake(lake)
+    loc = lake_location(lake)
+    for directory, what in ((loc.local, "lake"), (journal_root(lake, journal), "journal")):
+        if directory is None:
+            continue
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the {what} directory {directory}: {exc.strerror}"
+            ) from None
+        if not os.access(directory, os.W_OK):
+            raise StorageError(f"the {what} directory {directory} is not writable")
+    return flush_lake(lake, journal)
 
 
-def _flusher_main(lake: str, interval: float, parent: int) -> None:
+def _flusher_main(lake: str, journal: str | None, interval: float, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s flusher %(message)s")
     # Answering Landbot comes first: flushing is background work and can wait its turn.
     os.nice(10)
@@ -47,20 +58,22 @@ def _flusher_main(lake: str, interval: float, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
     while not stop.is_set():
         try:
-            flush_lake(Path(lake))
+            flush_lake(lake, Path(journal) if journal else None)
         except Exception:  # keep flushing; a bad segment must not stop the others
             log.exception("flush failed; retrying in %.1f s", interval)
         if os.getppid() != parent:
             return
         stop.wait(interval)
     with contextlib.suppress(Exception):
-        flush_lake(Path(lake))
+        flush_lake(lake, Path(journal) if journal else None)
 
 
-def start_flusher(lake: Path, interval: float) -> mp.process.BaseProcess:
+def start_flusher(
+    lake: Path | str, interval: float, journal: Path | None = None
+) -> mp.process.BaseProcess:
     proc = mp.get_context("spawn").Process(
         target=_flusher_main,
-        args=(str(lake), interval, os.getpid()),
+        args=(str(lake), str(journal) if journal else None, interval, os.getpid()),
         name="hooklake-flusher",
         daemon=False,
     )
@@ -87,11 +100,19 @@ def _stop_requested(signum: int, frame: object) -> None:
 
 def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -> None:
     """Run the collector until interrupted; flush everything before returning."""
-    report = recover(settings.lake)
+    # recover() uses delta-rs here, whose runtime does not survive fork: this is safe only
+    # because uvicorn starts its workers, and we start the flusher, with spawn.
+    report = recover(settings.lake, settings.journal)
     if report.segments:
         log.info("recovered %d journal segments (%d messages)", report.segments, report.messages)
     os.environ[CONFIG_ENV] = settings.model_dump_json()
-    flusher = start_flusher(settings.lake, settings.flush_interval)
+    metrics_dir = None
+    if workers > 1:
+        # Workers are started with spawn and import prometheus_client afresh: with this set,
+        # they share their counters through files and /metrics sums every worker's.
+        metrics_dir = tempfile.mkdtemp(prefix="hooklake-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    flusher = start_flusher(settings.lake, settings.flush_interval, settings.journal)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these
     # handlers that becomes an exception here instead of an exit, so the last flush runs.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -112,4 +133,6 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
     finally:
         stop_flusher(flusher)
         # Workers sealed their segments on shutdown; this takes anything still left.
-        flush_lake(settings.lake)
+        flush_lake(settings.lake, settings.journal)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -33,7 +33,6 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from hooklake import layout
@@ -43,6 +42,7 @@ from hooklake.datasets.card import (
     BuildInfo,
     DatasetStats,
     LakeFile,
+    LakeVersion,
     remove_stale,
     write_card,
     write_manifest,
@@ -50,7 +50,7 @@ from hooklake.datasets.card import (
 from hooklake.datasets.connection import lake_errors, sql_text
 from hooklake.datasets.dedupe import Deduper
 from hooklake.datasets.formats import writer_class, writer_for
-from hooklake.datasets.lake import Lake
+from hooklake.datasets.lake import AsOf, Lake
 from hooklake.datasets.recipe import SPLITS, Recipe, load_recipe
 from hooklake.datasets.redact import Redactor, known_values
 from hooklake.datasets.render import (
@@ -223,15 +223,18 @@ def _conversations(
         con.unregister("hooklake_build_selection")
 
 
+def _lake_version(lake: Lake) -> LakeVersion | None:
+    # Builds read the messages table only: its version is what a rebuild needs.
+    for v in lake.versions():
+        if v.table == layout.MESSAGES:
+            stamp = v.committed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            return LakeVersion(v.table, v.version, stamp)
+    return None
+
+
 def _lake_files(lake: Lake) -> list[LakeFile]:
-    out = []
-    for path in lake.files(layout.MESSAGES):
-        try:
-            rows = pq.ParquetFile(path).metadata.num_rows
-        except FileNotFoundError:  # compacted away since the snapshot; the views still read it
-            rows = 0
-        out.append(LakeFile(path.relative_to(lake.path).as_posix(), rows))
-    return out
+    # The Delta log records every file's row count: no file needs opening.
+    return [LakeFile(f"{layout.MESSAGES}/{f.path}", f.rows) for f in lake.files(layout.MESSAGES)]
 
 
 def _shape(
@@ -309,9 +312,11 @@ def build(
     *,
     memory_limit: str | None = None,
     threads: int | None = None,
+    as_of: AsOf | None = None,
 ) -> BuildReport:
     """Build the dataset ``recipe`` describes from the lake at ``lake_path`` into ``out_dir``
-    (default ``out/<recipe name>``). Returns what was written; raises
+    (default ``out/<recipe name>``), from the latest version of its tables or the one
+    ``as_of`` names (see :class:`Lake`). Returns what was written; raises
     :class:`~hooklake.errors.BuildError` when no valid dataset can be made, leaving earlier
     outputs in ``out_dir`` as they were."""
     started = time.perf_counter()
@@ -326,8 +331,10 @@ def build(
     deduper = Deduper() if recipe.filter.dedupe else None
     rules = Rules(recipe) if writer_class(recipe.format).from_signals else None
 
-    with Lake(lake_path, session_gap=gap, memory_limit=limit, threads=threads) as lake:
+    opened = Lake(lake_path, session_gap=gap, memory_limit=limit, threads=threads, as_of=as_of)
+    with opened as lake:
         lake_files = _lake_files(lake)
+        lake_version = _lake_version(lake)
         selection = _select(lake, recipe)
         clock.lap("select")
         if selection.num_rows == 0:
@@ -394,7 +401,7 @@ def build(
                 )
             files = writer.close()
             stats.redactions.update(redactor.counts)
-            info = BuildInfo(recipe, stats, files, lake_files)
+            info = BuildInfo(recipe, stats, files, lake_files, lake_version)
             card = write_card(out, info)
             write_manifest(
                 out,

@@ -138,6 +138,17 @@ class BuildInfo:
     stats: DatasetStats
     files: Mapping[str, OutputFile]
     lake_files: Sequence[LakeFile]
+    #: The version of the lake's messages table the build read, and when it was committed.
+    lake_version: LakeVersion | None = None
+
+
+@dataclass(frozen=True)
+class LakeVersion:
+    """The table version a build read (``hooklake build --as-of VERSION`` reads it again)."""
+
+    table: str
+    version: int
+    committed_at: str
 
 
 def _size_category(n: int) -> str:
@@ -328,6 +339,7 @@ def render_card(info: BuildInfo) -> str:
         "",
         "## Lake snapshot",
         "",
+        *_version_lines(info.lake_version),
         f"{len(info.lake_files)} message files, {rows_total} stored rows (duplicate deliveries "
         "included; `manifest.json` lists every file):",
         "",
@@ -350,6 +362,23 @@ def render_card(info: BuildInfo) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _version_lines(v: LakeVersion | None) -> list[str]:
+    if v is None:
+        return []
+    return [
+        f"Read version {v.version} of the `{v.table}` table (committed {v.committed_at}). "
+        f"Rebuild exactly these files with `hooklake build RECIPE --as-of {v.version}` "
+        "(as long as compaction's retention keeps that version).",
+        "",
+    ]
+
+
+def _versions(v: LakeVersion | None) -> dict[str, Any]:
+    if v is None:
+        return {}
+    return {"versions": {v.table: {"version": v.version, "committed_at": v.committed_at}}}
 
 
 def write_card(out_dir: Path, info: BuildInfo) -> OutputFile:
@@ -383,6 +412,7 @@ def write_manifest(
         "recipe_file": info.recipe.origin,
         "redaction_rules": REDACTOR_VERSION if info.recipe.redact.pii else None,
         "lake": {
+            **_versions(info.lake_version),
             "files": [{"path": f.path, "rows": f.rows} for f in info.lake_files],
             "rows": sum(f.rows for f in info.lake_files),
         },

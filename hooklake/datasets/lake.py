@@ -8,27 +8,35 @@
     lake.sql("select * from conversations where has_agent").df()
 
 The views (``messages``, ``conversations``, ``turns``, ``handovers``, ``rejected``) are defined
-in ``hooklake/datasets/sql/*.sql`` over the lake's sealed Parquet files. They are a *snapshot*:
-the file list is taken when the Lake is made (or :meth:`Lake.refresh` is called), so files the
-collector writes afterwards appear only after a refresh, and a query over the snapshot keeps
-working while compaction replaces files (replaced files stay on disk for a grace period).
+in ``hooklake/datasets/sql/*.sql`` over the lake's Delta tables (:mod:`hooklake.tables`). They
+read *one version* of each table: the latest when the Lake is made (or :meth:`Lake.refresh` is
+called), or the one named by ``as_of``. Commits made afterwards appear only after a refresh; a
+query over that version keeps working while compaction rewrites files (vacuum keeps removed
+files for a retention period). DuckDB reads each version through a pyarrow dataset of its files,
+so filters and projections are pushed down and nothing is downloaded at run time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections import Counter
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
-from hooklake import layout
+from hooklake import layout, tables
 from hooklake.datasets.connection import connect, lake_errors, sql_text
 from hooklake.errors import ConfigError, LakeError
 from hooklake.fields import json_sql
+from hooklake.storage import LakeLocation, lake_location
 
 DEFAULT_SESSION_GAP = timedelta(minutes=30)
 
@@ -38,19 +46,19 @@ _VIEW_FILES = (
 )  # fmt: skip
 # Fields the views read from the stored message, where the field table says they are.
 _FIELD_SQL = {"event_agent_id": json_sql("event_agent_id", "m.raw")}
-# The files of each table and schema version are read by a view of their own (files.sql):
-# (view, table, schema version).
-_FILE_VIEWS = (
-    ("hooklake_message_files_v2", layout.MESSAGES, 2),
-    ("hooklake_message_files_v1", layout.MESSAGES, 1),
-    ("hooklake_rejected_files", layout.REJECTED, 1),
-)
+# The name each table's version is registered under in DuckDB (read by *_rows.sql).
+_TABLE_NAMES = {
+    layout.MESSAGES: "hooklake_message_files",
+    layout.REJECTED: "hooklake_rejected_files",
+}
 _KNOWN_ENTRIES = {layout.MESSAGES, layout.REJECTED, layout.JOURNAL_DIR}
+#: What ``as_of`` accepts: a version of ``messages``, or a time (a datetime or ISO text).
+AsOf = int | datetime | str
 
 
 @dataclass(frozen=True)
 class PartitionFiles:
-    """The live files of one date partition of one table."""
+    """The files of one date partition of one table, in the version the Lake reads."""
 
     table: str
     date: str
@@ -71,7 +79,7 @@ class QueryResult:
 class LakeStats:
     """What ``hooklake stats`` reports about a lake."""
 
-    path: Path
+    path: Path | str
     session_gap: timedelta
     #: Messages after removing duplicate deliveries.
     messages: int
@@ -84,6 +92,9 @@ class LakeStats:
     last_message_at: datetime | None
     rejects: int
     partitions: tuple[PartitionFiles, ...]
+    #: The table versions read, and each table's history (see :class:`TableHistory`).
+    versions: tuple[tables.TableVersion, ...] = ()
+    history: tuple[TableHistory, ...] = ()
 
     @property
     def duplicates(self) -> int:
@@ -103,6 +114,12 @@ class LakeStats:
             ("last message", self.last_message_at),
             ("rejects", self.rejects),
         ]
+        for v in self.versions:
+            when = f"{v.committed_at:%Y-%m-%d %H:%M:%S} UTC"
+            out.append((f"{v.table} version", f"{v.version} (committed {when})"))
+        for h in self.history:
+            ops = ", ".join(f"{n} {op}" for op, n in sorted(h.operations.items()))
+            out.append((f"{h.table} history", f"{h.commits} commits: {ops}"))
         for p in self.partitions:
             out.append(
                 (
@@ -111,6 +128,18 @@ class LakeStats:
                 )
             )
         return out
+
+
+@dataclass(frozen=True)
+class TableHistory:
+    """A summary of a table's commits up to the version read."""
+
+    table: str
+    commits: int
+    #: Delta operation (WRITE, OPTIMIZE, DELETE, ...) -> number of commits.
+    operations: dict[str, int]
+    first_commit_at: datetime | None
+    last_commit_at: datetime | None
 
 
 def _count(n: int, noun: str) -> str:
@@ -138,25 +167,32 @@ def as_session_gap(value: timedelta | int) -> timedelta:
 
 
 class Lake:
-    """A Hooklake lake directory, readable through DuckDB views.
+    """A Hooklake lake, readable through DuckDB views.
 
-    ``session_gap`` (a timedelta, or minutes as an int) is the inactivity that splits a
-    customer's messages into conversations. ``threads`` and ``memory_limit`` (e.g. ``"2GB"``)
-    tune the Lake's own DuckDB connection.
+    ``path`` is a directory or ``s3://bucket/prefix`` (credentials and endpoint from the
+    ``AWS_*`` environment variables). ``session_gap`` (a timedelta, or minutes as an int) is the
+    inactivity that splits a customer's messages into conversations. ``as_of`` reads an earlier
+    state of the lake: a version of the ``messages`` table (the ``rejected`` table is then read
+    as it was when that version was committed) or a time (a datetime or ISO text; both tables as
+    they were then). ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) tune the Lake's own
+    DuckDB connection.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | LakeLocation,
         session_gap: timedelta | int = DEFAULT_SESSION_GAP,
         *,
         threads: int | None = None,
         memory_limit: str | None = None,
+        as_of: AsOf | None = None,
     ) -> None:
-        self.path = Path(path).absolute()
+        self.location = lake_location(path)
+        self.path: Path | str = self.location.local or self.location.uri
         self.session_gap = as_session_gap(session_gap)
-        _check_lake_dir(self.path)
-        self._files: dict[str, list[Path]] = {}
+        self.as_of = as_of
+        _check_lake(self.location)
+        self._tables: dict[str, DeltaTable | None] = {}
         self._con = connect(threads=threads, memory_limit=memory_limit)
         self.refresh()
 
@@ -174,25 +210,34 @@ class Lake:
         """The Lake's own DuckDB connection, with the views defined."""
         return self._con
 
-    def files(self, table: str = layout.MESSAGES) -> list[Path]:
-        """The files of ``table`` the views currently read (the snapshot)."""
-        return list(self._files.get(table, []))
+    def files(self, table: str = layout.MESSAGES) -> list[tables.DataFile]:
+        """The data files of the version of ``table`` the views read."""
+        dt = self._tables.get(table)
+        return tables.data_files(dt) if dt is not None else []
+
+    def versions(self) -> tuple[tables.TableVersion, ...]:
+        """The version of each table the views read (tables not created yet are left out)."""
+        return tuple(
+            tables.version_of(self.location, name, dt)
+            for name, dt in self._tables.items()
+            if dt is not None
+        )
 
     def refresh(self) -> None:
-        """Re-list the lake's files so the views see what was written since.
+        """Read the latest version of each table (or the one ``as_of`` names) from now on.
 
-        Connections passed to :meth:`attach` keep their own snapshot; attach them again to
-        refresh them.
+        Connections passed to :meth:`attach` keep the version they were given; attach them again
+        to refresh them.
         """
-        _check_lake_dir(self.path)
-        self._files = {table: layout.live_files(self.path, table) for table in layout.TABLES}
+        _check_lake(self.location)
+        self._tables = _open_tables(self.location, self.as_of)
         self._define_views(self._con)
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """Define the views on ``con``, a DuckDB connection of your own, and return it.
 
         The views are temporary (they vanish with the connection and never enter a database
-        file) and read the same file snapshot as this Lake. They do not depend on the
+        file) and read the same table versions as this Lake. They do not depend on the
         connection's time zone. Attaching a second Lake to the same connection replaces the
         first one's views.
         """
@@ -220,11 +265,11 @@ class Lake:
             return QueryResult(columns=list(rel.columns), rows=rel.fetchall())
 
     def stats(self) -> LakeStats:
-        """Counts of messages, conversations and rejects, and the files of each partition."""
+        """Counts of messages, conversations and rejects, table versions and history, and the
+        files of each partition."""
         with lake_errors("cannot compute lake statistics"):
             # An aggregate without GROUP BY returns exactly one row.
             (row,) = self._con.sql(sql_text("stats")).fetchall()
-            partitions = self._partition_files()
         messages, stored, conversations, customers, channels, first, last, rejects = row
         return LakeStats(
             path=self.path,
@@ -237,7 +282,9 @@ class Lake:
             first_message_at=first,
             last_message_at=last,
             rejects=rejects,
-            partitions=partitions,
+            partitions=self._partition_files(),
+            versions=self.versions(),
+            history=self._history(),
         )
 
     def close(self) -> None:
@@ -246,53 +293,129 @@ class Lake:
     def _partition_files(self) -> tuple[PartitionFiles, ...]:
         out: list[PartitionFiles] = []
         for table in layout.TABLES:
-            files = self._files.get(table, [])
-            if not files:
-                continue
-            rows: Counter[str] = Counter()
-            for name, n in self._con.execute(
-                "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
-                [[str(f) for f in files]],
-            ).fetchall():
-                rows[name] += n
-            by_date: dict[str, list[Path]] = {}
-            for f in files:
-                by_date.setdefault(f.parent.name.removeprefix("date="), []).append(f)
+            by_date: dict[str, list[tables.DataFile]] = defaultdict(list)
+            for f in self.files(table):
+                by_date[f.date].append(f)
             for date, group in sorted(by_date.items()):
                 out.append(
                     PartitionFiles(
                         table=table,
                         date=date,
                         files=len(group),
-                        rows=sum(rows[str(f)] for f in group),
-                        bytes=sum(_file_size(f) for f in group),
+                        rows=sum(f.rows for f in group),
+                        bytes=sum(f.bytes for f in group),
                     )
                 )
         return tuple(out)
 
+    def _history(self) -> tuple[TableHistory, ...]:
+        out = []
+        for name, dt in self._tables.items():
+            if dt is None:
+                continue
+            with _delta_errors(f"cannot read the history of the {name} table"):
+                # history() of a table loaded at an older version lists that version's past.
+                entries = dt.history()
+            ops: dict[str, int] = defaultdict(int)
+            for e in entries:
+                ops[str(e.get("operation", "?"))] += 1
+            times = [datetime.fromtimestamp(e["timestamp"] / 1000, UTC) for e in entries]
+            first, last = min(times, default=None), max(times, default=None)
+            out.append(TableHistory(name, len(entries), dict(ops), first, last))
+        return tuple(out)
+
     def _define_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        files = self._files
         with lake_errors(f"cannot define the views of lake {self.path}"):
             con.execute(
                 "SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(self.session_gap)]
             )
-            for view, table, version in _FILE_VIEWS:
-                paths = [
-                    str(p)
-                    for p in files.get(table, [])
-                    if table != layout.MESSAGES or layout.schema_version(p.name) == version
-                ]
-                con.execute(f"SET VARIABLE {view} = ?", [paths])
-                if paths:
-                    con.execute(_template("files", view=view, variable=view))
-                else:
-                    schema = layout.MESSAGE_SCHEMAS[version]
-                    if table != layout.MESSAGES:
-                        schema = layout.REJECT_SCHEMA
-                    con.register(f"{view}_schema", schema.empty_table())
-                    con.execute(_template("files_empty", view=view))
-            for name in _VIEW_FILES:
-                con.execute(_template(name, **_FIELD_SQL))
+            for table, name in _TABLE_NAMES.items():
+                self._register_table(con, table, name)
+            for view in _VIEW_FILES:
+                con.execute(_template(view, **_FIELD_SQL))
+
+    def _register_table(self, con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
+        """Make ``name`` on ``con`` read the version of ``table`` this Lake reads."""
+        dt = self._tables.get(table)
+        files = self.files(table) if dt is not None else []
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+        if dt is None or not files:
+            con.register(name, tables.table_schema(table).empty_table())
+        elif self.location.local is not None:
+            # On local disk DuckDB's own Parquet reader over the version's files is several
+            # times faster than an Arrow dataset, and reads exactly the same rows.
+            root = layout.table_dir(self.location.local, table)
+            con.execute(f"SET VARIABLE {name} = ?", [[str(root / f.path) for f in files]])
+            con.execute(_template("table_files", view=name, variable=name))
+        else:
+            # DuckDB cannot reach object storage without an extension download; an Arrow
+            # dataset of the version's files can, with filter and projection pushdown.
+            with _delta_errors(f"cannot read the {table} table"):
+                con.register(name, dt.to_pyarrow_dataset())
+
+
+def _open_tables(loc: LakeLocation, as_of: AsOf | None) -> dict[str, DeltaTable | None]:
+    """Each table at its latest version, or at ``as_of``."""
+    out: dict[str, DeltaTable | None] = {}
+    with _delta_errors(f"cannot open the tables of lake {loc}"):
+        for table in layout.TABLES:
+            out[table] = tables.open_table(loc, table)
+        if as_of is None:
+            return out
+        at: datetime | str | int = as_of
+        messages = out[layout.MESSAGES]
+        if isinstance(as_of, int) and not isinstance(as_of, bool):
+            if messages is None or not 0 <= as_of <= messages.version():
+                latest = -1 if messages is None else messages.version()
+                raise LakeError(
+                    f"the messages table of lake {loc} has no version {as_of} "
+                    f"(its versions are 0 to {latest})"
+                )
+            messages.load_as_version(as_of)
+            at = tables.version_of(loc, layout.MESSAGES, messages).committed_at
+            rest = [t for t in layout.TABLES if t != layout.MESSAGES]
+        else:
+            at = _as_time(as_of)
+            rest = list(layout.TABLES)
+        for table in rest:
+            dt = out[table]
+            if dt is None:
+                continue
+            # The commit times of the history, not the log files' modification times (which
+            # delta-rs's own time travel uses): they are the times builds record.
+            stamp = at.timestamp() * 1000
+            versions = [e["version"] for e in dt.history() if e["timestamp"] <= stamp]
+            if versions:
+                dt.load_as_version(max(versions))
+            else:
+                out[table] = None  # the table did not exist yet at that time
+    return out
+
+
+def _as_time(value: AsOf) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"as-of {value!r} is neither a table version (a whole number) nor an ISO time "
+            "such as 2026-11-27T10:00:00Z"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _delta_errors(context: str) -> Iterator[None]:
+    """delta-rs and storage errors while reading, as a :class:`LakeError`."""
+    try:
+        yield
+    except (DeltaError, OSError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise LakeError(f"{context}: {detail}") from exc
 
 
 def _template(name: str, **names: str) -> str:
@@ -307,14 +430,10 @@ def _microseconds(gap: timedelta) -> int:
     return (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:  # removed by compaction after its grace period
-        return 0
-
-
-def _check_lake_dir(path: Path) -> None:
+def _check_lake(loc: LakeLocation) -> None:
+    path = loc.local
+    if path is None:
+        return  # a bucket prefix: an empty one is an empty lake
     if not path.exists():
         raise LakeError(
             f"no lake at {path}: the directory does not exist "
@@ -328,3 +447,9 @@ def _check_lake_dir(path: Path) -> None:
             f"{path} is not a Hooklake lake: it has no messages/, rejected/ or _journal/ "
             "(pass --lake or set HOOKLAKE_LAKE to the directory your collector writes)"
         )
+    for table in layout.TABLES:
+        if tables.is_legacy(loc, table):
+            raise LakeError(
+                f"the lake {path} was written by Hooklake 0.1 (plain Parquet files): run "
+                f"`hooklake migrate --lake {path}` once to turn it into Delta tables"
+            )

@@ -33,7 +33,7 @@ from hooklake.collector.journal import (
     writer_dirs,
 )
 from hooklake.errors import StorageError
-from hooklake.layout import MESSAGES, REJECTED, live_files
+from hooklake.layout import MESSAGES, REJECTED
 from tests.conftest import lake_rows
 
 DAY = 86_400
@@ -222,40 +222,38 @@ def test_flushing_a_segment_twice_replaces_its_files_instead_of_duplicating(
 
     first = flush_lake(lake)
     assert (first.segments, first.messages, first.rejected) == (1, 3, 1)
-    files = sorted(live_files(lake, MESSAGES) + live_files(lake, REJECTED))
-    assert len(files) == 4  # three days of messages, one of rejects
+    assert first.commits == [(MESSAGES, 1), (REJECTED, 1)]
+    assert len({r["filename"] for r in lake_rows(lake)}) == 3  # one file per day
     assert not segment.exists()
 
-    # A crash after the Parquet files were renamed but before the segment was retired, or
-    # after only some of a segment's files were written: the next flush does it all again.
+    # A crash after the commits but before the segment was retired: the next flush finds the
+    # segment's transaction id in both tables and appends nothing.
     segment.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(saved, segment)
-    live_files(lake, MESSAGES)[1].unlink()
     again = flush_segment(lake, segment)
-    assert again.messages == 3
-    assert sorted(live_files(lake, MESSAGES) + live_files(lake, REJECTED)) == files
+    assert again.messages == 3 and again.commits == []
+    assert not segment.exists()
+    # A crash after the messages commit, before the rejected one: only rejects are appended.
+    shutil.rmtree(lake / REJECTED)
+    shutil.copy(saved, segment)
+    assert flush_segment(lake, segment).commits == [(REJECTED, 1)]
     rows = lake_rows(lake)
     assert sorted(r["message_key"] for r in rows) == ["a", "b", "c"]
     assert len({r["source"] for r in rows}) == 3
     assert len(lake_rows(lake, REJECTED)) == 1
 
-    # Hooklake 0.1 named the files of a segment without a schema version: when it crashed
-    # before retiring a segment that this version then flushes, its files are replaced too.
-    for path in live_files(lake, MESSAGES):
-        path.rename(path.with_name(path.name.replace(".v2.parquet", ".parquet")))
-    shutil.copy(saved, segment)
-    flush_segment(lake, segment)
-    assert sorted(live_files(lake, MESSAGES) + live_files(lake, REJECTED)) == files
-    assert sorted(r["message_key"] for r in lake_rows(lake)) == ["a", "b", "c"]
 
 
-def test_temporary_files_of_a_crashed_flush_are_never_data(tmp_path: Path) -> None:
+def test_files_of_a_crashed_flush_are_never_data(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     _sealed_writer(lake, [record("a")])
     flush_lake(lake)
-    (good,) = live_files(lake, MESSAGES)
-    (good.parent / f".tmp-deadbeef-{good.name}").write_bytes(good.read_bytes()[:100])
-    assert live_files(lake, MESSAGES) == [good]
+    (good,) = {r["filename"] for r in lake_rows(lake)}
+    # A flush killed after writing a data file but before committing it leaves the file.
+    (lake / MESSAGES / good).with_name(
+        "part-00000-00000000-0000-0000-0000-00000000dead-c000.zstd.parquet"
+    ).write_bytes(b"PAR1 half")
+    assert [r["filename"] for r in lake_rows(lake)] == [good]
 
 
 def test_two_flushers_at_once_flush_each_segment_once(tmp_path: Path) -> None:

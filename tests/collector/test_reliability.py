@@ -170,8 +170,10 @@ def check_lake(lake: Path, ledger: Ledger, *, exactly_once: Collection[int] = ()
     for r in rows:
         if not r["message_key"].startswith("h:"):
             assert r["message_key"] == f"uuid-{r['text']}"
-        writer = r["source"].split("/", 1)[0]
-        assert Path(r["filename"]).name.startswith(writer + "-"), "a file mixes writers"
+    segment_of: dict[str, str] = {}
+    for r in rows:  # each data file is one segment's commit
+        segment = r["source"].split("@", 1)[0]
+        assert segment_of.setdefault(r["filename"], segment) == segment, "a file mixes segments"
 
 
 def _hooklake(*args: str) -> subprocess.CompletedProcess[str]:

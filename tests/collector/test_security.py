@@ -19,25 +19,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 
 from hooklake.collector import receiver
-from hooklake.layout import MESSAGES, live_files
 from hooklake.settings import Hook
-from tests.conftest import Collector, sample
+from tests.conftest import Collector, lake_rows, sample
 
 BODY = sample("dialog.json")
 
 
 def stored_hooks(lake: Path) -> list[str]:
-    files = live_files(lake, MESSAGES)
-    if not files:
-        return []
-    return sorted(
-        r[0] for r in duckdb.read_parquet([str(f) for f in files]).select("hook").fetchall()
-    )
+    return sorted(r["hook"] for r in lake_rows(lake))
 
 
 def post(c: Collector, hook: str, headers: Any = None) -> int:

@@ -9,7 +9,6 @@ import duckdb
 import pytest
 
 from hooklake import Lake as TopLevelLake
-from hooklake import layout
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.connection import connect, lake_errors
 from hooklake.datasets.lake import Lake
@@ -158,29 +157,35 @@ def test_views_are_a_snapshot_until_refresh(tmp_path: Path) -> None:
         cursor = lake.cursor()
         write_rows(tmp_path, [row("b", t=5)], name="two")
         assert lake.sql("SELECT count(*) FROM messages").fetchall() == [(1,)]
-        assert len(lake.files()) == 1
+        assert len(lake.files()) == 1 and [v.version for v in lake.versions()] == [1]
         lake.refresh()
         assert lake.sql("SELECT count(*) FROM messages").fetchall() == [(2,)]
         assert cursor.sql("SELECT count(*) FROM messages").fetchall() == [(1,)]
 
 
-def test_views_skip_temporaries_and_tombstoned_files(tmp_path: Path) -> None:
+def test_views_read_only_committed_files(tmp_path: Path) -> None:
     [a] = write_rows(tmp_path, [row("a")], name="a")
-    [b] = write_rows(tmp_path, [row("b", t=1)], name="b")
-    (a.parent / ".tmp-123-c.parquet").write_bytes(b"half a file")
-    layout.write_tombstone(a.parent, [a.name], by=b.name)
+    # A file a crashed writer left without committing it is not part of any version.
+    data = tmp_path / "messages" / a
+    orphan = "part-00000-00000000-0000-0000-0000-000000000000-c000.zstd.parquet"
+    (data.parent / orphan).write_bytes(data.read_bytes())
     with Lake(tmp_path) as lake:
-        assert lake.sql("SELECT message_key FROM messages").fetchall() == [("b",)]
+        assert lake.sql("SELECT message_key FROM messages").fetchall() == [("a",)]
+        assert [f.path for f in lake.files()] == [a]
 
 
-def test_a_file_deleted_under_a_stale_snapshot_says_to_refresh(tmp_path: Path) -> None:
-    [a] = write_rows(tmp_path, [row("a")], name="a")
-    with Lake(tmp_path) as lake:
-        a.unlink()
-        with pytest.raises(LakeError, match=r"refresh\(\)"):
-            lake.query("SELECT * FROM messages")
-        lake.refresh()
-        assert lake.query("SELECT * FROM messages").rows == []
+def test_a_lake_reads_one_version_until_refresh_or_as_of(tmp_path: Path) -> None:
+    write_rows(tmp_path, [row("a")], name="one")
+    write_rows(tmp_path, [row("b", t=5)], name="two")
+    with Lake(tmp_path, as_of=1) as lake:
+        assert lake.sql("SELECT message_key FROM messages").fetchall() == [("a",)]
+        assert [v.version for v in lake.versions()] == [1]
+        lake.refresh()  # as_of stays
+        assert lake.sql("SELECT count(*) FROM messages").fetchall() == [(1,)]
+    with pytest.raises(LakeError, match="no version 7"):
+        Lake(tmp_path, as_of=7)
+    with pytest.raises(ConfigError, match="ISO time"):
+        Lake(tmp_path, as_of="yesterday")
 
 
 def test_stats_count_what_the_lake_holds(tmp_path: Path) -> None:
@@ -243,32 +248,3 @@ def test_rejected_keeps_raw_bodies_and_decodes_what_is_text(tmp_path: Path) -> N
         (b'{"messages": 3}', '{"messages": 3}'),
     }
     assert all(hook == "shop" and reason and same_day for hook, reason, _, _, same_day in rows)
-
-
-def test_files_written_by_hooklake_0_1_are_read_beside_new_ones(tmp_path: Path) -> None:
-    """0.1 wrote message files without the columns added since (and without a version in
-    their name): a lake holding both reads both, the added columns null for the old rows, and
-    compaction merges each version's files into a file of that version."""
-    old = write_rows(tmp_path, [row("old-a"), row("old-b", t=1)], name="w-00000001", version=1)
-    write_rows(tmp_path, [row("old-c", t=2)], name="w-00000002", version=1)
-    new = write_rows(tmp_path, [{**row("new-a", t=3), "samurai": -7, "latitude": 1.5}], "w-3")
-    write_rows(tmp_path, [row("new-b", t=4)], name="w-00000004")
-    assert [p.name for p in old + new] == ["w-00000001.parquet", "w-3.v2.parquet"]
-    query = "SELECT message_key, samurai, latitude, longitude FROM messages ORDER BY ts"
-    expected = [
-        ("old-a", None, None, None),
-        ("old-b", None, None, None),
-        ("old-c", None, None, None),
-        ("new-a", -7, 1.5, None),
-        ("new-b", None, None, None),
-    ]
-    with Lake(tmp_path) as lake:
-        assert lake.sql(query).fetchall() == expected
-        assert lake.stats().messages == 5
-    from hooklake.collector.compact import compact
-
-    report = compact(tmp_path, grace=0)
-    assert sorted(layout.schema_version(m.written) for m in report.merged) == [1, 2]
-    with Lake(tmp_path) as lake:
-        assert lake.sql(query).fetchall() == expected
-        assert len(lake.files()) == 2

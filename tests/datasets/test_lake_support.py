@@ -14,6 +14,7 @@ Also :func:`reference_views`, a plain-Python statement of what the views must co
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,9 +24,21 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from hooklake import layout
+from hooklake import layout, legacy, tables
+from hooklake.collector.check import BodyError, check_body
+from hooklake.collector.extract import records_to_tables, reject_table
 from hooklake.collector.ingest import ingest_bodies
+from hooklake.collector.journal import (
+    SegmentWriter,
+    encode_record,
+    read_segment,
+    sealed_segments,
+    segment_number,
+    writer_dirs,
+)
+from hooklake.storage import lake_location
 
 CASES = Path(__file__).parent.parent / "cases" / "lake"
 ROLE = {"customer": "user", "bot": "assistant", "agent": "assistant"}
@@ -194,21 +207,35 @@ def row(
     }
 
 
-def write_rows(
-    lake: Path, rows: list[dict[str, Any]], name: str = "part", version: int = layout.SCHEMA_VERSION
+def write_rows(lake: Path, rows: list[dict[str, Any]], name: str = "part") -> list[str]:
+    """Append rows to the lake's messages table in one commit (transaction id ``name``), in
+    their UTC date partitions. Returns the data files the commit added (relative paths)."""
+    loc = lake_location(lake)
+    before = tables.open_table(loc, layout.MESSAGES)
+    old = {f.path for f in tables.data_files(before)} if before is not None else set()
+    data = pa.Table.from_pylist(rows, schema=layout.MESSAGE_SCHEMA)
+    tables.append(loc, layout.MESSAGES, tables.with_partition(layout.MESSAGES, data), name)
+    after = tables.open_table(loc, layout.MESSAGES)
+    assert after is not None
+    return sorted(f.path for f in tables.data_files(after) if f.path not in old)
+
+
+def write_legacy_rows(
+    lake: Path, rows: list[dict[str, Any]], name: str = "part", version: int = 2
 ) -> list[Path]:
-    """Write rows into their UTC date partitions as message files of schema ``version`` named
-    after ``name`` (one file per date); version 1 is how Hooklake 0.1 wrote them."""
+    """Write rows as Hooklake 0.1's flush did: plain Parquet files in ``date=`` directories, one
+    per date, named ``<name>.v2.parquet`` (schema version 2) or ``<name>.parquet`` (version 1,
+    without the columns version 2 added)."""
+    schema = layout.MESSAGE_SCHEMA if version == 2 else legacy.MESSAGE_SCHEMA_V1
     by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_date[r["ts"].astimezone(UTC).strftime("%Y-%m-%d")].append(r)
     out = []
-    schema = layout.MESSAGE_SCHEMAS[version]
     for date, part in sorted(by_date.items()):
-        directory = layout.partition_dir(lake, layout.MESSAGES, date)
-        path = directory / layout.data_file_name(layout.MESSAGES, name, version)
-        columns = [{k: r[k] for k in schema.names if k in r} for r in part]
-        layout.write_table(pa.Table.from_pylist(columns, schema=schema), path)
+        directory = layout.table_dir(lake, layout.MESSAGES) / f"date={date}"
+        path = directory / (f"{name}.v2.parquet" if version == 2 else f"{name}.parquet")
+        data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in part], schema)
+        layout.write_table(data, path)
         out.append(path)
     return out
 
@@ -270,8 +297,7 @@ def reference_views(rows: list[dict[str, Any]], gap: timedelta) -> Reference:
 def test_write_rows_puts_each_row_in_the_partition_of_its_utc_date(tmp_path: Path) -> None:
     rows = [row("a", t=0), row("b", t=3600 + 5)]  # 23:00 and 00:00:05 the next day
     files = write_rows(tmp_path, rows)
-    assert [f.parent.name for f in files] == ["date=2025-03-01", "date=2025-03-02"]
-    assert layout.live_files(tmp_path, layout.MESSAGES) == files
+    assert [f.split("/")[0] for f in files] == ["date=2025-03-01", "date=2025-03-02"]
 
 
 def test_reference_dedupes_orders_and_splits() -> None:
@@ -284,3 +310,65 @@ def test_reference_dedupes_orders_and_splits() -> None:
     ref = reference_views(rows, timedelta(minutes=30))
     assert ref.conversations == {(10, 1, 1): ["a", "b"], (10, 1, 2): ["c"]}
     assert ref.turns[(10, 1, 1)] == [("user", ["a", "b"])]
+
+
+# --------------------------------------------------------------------------- 0.1 lakes
+
+
+def legacy_write_tables(
+    lake: Path, name: str, messages: pa.Table, rejects: list[Any], version: int = 2
+) -> list[Path]:
+    """Hooklake 0.1's flush output, as its ``write_tables`` wrote it: per date partition one
+    Parquet file named after the segment (``<name>.v2.parquet``; 0.1.0 wrote ``<name>.parquet``
+    without the version-2 columns, ``version=1``)."""
+    out: list[Path] = []
+    sort = [("channel_id", "ascending"), ("customer_id", "ascending"), ("ts", "ascending")]
+    if version == 1:
+        messages = messages.select(legacy.MESSAGE_SCHEMA_V1.names)
+    for table_name, table, col in (
+        (layout.MESSAGES, messages, "ts"),
+        (layout.REJECTED, reject_table(rejects) if rejects else None, "received_at"),
+    ):
+        if table is None or table.num_rows == 0:
+            continue
+        days = pc.strftime(table[col], "%Y-%m-%d")
+        for day in sorted(pc.unique(days).to_pylist()):
+            part = table.filter(pc.equal(days, day))
+            if table_name == layout.MESSAGES:
+                part = part.sort_by(sort)
+            suffix = ".v2.parquet" if table_name == layout.MESSAGES and version == 2 else ".parquet"
+            path = layout.table_dir(lake, table_name) / f"date={day}" / f"{name}{suffix}"
+            layout.write_table(part, path)
+            out.append(path)
+    return out
+
+
+def legacy_ingest(
+    lake: Path, bodies: list[bytes], *, received_at_us: int, version: int = 2
+) -> list[Path]:
+    """Store ``bodies`` the way Hooklake 0.1 did: journal them, then flush each sealed segment
+    with 0.1's write path (:func:`legacy_write_tables`)."""
+    scratch = lake / "_journal"
+    writer = SegmentWriter(lake)
+    writer.open()
+    try:
+        for raw in bodies:
+            header: dict[str, Any] = {"kind": "message", "hook": "default", "t": received_at_us}
+            header["h"] = {}
+            try:
+                header["n"] = check_body(raw)
+            except BodyError as exc:
+                header.update(kind="reject", reason=str(exc), code=exc.code, index=exc.index)
+            writer.write(encode_record(header, raw))
+    finally:
+        writer.close()
+    out: list[Path] = []
+    for directory in writer_dirs(lake):
+        for seg in sealed_segments(directory):
+            records, _ = read_segment(seg)
+            messages, rejects = records_to_tables(records, f"{directory.name}/{seg.name}")
+            name = f"{directory.name}-{segment_number(seg):08d}"
+            out += legacy_write_tables(lake, name, messages, rejects, version)
+            seg.unlink()
+    shutil.rmtree(scratch)
+    return out

@@ -1,6 +1,4 @@
--- Stored message rows, duplicates included. Files written by Hooklake 0.1 (schema version 1)
--- lack the columns version 2 added (samurai, latitude, longitude): they read as NULL there.
+-- Stored message rows, duplicates included: the version of the messages Delta table the Lake
+-- reads, registered in DuckDB as a pyarrow dataset (filters and projections are pushed down).
 CREATE OR REPLACE TEMP VIEW hooklake_message_rows AS
-SELECT * FROM hooklake_message_files_v2
-UNION ALL BY NAME
-SELECT * FROM hooklake_message_files_v1;
+SELECT * FROM hooklake_message_files;

@@ -1,0 +1,233 @@
+"""The lake's tables: ``messages`` and ``rejected`` as Delta tables (delta-rs), partitioned by date.
+
+::
+
+    lake/
+      messages/_delta_log/        the table's commits; a reader reads one version of it
+      messages/date=YYYY-MM-DD/   zstd Parquet data files named by delta-rs
+      rejected/...                the same for rejected bodies and messages
+
+Every change is one atomic commit: a flush of a journal segment, a compaction, an erasure.
+Readers open one table version and never see a partial commit; writers on several machines
+commit concurrently (appends never conflict, and on S3 conditional PUTs decide who gets a
+version number).
+
+A flush commit carries a Delta *transaction id* naming the journal segment it came from, so a
+segment flushed again after a crash (committed, then killed before the segment was retired) is
+recognised and not appended twice.
+
+The Delta log keeps file statistics with column *values* in every commit. Those columns are
+restricted (``delta.dataSkippingStatsColumns``) to ones that hold no personal data: times,
+dates and the numeric channel and customer ids. Names, texts, phone numbers and e-mails never
+reach the log, so erasing a customer (a delete, then a vacuum) leaves nothing of them behind.
+
+delta-rs starts a Tokio runtime on first use that does not survive ``fork``: processes that
+use this module start their children with ``spawn``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from hooklake import layout
+from hooklake.errors import StorageError
+from hooklake.storage import LakeLocation
+
+PARTITION_COLUMN = "date"
+#: Columns whose values the Delta log may hold as file statistics (none of them personal).
+STATS_COLUMNS: dict[str, tuple[str, ...]] = {
+    layout.MESSAGES: ("date", "ts", "received_at", "channel_id", "customer_id"),
+    layout.REJECTED: ("date", "received_at"),
+}
+#: The column whose UTC date is a row's partition.
+DATE_SOURCE = {layout.MESSAGES: "ts", layout.REJECTED: "received_at"}
+#: How long files a commit removed stay on disk for readers of older versions (vacuum).
+DEFAULT_RETENTION = timedelta(days=7)
+#: Target size of the files optimize writes.
+TARGET_FILE_BYTES = 128 << 20
+_TXN_PREFIX = "hooklake:"
+_WRITER = WriterProperties(compression="ZSTD")
+
+
+def table_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a table: the row schema of ``layout`` plus the partition date."""
+    return layout.SCHEMAS[table].append(pa.field(PARTITION_COLUMN, pa.date32(), nullable=False))
+
+
+def configuration(table: str) -> dict[str, str | None]:
+    return {
+        "delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS[table]),
+        # Flush transaction ids only need to outlive a crashed collector's restart.
+        "delta.setTransactionRetentionDuration": "interval 30 days",
+    }
+
+
+@contextmanager
+def delta_errors(context: str) -> Iterator[None]:
+    """delta-rs and storage errors as a :class:`StorageError` saying what failed."""
+    try:
+        yield
+    except (DeltaError, OSError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StorageError(f"{context}: {detail}") from exc
+
+
+def open_table(
+    loc: LakeLocation, table: str, version: int | str | datetime | None = None
+) -> DeltaTable | None:
+    """The table at its latest version (or ``version``: a number, an ISO time or a datetime),
+    or None when it does not exist yet."""
+    uri = loc.table_uri(table)
+    try:
+        dt = DeltaTable(uri, storage_options=loc.storage_options or None)
+    except TableNotFoundError:
+        return None
+    if version is not None:
+        dt.load_as_version(version)
+    return dt
+
+
+def ensure_table(loc: LakeLocation, table: str) -> DeltaTable:
+    """The table, created empty first if it does not exist (safe when several processes race)."""
+    dt = open_table(loc, table)
+    if dt is not None:
+        return dt
+    # Another process may create it between our check and our commit: then use theirs.
+    with contextlib.suppress(DeltaError):
+        DeltaTable.create(
+            loc.table_uri(table),
+            schema=table_schema(table),
+            partition_by=[PARTITION_COLUMN],
+            mode="ignore",
+            configuration=configuration(table),
+            storage_options=loc.storage_options or None,
+        )
+    dt = open_table(loc, table)
+    if dt is None:
+        raise StorageError(f"cannot create the {table} table at {loc.table_uri(table)}")
+    return dt
+
+
+def with_partition(table: str, rows: pa.Table) -> pa.Table:
+    """``rows`` of ``table`` with the partition date (the UTC date of their time) added."""
+    days = pc.cast(rows[DATE_SOURCE[table]], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    return rows.append_column(table_schema(table).field(PARTITION_COLUMN), days)
+
+
+def committed(dt: DeltaTable, txn: str) -> bool:
+    """Whether a commit with transaction id ``txn`` is in the table's current version."""
+    return dt.transaction_version(_TXN_PREFIX + txn) is not None
+
+
+def append(
+    loc: LakeLocation, table: str, rows: pa.Table | pa.RecordBatchReader, txn: str
+) -> int | None:
+    """Append ``rows`` (in the table's schema, partition column included) in one commit carrying
+    transaction id ``txn``. Returns the new version, or None when a commit with that id is
+    already in the table (nothing is written then).
+
+    The check and the commit are not one step: callers make sure one process at a time
+    appends under a given id (flush holds the segment's lock).
+    """
+    with delta_errors(f"cannot write to the {table} table at {loc.table_uri(table)}"):
+        dt = ensure_table(loc, table)
+        if committed(dt, txn):
+            return None
+        now_ms = int(time.time() * 1000)
+        write_deltalake(
+            dt,
+            rows,
+            mode="append",
+            writer_properties=_WRITER,
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(_TXN_PREFIX + txn, 1, last_updated=now_ms)],
+                custom_metadata={"hooklake.txn": txn},
+            ),
+        )
+        return dt.version()
+
+
+#: How delta-rs names the data files it writes; Hooklake 0.1 named them after journal segments.
+_DELTA_FILE = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c\d{3}(\.\w+)?\.parquet")
+
+
+def is_delta_file(name: str) -> bool:
+    return _DELTA_FILE.fullmatch(name) is not None
+
+
+def is_legacy(loc: LakeLocation, table: str) -> bool:
+    """Whether ``table`` holds Parquet files written by Hooklake 0.1 (not yet migrated)."""
+    if loc.local is None:
+        return False  # 0.1 wrote local directories only
+    return any(
+        not is_delta_file(f.name)
+        for part in layout.partitions(loc.local, table)
+        for f in part.glob("*.parquet")
+    )
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    """One table version as a reader saw it."""
+
+    table: str
+    version: int
+    #: When that version was committed (UTC).
+    committed_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "committed_at": self.committed_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def version_of(loc: LakeLocation, table: str, dt: DeltaTable) -> TableVersion:
+    """The version ``dt`` has loaded and when it was committed."""
+    version = dt.version()
+    # delta-rs numbers the history of a table loaded at an older version as if that version
+    # were the latest; the latest table's history has the true numbers.
+    latest = DeltaTable(dt.table_uri, storage_options=loc.storage_options or None)
+    entries = [e for e in latest.history() if e.get("version") == version]
+    stamp = entries[0]["timestamp"] if entries else 0
+    return TableVersion(table, version, datetime.fromtimestamp(stamp / 1000, UTC))
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet file of a table version."""
+
+    #: Relative to the table's root, e.g. ``date=2026-11-27/part-00000-<uuid>.zstd.parquet``.
+    path: str
+    date: str
+    rows: int
+    bytes: int
+
+
+def data_files(dt: DeltaTable) -> list[DataFile]:
+    """The files of the loaded version of ``dt``, sorted by path."""
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    out = [
+        DataFile(
+            a["path"],
+            str(a[f"partition.{PARTITION_COLUMN}"]),
+            a["num_records"] or 0,
+            a["size_bytes"],
+        )
+        for a in actions.select(
+            ["path", f"partition.{PARTITION_COLUMN}", "num_records", "size_bytes"]
+        ).to_pylist()
+    ]
+    return sorted(out, key=lambda f: f.path)

@@ -1,0 +1,74 @@
+"""The Delta layer: concurrent commits from several processes, statistics without personal data."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from hooklake import layout, tables
+from hooklake.storage import lake_location
+from tests.datasets.test_lake_support import row
+
+PROCESSES, COMMITS = 3, 8
+
+
+def _committer(lake: str, writer: int, env: dict[str, str], start: mp.synchronize.Event) -> None:
+    os.environ.update(env)
+    loc = lake_location(lake)
+    start.wait(30)  # every process commits at once
+    for n in range(COMMITS):
+        rows = [row(f"w{writer}-{n}-{i}", t=n * 10 + i, customer=writer) for i in range(5)]
+        data = pa.Table.from_pylist(rows, schema=layout.MESSAGE_SCHEMA)
+        tables.append(
+            loc, layout.MESSAGES, tables.with_partition(layout.MESSAGES, data), f"w{writer}-{n}"
+        )
+
+
+def _commit_concurrently(lake: str, env: dict[str, str]) -> None:
+    tables.ensure_table(lake_location(lake), layout.MESSAGES)
+    # spawn: delta-rs, used in this process already, does not survive fork.
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_committer, args=(lake, w, env, start)) for w in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_concurrent_commits_from_several_processes_are_all_kept(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    env: dict[str, str] = {}
+    lake = str(tmp_path / "lake")
+    if where == "s3":
+        lake, env = request.getfixturevalue("s3_lake"), request.getfixturevalue("seaweed").env
+    _commit_concurrently(lake, env)
+    dt = tables.open_table(lake_location(lake), layout.MESSAGES)
+    assert dt is not None
+    assert dt.version() == PROCESSES * COMMITS  # version 0 created the table
+    keys = dt.to_pyarrow_dataset().to_table(columns=["message_key"])["message_key"].to_pylist()
+    assert len(keys) == len(set(keys)) == PROCESSES * COMMITS * 5
+    for w in range(PROCESSES):
+        for n in range(COMMITS):
+            assert tables.committed(dt, f"w{w}-{n}")
+
+
+def test_the_delta_log_holds_no_personal_values(tmp_path: Path) -> None:
+    secret = "maria.secret@example.org"
+    data = pa.Table.from_pylist(
+        [row("k1", text=f"write to {secret}") | {"sender_name": secret}],
+        schema=layout.MESSAGE_SCHEMA,
+    )
+    loc = lake_location(tmp_path)
+    tables.append(loc, layout.MESSAGES, tables.with_partition(layout.MESSAGES, data), "one")
+    log = b"".join(p.read_bytes() for p in (tmp_path / "messages" / "_delta_log").iterdir())
+    assert b"minValues" in log and b"customer_id" in log  # statistics are kept...
+    assert secret.encode() not in log and b"k1" not in log  # ...for non-personal columns only
