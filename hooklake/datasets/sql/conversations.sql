@@ -29,7 +29,7 @@ channels AS (
     GROUP BY channel_id
 )
 SELECT
-    concat(c.channel_id, '-', c.customer_id, '-', epoch_us(c._started_at) // 1000)
+    hooklake_conversation_id(c.channel_id, c.customer_id, c._started_at)
         AS conversation_id,
     c.channel_id,
     c.customer_id,

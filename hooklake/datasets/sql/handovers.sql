@@ -73,7 +73,7 @@ inside AS (
     GROUP BY s.channel_id, s.customer_id, s._started_at, s.position
 )
 SELECT
-    concat(s.channel_id, '-', s.customer_id, '-', epoch_us(s._started_at) // 1000)
+    hooklake_conversation_id(s.channel_id, s.customer_id, s._started_at)
         AS conversation_id,
     s.channel_id,
     s.customer_id,

@@ -9,6 +9,11 @@
 -- The hooklake_* views are internal building blocks; query messages, conversations, turns,
 -- handovers and rejected.
 
+-- A conversation's id: its channel, its customer and the millisecond it started. The one place
+-- it is computed; conversations, turns and handovers name conversations through it too.
+CREATE OR REPLACE TEMP MACRO hooklake_conversation_id(channel_id, customer_id, started_at) AS
+    concat(channel_id, '-', customer_id, '-', epoch_us(started_at) // 1000);
+
 -- Keys delivered more than once. Grouping by a 64-bit hash of the key is much cheaper than by
 -- the key itself; a collision only sends a few more rows through the exact path below.
 CREATE OR REPLACE TEMP VIEW hooklake_messages_unique AS
@@ -92,7 +97,7 @@ WITH starts AS (
 )
 SELECT
     * EXCLUDE (_start_rn),
-    concat(channel_id, '-', customer_id, '-', epoch_us(_started_at) // 1000) AS conversation_id,
+    hooklake_conversation_id(channel_id, customer_id, _started_at) AS conversation_id,
     _rn - _start_rn + 1 AS position
 FROM starts;
 

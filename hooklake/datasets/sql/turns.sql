@@ -32,7 +32,7 @@ WITH merged AS (
     GROUP BY channel_id, customer_id, _started_at, _run
 )
 SELECT
-    concat(channel_id, '-', customer_id, '-', epoch_us(_started_at) // 1000) AS conversation_id,
+    hooklake_conversation_id(channel_id, customer_id, _started_at) AS conversation_id,
     -- Runs inside a conversation are numbered consecutively.
     _run - min(_run) OVER (PARTITION BY channel_id, customer_id, _started_at) + 1 AS turn_index,
     * EXCLUDE (channel_id, customer_id, _started_at, _run)
