@@ -90,10 +90,6 @@ def table_dir(lake: Path, table: str) -> Path:
     return lake / table
 
 
-def partition_dir(lake: Path, table: str, date: str) -> Path:
-    return lake / table / f"date={date}"
-
-
 def partitions(lake: Path, table: str) -> list[Path]:
     """The ``date=`` directories of ``table`` on disk, sorted by date."""
     root = table_dir(lake, table)

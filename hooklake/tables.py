@@ -42,7 +42,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, WriterPropertie
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from hooklake import layout
-from hooklake.errors import StorageError
+from hooklake.errors import HooklakeError, StorageError
 from hooklake.storage import LakeLocation
 
 PARTITION_COLUMN = "date"
@@ -75,13 +75,14 @@ def configuration(table: str) -> dict[str, str | None]:
 
 
 @contextmanager
-def delta_errors(context: str) -> Iterator[None]:
-    """delta-rs and storage errors as a :class:`StorageError` saying what failed."""
+def delta_errors(context: str, error: type[HooklakeError] = StorageError) -> Iterator[None]:
+    """delta-rs and storage errors as one of ours (``error``: a :class:`StorageError` when
+    writing, a :class:`~hooklake.errors.LakeError` when reading) saying what failed."""
     try:
         yield
     except (DeltaError, OSError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise StorageError(f"{context}: {detail}") from exc
+        raise error(f"{context}: {detail}") from exc
 
 
 def open_table(

@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +28,6 @@ from typing import Any
 
 import duckdb
 from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
 
 from hooklake import layout, tables
 from hooklake.datasets.connection import connect, lake_errors, sql_text
@@ -313,7 +310,7 @@ class Lake:
         for name, dt in self._tables.items():
             if dt is None:
                 continue
-            with _delta_errors(f"cannot read the history of the {name} table"):
+            with tables.delta_errors(f"cannot read the history of the {name} table", LakeError):
                 # history() of a table loaded at an older version lists that version's past.
                 entries = dt.history()
             ops: dict[str, int] = defaultdict(int)
@@ -353,14 +350,14 @@ class Lake:
         else:
             # DuckDB cannot reach object storage without an extension download; an Arrow
             # dataset of the version's files can, with filter and projection pushdown.
-            with _delta_errors(f"cannot read the {table} table"):
+            with tables.delta_errors(f"cannot read the {table} table", LakeError):
                 con.register(name, dt.to_pyarrow_dataset())
 
 
 def _open_tables(loc: LakeLocation, as_of: AsOf | None) -> dict[str, DeltaTable | None]:
     """Each table at its latest version, or at ``as_of``."""
     out: dict[str, DeltaTable | None] = {}
-    with _delta_errors(f"cannot open the tables of lake {loc}"):
+    with tables.delta_errors(f"cannot open the tables of lake {loc}", LakeError):
         for table in layout.TABLES:
             out[table] = tables.open_table(loc, table)
         if as_of is None:
@@ -406,16 +403,6 @@ def _as_time(value: AsOf) -> datetime:
             "such as 2026-11-27T10:00:00Z"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-@contextmanager
-def _delta_errors(context: str) -> Iterator[None]:
-    """delta-rs and storage errors while reading, as a :class:`LakeError`."""
-    try:
-        yield
-    except (DeltaError, OSError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise LakeError(f"{context}: {detail}") from exc
 
 
 def _template(name: str, **names: str) -> str:
