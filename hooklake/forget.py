@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hooklake import layout, tables
+from hooklake import index, layout, tables
 from hooklake.errors import ConfigError
 from hooklake.storage import LakeLocation, lake_location
 
@@ -81,10 +81,13 @@ def forget(
             predicate = f"customer_id = {int(customer_id)}"
             if channel_id is not None:
                 predicate += f" AND channel_id = {int(channel_id)}"
+            before = dt.version()
             metrics = dt.delete(predicate)
             deleted[layout.MESSAGES] = int(metrics.get("num_deleted_rows", 0))
             if deleted[layout.MESSAGES]:
                 versions[layout.MESSAGES] = dt.version()
+            # The index holds copies of the rows: they go too, whatever the delete found.
+            index.erase(loc, predicate, before, dt.version())
         rj = tables.open_table(loc, layout.REJECTED)
         if rj is not None:
             sources = sorted(_rejects_of(rj, customer_id, channel_id))

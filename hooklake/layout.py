@@ -29,6 +29,8 @@ JOURNAL_DIR = "_journal"
 MESSAGES = "messages"
 REJECTED = "rejected"
 TABLES = (MESSAGES, REJECTED)
+#: The conversation index (hooklake.index): derived from messages, never the source of truth.
+INDEX = "index"
 ROW_GROUP_SIZE = 100_000
 
 _TS = pa.timestamp("us", tz="UTC")

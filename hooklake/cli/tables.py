@@ -55,4 +55,37 @@ def forget(
     emit(["stat", "value"], report.rows(), fmt)
 
 
-COMMANDS = [migrate, forget]
+@click.command("index")
+@lake_option
+@format_option
+@click.option("--rebuild", is_flag=True, help="Recompute the whole index from the raw tables.")
+@click.option(
+    "--gap-minutes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Session gap in minutes (default: the index's own, 30 for a new one); "
+    "another gap rebuilds it.",
+)
+def index_command(lake: Path | str, fmt: str, rebuild: bool, gap_minutes: int | None) -> None:
+    """Create or update the conversation index: the lake's messages deduplicated and in
+    conversation order, which the views read instead of recomputing them on every query.
+
+    An update recomputes only the customers whose messages arrived since the last one; a
+    collector's flusher does the same by itself once the index exists. Safe to interrupt
+    and to run beside collectors and other readers.
+
+    \b
+    Example:
+      hooklake index --lake lake/
+      hooklake index --lake lake/ --rebuild --gap-minutes 60
+    """
+    from datetime import timedelta
+
+    from hooklake.index import update_index
+
+    gap = timedelta(minutes=gap_minutes) if gap_minutes is not None else None
+    report = update_index(lake, rebuild=rebuild, session_gap=gap)
+    emit(["stat", "value"], report.rows(), fmt)
+
+
+COMMANDS = [migrate, forget, index_command]

@@ -26,7 +26,7 @@ from typing import Any
 
 from deltalake import WriterProperties
 
-from hooklake import layout, tables
+from hooklake import index, layout, tables
 from hooklake.collector.flush import check_not_legacy
 from hooklake.errors import ConfigError
 from hooklake.storage import LakeLocation, lake_location
@@ -123,4 +123,35 @@ def compact(
                     files_vacuumed=len(deleted),
                 )
             )
+    _compact_index(loc, report, vacuum, retention)
     return report
+
+
+def _compact_index(
+    loc: LakeLocation, report: CompactReport, vacuum: bool, retention: timedelta
+) -> None:
+    """The index's compaction is a fold (one sorted base); vacuum deletes what folds replaced."""
+    with tables.delta_errors(f"cannot compact the conversation index of {loc}"):
+        dt = tables.open_table(loc, layout.INDEX)
+        if dt is None:
+            return
+        before, files_before = dt.version(), len(dt.file_uris())
+        folded = index.fold_index(loc)
+        dt = tables.open_table(loc, layout.INDEX) or dt
+        deleted: list[str] = []
+        if vacuum:
+            deleted = dt.vacuum(
+                retention_hours=int(retention.total_seconds() // 3600),
+                dry_run=False,
+                enforce_retention_duration=False,
+            )
+        report.tables.append(
+            TableCompaction(
+                table=layout.INDEX,
+                version_before=before,
+                version_after=dt.version(),
+                files_merged=files_before if folded else 0,
+                files_written=len(dt.file_uris()) if folded else 0,
+                files_vacuumed=len(deleted),
+            )
+        )

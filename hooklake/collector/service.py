@@ -49,6 +49,18 @@ def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
     return flush_lake(lake, journal)
 
 
+def _update_index(lake: str) -> None:
+    """Fold what was just flushed into the conversation index, once someone created one
+    (`hooklake index`): readers then compute nothing for the customers it touched."""
+    from hooklake import index
+
+    try:
+        if index.read_state(lake_location(lake)) is not None:
+            index.update_index(lake)
+    except Exception:  # the index is derived data: the next flush, or any reader, catches up
+        log.exception("conversation index update failed; it will be retried")
+
+
 def _flusher_main(lake: str, journal: str | None, interval: float, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s flusher %(message)s")
     # Answering Landbot comes first: flushing is background work and can wait its turn.
@@ -58,9 +70,12 @@ def _flusher_main(lake: str, journal: str | None, interval: float, parent: int) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
     while not stop.is_set():
         try:
-            flush_lake(lake, Path(journal) if journal else None)
+            report = flush_lake(lake, Path(journal) if journal else None)
         except Exception:  # keep flushing; a bad segment must not stop the others
             log.exception("flush failed; retrying in %.1f s", interval)
+        else:
+            if report.segments:
+                _update_index(lake)
         if os.getppid() != parent:
             return
         stop.wait(interval)

@@ -27,20 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from hooklake import layout, tables
 from hooklake.datasets.connection import connect, lake_errors, sql_text
 from hooklake.errors import ConfigError, LakeError
 from hooklake.fields import json_sql
+from hooklake.index import IndexState, changes_since, define_index_views, pending_rows
+from hooklake.index import read_state as read_index_state
 from hooklake.storage import LakeLocation, lake_location
 
 DEFAULT_SESSION_GAP = timedelta(minutes=30)
 
 # Order matters: each file builds on the views of the ones before it.
-_VIEW_FILES = (
-    "message_rows", "rejected_rows", "messages", "conversations", "turns", "handovers", "rejected",
-)  # fmt: skip
+_RAW_VIEWS = ("message_rows", "rejected_rows", "macros")
+_ORDERING_VIEWS = ("messages_unique", "messages_ordered")
+_PUBLIC_VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
 # Fields the views read from the stored message, where the field table says they are.
 _FIELD_SQL = {"event_agent_id": json_sql("event_agent_id", "m.raw")}
 # The name each table's version is registered under in DuckDB (read by *_rows.sql).
@@ -92,6 +95,8 @@ class LakeStats:
     #: The table versions read, and each table's history (see :class:`TableHistory`).
     versions: tuple[tables.TableVersion, ...] = ()
     history: tuple[TableHistory, ...] = ()
+    #: What the views read the conversation index as (empty: no index was read).
+    index: str = ""
 
     @property
     def duplicates(self) -> int:
@@ -110,6 +115,7 @@ class LakeStats:
             ("first message", self.first_message_at),
             ("last message", self.last_message_at),
             ("rejects", self.rejects),
+            ("conversation index", self.index or "none (`hooklake index` makes queries faster)"),
         ]
         for v in self.versions:
             when = f"{v.committed_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -183,13 +189,17 @@ class Lake:
         threads: int | None = None,
         memory_limit: str | None = None,
         as_of: AsOf | None = None,
+        index: bool = True,
     ) -> None:
         self.location = lake_location(path)
+        self.use_index = index
         self.path: Path | str = self.location.local or self.location.uri
         self.session_gap = as_session_gap(session_gap)
         self.as_of = as_of
-        _check_lake(self.location)
+        check_lake(self.location)
         self._tables: dict[str, DeltaTable | None] = {}
+        self._index: IndexState | None = None
+        self._pending: pa.Table | None = None
         self._con = connect(threads=threads, memory_limit=memory_limit)
         self.refresh()
 
@@ -226,9 +236,36 @@ class Lake:
         Connections passed to :meth:`attach` keep the version they were given; attach them again
         to refresh them.
         """
-        _check_lake(self.location)
+        check_lake(self.location)
         self._tables = _open_tables(self.location, self.as_of)
+        self._index, self._pending = self._open_index()
         self._define_views(self._con)
+
+    @property
+    def index(self) -> IndexState | None:
+        """The conversation index version the views read (None: they recompute everything
+        from the raw tables, because the lake has no index, ``index=False`` or ``as_of``)."""
+        return self._index
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows this Lake computed for customers whose messages the index does not cover yet."""
+        return 0 if self._pending is None else self._pending.num_rows
+
+    def _open_index(self) -> tuple[IndexState | None, pa.Table | None]:
+        """The index to read, and the rows of customers it is behind on (computed here)."""
+        messages = self._tables.get(layout.MESSAGES)
+        if not self.use_index or self.as_of is not None or messages is None:
+            return None, None
+        state = read_index_state(self.location)
+        if state is None or state.messages_version > messages.version():
+            return None, None
+        if state.messages_version == messages.version():
+            return state, None
+        changes = changes_since(self.location, messages, state.messages_version)
+        if changes is None:
+            return None, None  # an erasure since: only `hooklake index` (a rebuild) can follow
+        return state, pending_rows(self._con, self.location, state, changes)
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """Define the views on ``con``, a DuckDB connection of your own, and return it.
@@ -282,7 +319,22 @@ class Lake:
             partitions=self._partition_files(),
             versions=self.versions(),
             history=self._history(),
+            index=self._index_summary(),
         )
+
+    def _index_summary(self) -> str:
+        state = self._index
+        if state is None:
+            return ""
+        text = (
+            f"version {state.version}, covers messages version {state.messages_version}, "
+            f"gap {state.session_gap}, {_count(state.base_rows, 'row')} in the base, "
+            f"{_count(state.increment_rows, 'row')} in "
+            f"{_count(len(state.increments), 'increment file')}"
+        )
+        if self.pending_rows:
+            text += f", {_count(self.pending_rows, 'row')} computed on reading"
+        return text
 
     def close(self) -> None:
         self._con.close()
@@ -328,7 +380,21 @@ class Lake:
             )
             for table, name in _TABLE_NAMES.items():
                 self._register_table(con, table, name)
-            for view in _VIEW_FILES:
+            for view in _RAW_VIEWS:
+                con.execute(sql_text(view))
+            state = self._index
+            if state is None:
+                views: tuple[str, ...] = _ORDERING_VIEWS
+            else:
+                define_index_views(con, self.location, state, self._pending)
+                if state.session_gap == self.session_gap:
+                    con.execute(sql_text("index_ordered"))
+                    views = ()
+                else:
+                    # The index is deduplicated already; only the ordering windows run again.
+                    con.execute(sql_text("index_unique"))
+                    views = _ORDERING_VIEWS[1:]
+            for view in (*views, *_PUBLIC_VIEWS):
                 con.execute(_template(view, **_FIELD_SQL))
 
     def _register_table(self, con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
@@ -417,7 +483,7 @@ def _microseconds(gap: timedelta) -> int:
     return (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
 
 
-def _check_lake(loc: LakeLocation) -> None:
+def check_lake(loc: LakeLocation) -> None:
     path = loc.local
     if path is None:
         return  # a bucket prefix: an empty one is an empty lake

@@ -258,7 +258,7 @@ class Reference:
 def reference_views(rows: list[dict[str, Any]], gap: timedelta) -> Reference:
     first: dict[str, dict[str, Any]] = {}
     for r in sorted(rows, key=lambda r: (r["received_at"], r["source"])):
-        first.setdefault(r["message_key"], r)
+        first.setdefault((r["channel_id"], r["customer_id"], r["message_key"]), r)
     streams: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     for r in first.values():
         streams[(r["channel_id"], r["customer_id"])].append(r)

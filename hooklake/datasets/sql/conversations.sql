@@ -5,6 +5,7 @@ CREATE OR REPLACE TEMP VIEW conversations AS
 WITH counted AS (
     -- Only narrow columns go through the ordering windows: this is the expensive part.
     SELECT
+        conversation_id,
         channel_id,
         customer_id,
         _started_at,
@@ -17,7 +18,8 @@ WITH counted AS (
         -- Any evidence of a human agent is a hand-off in the handovers view, so the two agree.
         bool_or(_agent_evidence IS NOT NULL) AS has_agent
     FROM hooklake_messages_ordered
-    GROUP BY channel_id, customer_id, _started_at
+    -- conversation_id is one value per group; grouping by it lets a filter on it reach the scan.
+    GROUP BY conversation_id, channel_id, customer_id, _started_at
 ),
 channels AS (
     -- Names and types belong to the channel; report the latest ones the lake has seen.
@@ -29,8 +31,7 @@ channels AS (
     GROUP BY channel_id
 )
 SELECT
-    hooklake_conversation_id(c.channel_id, c.customer_id, c._started_at)
-        AS conversation_id,
+    c.conversation_id,
     c.channel_id,
     c.customer_id,
     c._started_at AS started_at,

@@ -6,9 +6,7 @@
 CREATE OR REPLACE TEMP VIEW turns AS
 WITH merged AS (
     SELECT
-        channel_id,
-        customer_id,
-        _started_at,
+        conversation_id,
         _run,
         any_value(role) AS role,
         arg_min(sender_type, _rn) AS sender_type,
@@ -29,11 +27,11 @@ WITH merged AS (
         max(position) AS last_position
     FROM hooklake_messages_ordered
     WHERE role IS NOT NULL
-    GROUP BY channel_id, customer_id, _started_at, _run
+    GROUP BY conversation_id, _run
 )
 SELECT
-    hooklake_conversation_id(channel_id, customer_id, _started_at) AS conversation_id,
+    conversation_id,
     -- Runs inside a conversation are numbered consecutively.
-    _run - min(_run) OVER (PARTITION BY channel_id, customer_id, _started_at) + 1 AS turn_index,
-    * EXCLUDE (channel_id, customer_id, _started_at, _run)
+    _run - min(_run) OVER (PARTITION BY conversation_id) + 1 AS turn_index,
+    * EXCLUDE (conversation_id, _run)
 FROM merged;

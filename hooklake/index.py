@@ -1,0 +1,573 @@
+"""The conversation index: the lake's messages deduplicated and in conversation order, kept up
+to date one customer at a time.
+
+Every view (``messages``, ``conversations``, ``turns``, ``handovers``) starts from the same
+expensive step: deduplicate the stored rows, order each customer's stream and cut it into
+conversations (``sql/messages_unique.sql``, ``sql/messages_ordered.sql``). The index stores the
+result, ``hooklake_messages_ordered``'s rows for one session gap, as a Delta table beside the
+lake's own tables::
+
+    lake/index/_delta_log/
+    lake/index/layer=0/generation=<G>/...   the base: every customer, sorted by customer
+    lake/index/layer=1/generation=<G>/...   increments: customers that new rows touched
+
+A customer's messages only ever depend on that customer's stored rows, so new rows change
+the index for the customers they touch and no one else (the way incremental sessionisation
+reprocesses only the sessions new events touch). An update reads the files the ``messages``
+table gained since the version the index covers, takes the touched customers' rows from the
+index, merges the new rows in, runs the same SQL the views run over just those customers, and
+appends the result as one increment in one commit. Late and duplicate deliveries need nothing
+special: the customer is recomputed from everything known about them.
+
+Generations are ``<messages version, 12 digits>-<random>``, so they sort by the state they
+describe. For each customer the rows of their newest increment win over the base; increments
+not newer than the base are ignored. That makes every interleaving safe: a crash leaves
+uncommitted files no version lists, two updaters racing each write a complete state for
+their customers, and a fold (which rewrites base and increments as a new base once the
+increments grow past a quarter of it) or a rebuild never hides a newer increment.
+
+The index commit carries two Delta transaction ids: the ``messages`` version it covers and
+the session gap (microseconds) it was computed with. The raw tables stay the source of truth:
+``hooklake index --rebuild`` recomputes the index from them, and any change other than
+appends and compactions (an erasure) makes the next update a rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from hooklake import layout, tables
+from hooklake.datasets.connection import connect, lake_errors, sql_text
+from hooklake.errors import LakeError
+from hooklake.storage import LakeLocation, lake_location
+
+#: The columns the ordering adds to the stored message columns, in the views' order.
+ORDERED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("role", pa.string()),
+    ("_agent_evidence", pa.string()),
+    ("_rn", pa.int64()),
+    ("_started_at", pa.timestamp("us", tz="UTC")),
+    ("_run", pa.int64()),
+    ("conversation_id", pa.string()),
+    ("position", pa.int64()),
+)
+BASE, INCREMENT = 0, 1
+#: Generation of rows a reader computed itself and did not commit: sorts after every other.
+PENDING = "~pending"
+#: Fold the increments into a new base when they hold this share of the base's rows.
+FOLD_RATIO = 0.25
+#: ... or when there are this many increment files (each query opens every one).
+FOLD_FILES = 64
+#: Rows per Parquet row group: small enough that one customer's rows are read without much
+#: else, large enough that a full scan stays at disk speed.
+ROW_GROUP_ROWS = 16_384
+_VERSION_TXN = "hooklake:index"
+_GAP_TXN = "hooklake:index-gap-us"
+#: Delta operations after which an update can still work from the files added and removed.
+_INCREMENTAL_OPERATIONS = {"WRITE", "OPTIMIZE", "VACUUM START", "VACUUM END"}
+_WRITER = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
+#: Called at points of an index write ("start": nothing written yet; "rows": every row handed
+#: to the writer, nothing committed): tests kill the process or raise there.
+crash_point: Callable[[str], None] | None = None
+
+
+def index_schema() -> pa.Schema:
+    """The index table's schema: the stored message columns (partition date included), the
+    ordering's columns, then the index's own partition columns."""
+    schema = tables.table_schema(layout.MESSAGES)
+    for name, dtype in ORDERED_COLUMNS:
+        schema = schema.append(pa.field(name, dtype))
+    return schema.append(pa.field("layer", pa.int8(), nullable=False)).append(
+        pa.field("generation", pa.string(), nullable=False)
+    )
+
+
+@dataclass(frozen=True, order=True)
+class IndexFile:
+    """One data file of the index version read."""
+
+    #: Relative to the index table's root.
+    path: str
+    layer: int
+    generation: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """One version of the index, as a reader uses it."""
+
+    table: DeltaTable = field(repr=False)
+    #: The index table's own version.
+    version: int
+    #: The ``messages`` table version whose rows the index holds.
+    messages_version: int
+    session_gap: timedelta
+    #: The newest base's generation and files, and the increments newer than it.
+    base_generation: str
+    base: tuple[IndexFile, ...]
+    increments: tuple[IndexFile, ...]
+
+    @property
+    def base_rows(self) -> int:
+        return sum(f.rows for f in self.base)
+
+    @property
+    def increment_rows(self) -> int:
+        return sum(f.rows for f in self.increments)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What the ``messages`` table gained and lost between two versions, as data files."""
+
+    since: int
+    until: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    #: The table at ``since`` and at ``until`` (the files are read from them).
+    old: DeltaTable = field(repr=False)
+    new: DeltaTable = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What ``hooklake index`` did."""
+
+    action: str
+    messages_version: int | None
+    index_version: int | None
+    session_gap: timedelta
+    customers: int
+    rows_written: int
+    seconds: float
+
+    def rows(self) -> list[tuple[str, Any]]:
+        return [
+            ("action", self.action),
+            ("messages version", self.messages_version),
+            ("index version", self.index_version),
+            ("session gap", str(self.session_gap)),
+            ("customers recomputed", self.customers),
+            ("rows written", self.rows_written),
+            ("seconds", round(self.seconds, 2)),
+        ]
+
+
+def read_state(loc: LakeLocation, dt: DeltaTable | None = None) -> IndexState | None:
+    """The index's latest version, or None when the lake has no index yet."""
+    with tables.delta_errors(f"cannot open the index of lake {loc}", LakeError):
+        if dt is None:
+            dt = tables.open_table(loc, layout.INDEX)
+        if dt is None:
+            return None
+        covered = dt.transaction_version(_VERSION_TXN)
+        gap_us = dt.transaction_version(_GAP_TXN)
+        if covered is None or gap_us is None:
+            return None  # created, but killed before its first rows were committed
+        actions = pa.table(dt.get_add_actions(flatten=True))
+    files = sorted(
+        IndexFile(a["path"], a["partition.layer"], a["partition.generation"], a["num_records"] or 0)
+        for a in actions.select(
+            ["path", "partition.layer", "partition.generation", "num_records"]
+        ).to_pylist()
+    )
+    bases = [f.generation for f in files if f.layer == BASE]
+    base_generation = max(bases, default="")
+    return IndexState(
+        table=dt,
+        version=dt.version(),
+        messages_version=covered,
+        session_gap=timedelta(microseconds=gap_us),
+        base_generation=base_generation,
+        base=tuple(f for f in files if f.layer == BASE and f.generation == base_generation),
+        increments=tuple(
+            f for f in files if f.layer == INCREMENT and f.generation > base_generation
+        ),
+    )
+
+
+def changes_since(loc: LakeLocation, messages: DeltaTable, since: int) -> Changes | None:
+    """The files ``messages`` (at its loaded version) added and removed since version ``since``,
+    or None when only a rebuild can follow: a change other than appends and compactions (an
+    erasure rewrites files and deletes rows), or a version the log no longer has."""
+    until = messages.version()
+    if since > until:
+        return None  # the table was recreated
+    with tables.delta_errors(f"cannot read the history of the messages table of {loc}", LakeError):
+        if since < until:
+            history = messages.history(limit=until - since)
+            for entry in history:
+                if not since < entry.get("version", -1) <= until:
+                    continue
+                if entry.get("operation") not in _INCREMENTAL_OPERATIONS:
+                    return None
+                if entry.get("operation") == "WRITE" and (
+                    entry.get("operationParameters", {}).get("mode") != "Append"
+                ):
+                    return None
+        try:
+            old = tables.open_table(loc, layout.MESSAGES, since)
+        except DeltaError:
+            return None
+    if old is None:
+        return None
+    before = {f.path for f in tables.data_files(old)}
+    after = {f.path for f in tables.data_files(messages)}
+    return Changes(
+        since, until, tuple(sorted(after - before)), tuple(sorted(before - after)), old, messages
+    )
+
+
+def update_index(
+    lake: str | os.PathLike[str] | LakeLocation,
+    *,
+    rebuild: bool = False,
+    session_gap: timedelta | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    fold: bool = True,
+) -> IndexReport:
+    """Bring the lake's conversation index up to date with its ``messages`` table, creating it
+    first if needed; ``rebuild`` recomputes it from the raw tables. ``session_gap`` defaults to
+    the index's own (or 30 minutes for a new index); another gap rebuilds it."""
+    from hooklake.datasets.lake import DEFAULT_SESSION_GAP, as_session_gap, check_lake
+
+    started = time.perf_counter()
+    loc = lake_location(lake)
+    check_lake(loc)
+    with tables.delta_errors(f"cannot open the tables of lake {loc}", LakeError):
+        messages = tables.open_table(loc, layout.MESSAGES)
+    state = read_state(loc)
+    gap = as_session_gap(session_gap) if session_gap is not None else None
+    if gap is None:
+        gap = state.session_gap if state is not None else DEFAULT_SESSION_GAP
+
+    def report(action: str, customers: int = 0, rows: int = 0) -> IndexReport:
+        now = read_state(loc)
+        return IndexReport(
+            action,
+            now.messages_version if now else None,
+            now.version if now else None,
+            gap,
+            customers,
+            rows,
+            time.perf_counter() - started,
+        )
+
+    if messages is None:
+        return report("nothing to index: the lake has no messages yet")
+    changes = None
+    if state is not None and not rebuild and state.session_gap == gap:
+        if state.messages_version == messages.version():
+            return report("up to date")
+        changes = changes_since(loc, messages, state.messages_version)
+    con = connect(threads=threads, memory_limit=memory_limit)
+    try:
+        if state is None or changes is None:
+            rows = _rebuild(con, loc, messages, gap)
+            return report("rebuilt", rows=rows)
+        customers, rows = _increment(con, loc, state, messages, changes)
+        after = read_state(loc)
+        if fold and after is not None and needs_fold(after):
+            _fold(con, loc, after)
+            return report("updated and folded", customers, rows)
+        return report("updated", customers, rows)
+    finally:
+        con.close()
+
+
+def needs_fold(state: IndexState) -> bool:
+    return (
+        state.increment_rows > FOLD_RATIO * max(state.base_rows, 1)
+        or len(state.increments) > FOLD_FILES
+    )
+
+
+def pending_rows(
+    con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState, changes: Changes
+) -> pa.Table:
+    """The index rows of the customers that ``changes`` touch, computed but not committed (for
+    readers of a lake whose index is behind). Runs on ``con``, which it leaves as it was."""
+    cur = con.cursor()
+    try:
+        return _recompute(cur, loc, state, changes, PENDING).read_all()
+    finally:
+        cur.close()
+
+
+def define_index_views(
+    con: duckdb.DuckDBPyConnection,
+    loc: LakeLocation,
+    state: IndexState,
+    pending: pa.Table | None = None,
+) -> None:
+    """Define ``hooklake_index_rows`` on ``con``: the index version ``state`` plus ``pending``
+    rows, one row per message, each customer from their newest generation."""
+    _register_files(con, "hooklake_index_base", loc, state.table, [f.path for f in state.base])
+    _register_files(
+        con, "hooklake_index_increments", loc, state.table, [f.path for f in state.increments]
+    )
+    if pending is None:
+        pending = index_schema().empty_table()
+    _replace_arrow(con, "hooklake_index_pending", pending)
+    con.execute(sql_text("index_rows"))
+
+
+def _rebuild(
+    con: duckdb.DuckDBPyConnection, loc: LakeLocation, messages: DeltaTable, gap: timedelta
+) -> int:
+    generation = _generation(messages.version())
+    files = [f.path for f in tables.data_files(messages)]
+    with lake_errors("cannot compute the conversation index"):
+        _register_files(con, "hooklake_message_files", loc, messages, files, layout.MESSAGES)
+        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(gap)])
+        for view in ("message_rows", "macros", "messages_unique", "messages_ordered"):
+            con.execute(sql_text(view))
+        reader = _ordered(con, "hooklake_messages_ordered", BASE, generation)
+        return _commit(loc, reader, "overwrite", messages.version(), gap)
+
+
+def _increment(
+    con: duckdb.DuckDBPyConnection,
+    loc: LakeLocation,
+    state: IndexState,
+    messages: DeltaTable,
+    changes: Changes,
+) -> tuple[int, int]:
+    """Append the touched customers' recomputed rows; returns (customers, rows)."""
+    generation = _generation(changes.until)
+    reader = _recompute(con, loc, state, changes, generation)
+    rows = _commit(loc, reader, "append", changes.until, state.session_gap, state.table)
+    (touched,) = con.execute("SELECT count(*) FROM hooklake_index_touched").fetchone() or (0,)
+    return int(touched), rows
+
+
+def _fold(con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState) -> int:
+    """Rewrite the index version ``state`` as one sorted base of the same generation order."""
+    generation = _generation(state.messages_version)
+    with lake_errors("cannot fold the conversation index"):
+        define_index_views(con, loc, state)
+        reader = _ordered(con, "hooklake_index_rows", BASE, generation)
+        return _commit(loc, reader, "overwrite", state.messages_version, state.session_gap)
+
+
+def _recompute(
+    con: duckdb.DuckDBPyConnection,
+    loc: LakeLocation,
+    state: IndexState,
+    changes: Changes,
+    generation: str,
+) -> pa.RecordBatchReader:
+    """The touched customers' rows at ``changes.until``, from their index rows and the rows the
+    messages table gained, sorted like the index; leaves ``hooklake_index_touched`` on ``con``."""
+    with lake_errors("cannot update the conversation index"):
+        define_index_views(con, loc, state)
+        _replace_arrow(con, "hooklake_index_added", _arrow_files(changes.added, changes.new))
+        _replace_arrow(con, "hooklake_index_removed", _arrow_files(changes.removed, changes.old))
+        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(state.session_gap)])
+        con.execute(sql_text("index_touched"))
+        for view in ("macros", "messages_unique", "messages_ordered"):
+            con.execute(sql_text(view))
+        return _ordered(con, "hooklake_messages_ordered", INCREMENT, generation)
+
+
+def _ordered(
+    con: duckdb.DuckDBPyConnection, relation: str, layer: int, generation: str
+) -> pa.RecordBatchReader:
+    """``relation``'s rows in index order, with the index's partition columns, as a stream."""
+    columns = ", ".join(
+        f'"{f.name}"' for f in index_schema() if f.name not in ("layer", "generation")
+    )
+    rel = con.sql(
+        f"SELECT {columns}, CAST(? AS TINYINT) AS layer, ? AS generation FROM {relation} "
+        "ORDER BY channel_id, customer_id, _rn",
+        params=[layer, generation],
+    )
+    reader = (
+        rel.to_arrow_reader(1 << 16)
+        if hasattr(rel, "to_arrow_reader")
+        else rel.fetch_record_batch(1 << 16)
+    )
+    return pa.RecordBatchReader.from_batches(
+        index_schema(), (b.cast(index_schema()) for b in reader)
+    )
+
+
+def _commit(
+    loc: LakeLocation,
+    rows: pa.RecordBatchReader,
+    mode: str,
+    messages_version: int,
+    gap: timedelta,
+    dt: DeltaTable | None = None,
+) -> int:
+    """Write ``rows`` in one commit that also records what the index now covers."""
+    counted = 0
+
+    def count(batches: pa.RecordBatchReader) -> Any:
+        nonlocal counted
+        for b in batches:
+            counted += b.num_rows
+            yield b
+        if crash_point is not None:
+            crash_point("rows")
+
+    stream = pa.RecordBatchReader.from_batches(index_schema(), count(rows))
+    with tables.delta_errors(f"cannot write the conversation index of {loc}"):
+        target: DeltaTable | str = dt if dt is not None else _ensure_index(loc)
+        if crash_point is not None:
+            crash_point("start")
+        write_deltalake(
+            target,
+            stream,
+            mode="overwrite" if mode == "overwrite" else "append",
+            partition_by=["layer", "generation"],
+            writer_properties=_WRITER,
+            storage_options=loc.storage_options or None if dt is None else None,
+            commit_properties=CommitProperties(
+                app_transactions=[
+                    Transaction(_VERSION_TXN, messages_version),
+                    Transaction(_GAP_TXN, _microseconds(gap)),
+                ]
+            ),
+        )
+    return counted
+
+
+def _ensure_index(loc: LakeLocation) -> DeltaTable:
+    dt = tables.open_table(loc, layout.INDEX)
+    if dt is not None:
+        return dt
+    with contextlib.suppress(DeltaError):  # another process may create it first
+        DeltaTable.create(
+            loc.table_uri(layout.INDEX),
+            schema=index_schema(),
+            partition_by=["layer", "generation"],
+            mode="ignore",
+            # The log keeps per-file statistics; none of these columns hold personal data.
+            configuration={
+                "delta.dataSkippingStatsColumns": "channel_id,customer_id,ts,date",
+            },
+            storage_options=loc.storage_options or None,
+        )
+    dt = tables.open_table(loc, layout.INDEX)
+    if dt is None:
+        raise LakeError(f"cannot create the conversation index at {loc.table_uri(layout.INDEX)}")
+    return dt
+
+
+def _register_files(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    loc: LakeLocation,
+    dt: DeltaTable,
+    paths: list[str],
+    table: str = layout.INDEX,
+) -> None:
+    """Make ``name`` on ``con`` read the data files ``paths`` of ``dt`` (relative paths)."""
+    schema = tables.table_schema(table) if table != layout.INDEX else index_schema()
+    _drop(con, name)
+    if not paths:
+        con.register(name, schema.empty_table())
+    elif loc.local is not None:
+        root = loc.local / table
+        con.execute(f"SET VARIABLE {name} = ?", [[str(root / p) for p in paths]])
+        hive = (
+            "{'layer': TINYINT, 'generation': VARCHAR}"
+            if table == layout.INDEX
+            else ("{'date': DATE}")
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
+            f"getvariable('{name}'), hive_partitioning = true, hive_types = {hive})"
+        )
+    else:
+        con.register(name, _arrow_files(tuple(paths), dt))
+
+
+def _arrow_files(paths: tuple[str, ...], dt: DeltaTable) -> ds.Dataset | pa.Table:
+    """The rows of some of ``dt``'s data files, partition columns included."""
+    if not paths:
+        return tables.table_schema(layout.MESSAGES).empty_table()
+    full = dt.to_pyarrow_dataset()
+    root = dt.table_uri.rstrip("/")
+    wanted = set(paths)
+    fragments = [f for f in full.get_fragments() if _relative(f.path, root) in wanted]
+    return ds.FileSystemDataset(fragments, full.schema, full.format, full.filesystem)
+
+
+def _relative(path: str, root: str) -> str:
+    for prefix in (root, root.split("://", 1)[-1]):
+        if path.startswith(prefix + "/"):
+            return path[len(prefix) + 1 :]
+    return path
+
+
+def _replace_arrow(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
+    _drop(con, name)
+    con.register(name, data)
+
+
+def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Forget ``name`` on ``con``, whether a view or a registered Arrow object."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(name)
+
+
+def _generation(messages_version: int) -> str:
+    return f"{messages_version:012d}-{secrets.token_hex(4)}"
+
+
+def _microseconds(gap: timedelta) -> int:
+    return (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
+
+
+def fold_index(
+    lake: str | os.PathLike[str] | LakeLocation,
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> bool:
+    """Rewrite the index's base and increments as one sorted base (what compaction does to an
+    index); returns whether there was anything to fold."""
+    loc = lake_location(lake)
+    state = read_state(loc)
+    if state is None or not state.increments:
+        return False
+    con = connect(threads=threads, memory_limit=memory_limit)
+    try:
+        _fold(con, loc, state)
+    finally:
+        con.close()
+    return True
+
+
+def erase(loc: LakeLocation, predicate: str, before: int, after: int) -> int:
+    """Delete the rows ``predicate`` matches from the index, after the same delete took the
+    ``messages`` table from version ``before`` to ``after``. When the index covered ``before``
+    it now covers ``after``; otherwise its next update is a rebuild. Returns rows deleted."""
+    with tables.delta_errors(f"cannot erase from the conversation index of {loc}"):
+        dt = tables.open_table(loc, layout.INDEX)
+        if dt is None:
+            return 0
+        state = read_state(loc, dt)
+        current = state is not None and state.messages_version == before
+        txns = [Transaction(_VERSION_TXN, after)] if current else []
+        metrics = dt.delete(predicate, commit_properties=CommitProperties(app_transactions=txns))
+    return int(metrics.get("num_deleted_rows", 0))
