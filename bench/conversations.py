@@ -489,7 +489,7 @@ def _cpu() -> float:
 
 
 def run_scan(lake: Path, out: Path | None) -> dict[str, Any]:
-    from hooklake.datasets.connection import connect
+    from hooklake.db import connect
 
     files = _data_files(lake)
     con = connect()

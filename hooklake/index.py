@@ -3,7 +3,7 @@ to date one customer at a time.
 
 Every view (``messages``, ``conversations``, ``turns``, ``handovers``) starts from the same
 expensive step: deduplicate the stored rows, order each customer's stream and cut it into
-conversations (``sql/messages_unique.sql``, ``sql/messages_ordered.sql``). The index stores the
+conversations (``sql/views/messages_unique.sql``, ``messages_ordered.sql``). The index stores the
 result, ``hooklake_messages_ordered``'s rows for one session gap, as a Delta table beside the
 lake's own tables::
 
@@ -45,12 +45,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError
 
-from hooklake import layout, tables
-from hooklake.datasets.connection import connect, lake_errors, sql_text
+from hooklake import db, layout, tables
+from hooklake.db import connect, lake_errors, query_sql, view_sql
 from hooklake.errors import LakeError
 from hooklake.storage import LakeLocation, lake_location
 
@@ -74,6 +73,8 @@ FOLD_FILES = 64
 #: Rows per Parquet row group: small enough that one customer's rows are read without much
 #: else, large enough that a full scan stays at disk speed.
 ROW_GROUP_ROWS = 16_384
+#: The index's partition columns, as DuckDB reads them from directory names.
+_PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR"}
 _VERSION_TXN = "hooklake:index"
 _GAP_TXN = "hooklake:index-gap-us"
 #: Delta operations after which an update can still work from the files added and removed.
@@ -317,14 +318,18 @@ def define_index_views(
 ) -> None:
     """Define ``hooklake_index_rows`` on ``con``: the index version ``state`` plus ``pending``
     rows, one row per message, each customer from their newest generation."""
-    _register_files(con, "hooklake_index_base", loc, state.table, [f.path for f in state.base])
-    _register_files(
-        con, "hooklake_index_increments", loc, state.table, [f.path for f in state.increments]
-    )
+    for name, files in (
+        ("hooklake_index_base", state.base),
+        ("hooklake_index_increments", state.increments),
+    ):
+        paths = [f.path for f in files]
+        db.register_table_files(
+            con, name, loc, layout.INDEX, state.table, paths, index_schema(), _PARTITIONS
+        )
     if pending is None:
         pending = index_schema().empty_table()
-    _replace_arrow(con, "hooklake_index_pending", pending)
-    con.execute(sql_text("index_rows"))
+    db.register(con, "hooklake_index_pending", pending)
+    con.execute(view_sql("index_rows"))
 
 
 def _rebuild(
@@ -333,10 +338,19 @@ def _rebuild(
     generation = _generation(messages.version())
     files = [f.path for f in tables.data_files(messages)]
     with lake_errors("cannot compute the conversation index"):
-        _register_files(con, "hooklake_message_files", loc, messages, files, layout.MESSAGES)
+        db.register_table_files(
+            con,
+            "hooklake_message_files",
+            loc,
+            layout.MESSAGES,
+            messages,
+            files,
+            tables.table_schema(layout.MESSAGES),
+            {tables.PARTITION_COLUMN: "DATE"},
+        )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(gap)])
         for view in ("message_rows", "macros", "messages_unique", "messages_ordered"):
-            con.execute(sql_text(view))
+            con.execute(view_sql(view))
         reader = _ordered(con, "hooklake_messages_ordered", BASE, generation)
         return _commit(loc, reader, "overwrite", messages.version(), gap)
 
@@ -376,12 +390,19 @@ def _recompute(
     messages table gained, sorted like the index; leaves ``hooklake_index_touched`` on ``con``."""
     with lake_errors("cannot update the conversation index"):
         define_index_views(con, loc, state)
-        _replace_arrow(con, "hooklake_index_added", _arrow_files(changes.added, changes.new))
-        _replace_arrow(con, "hooklake_index_removed", _arrow_files(changes.removed, changes.old))
+        schema = tables.table_schema(layout.MESSAGES)
+        for name, dt, paths in (
+            ("hooklake_index_added", changes.new, changes.added),
+            ("hooklake_index_removed", changes.old, changes.removed),
+        ):
+            # Few files, so an Arrow dataset wherever the lake is.
+            db.register(
+                con, name, tables.file_dataset(dt, paths) if paths else schema.empty_table()
+            )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(state.session_gap)])
-        con.execute(sql_text("index_touched"))
+        con.execute(query_sql("index_touched"))
         for view in ("macros", "messages_unique", "messages_ordered"):
-            con.execute(sql_text(view))
+            con.execute(view_sql(view))
         return _ordered(con, "hooklake_messages_ordered", INCREMENT, generation)
 
 
@@ -468,66 +489,6 @@ def _ensure_index(loc: LakeLocation) -> DeltaTable:
     if dt is None:
         raise LakeError(f"cannot create the conversation index at {loc.table_uri(layout.INDEX)}")
     return dt
-
-
-def _register_files(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    loc: LakeLocation,
-    dt: DeltaTable,
-    paths: list[str],
-    table: str = layout.INDEX,
-) -> None:
-    """Make ``name`` on ``con`` read the data files ``paths`` of ``dt`` (relative paths)."""
-    schema = tables.table_schema(table) if table != layout.INDEX else index_schema()
-    _drop(con, name)
-    if not paths:
-        con.register(name, schema.empty_table())
-    elif loc.local is not None:
-        root = loc.local / table
-        con.execute(f"SET VARIABLE {name} = ?", [[str(root / p) for p in paths]])
-        hive = (
-            "{'layer': TINYINT, 'generation': VARCHAR}"
-            if table == layout.INDEX
-            else ("{'date': DATE}")
-        )
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
-            f"getvariable('{name}'), hive_partitioning = true, hive_types = {hive})"
-        )
-    else:
-        con.register(name, _arrow_files(tuple(paths), dt))
-
-
-def _arrow_files(paths: tuple[str, ...], dt: DeltaTable) -> ds.Dataset | pa.Table:
-    """The rows of some of ``dt``'s data files, partition columns included."""
-    if not paths:
-        return tables.table_schema(layout.MESSAGES).empty_table()
-    full = dt.to_pyarrow_dataset()
-    root = dt.table_uri.rstrip("/")
-    wanted = set(paths)
-    fragments = [f for f in full.get_fragments() if _relative(f.path, root) in wanted]
-    return ds.FileSystemDataset(fragments, full.schema, full.format, full.filesystem)
-
-
-def _relative(path: str, root: str) -> str:
-    for prefix in (root, root.split("://", 1)[-1]):
-        if path.startswith(prefix + "/"):
-            return path[len(prefix) + 1 :]
-    return path
-
-
-def _replace_arrow(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
-    _drop(con, name)
-    con.register(name, data)
-
-
-def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Forget ``name`` on ``con``, whether a view or a registered Arrow object."""
-    with contextlib.suppress(duckdb.Error):
-        con.execute(f"DROP VIEW IF EXISTS {name}")
-    with contextlib.suppress(duckdb.Error):
-        con.unregister(name)
 
 
 def _generation(messages_version: int) -> str:

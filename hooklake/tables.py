@@ -38,6 +38,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
@@ -232,3 +233,19 @@ def data_files(dt: DeltaTable) -> list[DataFile]:
         ).to_pylist()
     ]
     return sorted(out, key=lambda f: f.path)
+
+
+def file_dataset(dt: DeltaTable, paths: list[str] | tuple[str, ...]) -> ds.Dataset:
+    """The rows of some data files of ``dt``'s version (paths relative to the table's root),
+    partition columns included, as an Arrow dataset (for object storage, where DuckDB's own
+    reader cannot go)."""
+    full = dt.to_pyarrow_dataset()
+    wanted = set(paths)
+    root = dt.table_uri.rstrip("/")
+    prefixes = (root + "/", root.split("://", 1)[-1] + "/")
+    fragments = [
+        f
+        for f in full.get_fragments()
+        if next((f.path[len(p) :] for p in prefixes if f.path.startswith(p)), f.path) in wanted
+    ]
+    return ds.FileSystemDataset(fragments, full.schema, full.format, full.filesystem)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -293,3 +294,40 @@ def test_erasure_removes_the_customer_from_the_index(tmp_path: Path, rng: Seeded
         ).fetchall() == [(0,)]
     assert_index_agrees(tmp_path, [r for r in rows if r["customer_id"] != 3], timedelta(minutes=30))
     assert layout.INDEX == "index"
+
+
+def test_a_collectors_flusher_keeps_an_existing_index_current(
+    collector_factory: Any, tmp_path: Path
+) -> None:
+    """Once `hooklake index` made the index, the collector's own flusher folds new traffic into
+    it: a reader then computes nothing itself."""
+    from hooklake.simulate import simulate
+    from tests.conftest import Collector, wait_until
+
+    deliveries = list(simulate(12, seed=5))
+    half = len(deliveries) // 2
+    lake_dir = tmp_path / "lake"
+    c: Collector = collector_factory(lake_dir)
+    for d in deliveries[:half]:
+        assert httpx.post(c.hook_url(), content=d.body).status_code == 200
+    loc = lake_location(lake_dir)
+    wait_until(lambda: index_ready(loc, half), "the first half is flushed")
+    index.update_index(lake_dir)
+    for d in deliveries[half:]:
+        assert httpx.post(c.hook_url(), content=d.body).status_code == 200
+
+    def caught_up() -> bool:
+        with Lake(lake_dir) as lake:
+            stored = lake.sql("SELECT count(*) FROM hooklake_message_rows").fetchall()[0][0]
+            return stored >= len(deliveries) and lake.pending_rows == 0 and lake.index is not None
+
+    wait_until(caught_up, "the flusher brought the index up to date")
+    with Lake(lake_dir) as indexed, Lake(lake_dir, index=False) as raw:
+        assert views(indexed) == views(raw)
+
+
+def index_ready(loc: Any, rows: int) -> bool:
+    from hooklake import tables
+
+    dt = tables.open_table(loc, layout.MESSAGES)
+    return dt is not None and sum(f.rows for f in tables.data_files(dt)) >= rows

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from importlib.resources import files
 from typing import Any
 
 import duckdb
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hooklake.collector.journal import Record
+from hooklake.db import connect, query_sql
 from hooklake.fields import FIELDS, Field, Place
 from hooklake.layout import MESSAGE_SCHEMA, REJECT_SCHEMA
 
@@ -118,15 +118,13 @@ def _columns() -> str:
 def extraction_sql() -> str:
     """``sql/extract.sql`` with its generated parts filled in from the field table."""
     structs = _structs()
-    text = (files("hooklake.collector") / "sql" / "extract.sql").read_text(encoding="utf-8")
-    for name, value in (
-        ("message_struct", orjson.dumps(structs["message"]).decode()),
-        ("data_struct", orjson.dumps(structs["data"]).decode()),
-        ("customer_struct", orjson.dumps(structs["customer"]).decode()),
-        ("field_columns", _columns()),
-    ):
-        text = text.replace("{{" + name + "}}", value)
-    return text
+    return query_sql(
+        "extract",
+        message_struct=orjson.dumps(structs["message"]).decode(),
+        data_struct=orjson.dumps(structs["data"]).decode(),
+        customer_struct=orjson.dumps(structs["customer"]).decode(),
+        field_columns=_columns(),
+    )
 
 
 _SQL = extraction_sql()
@@ -139,7 +137,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
     con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
     if con is None:
         # One thread: the flusher shares the machine with the collector answering requests.
-        con = duckdb.connect(config={"threads": 1})
+        con = connect(threads=1)
         con.register("bodies", _BODIES.empty_table())
         con.execute(_SQL)
         _local.con = con

@@ -47,7 +47,6 @@ from hooklake.datasets.card import (
     write_card,
     write_manifest,
 )
-from hooklake.datasets.connection import lake_errors, sql_text
 from hooklake.datasets.dedupe import Deduper
 from hooklake.datasets.formats import writer_class, writer_for
 from hooklake.datasets.lake import AsOf, Lake
@@ -65,6 +64,7 @@ from hooklake.datasets.render import (
 from hooklake.datasets.signals import Rules, signal_examples
 from hooklake.datasets.split import assign_splits
 from hooklake.datasets.writers import OutputFile
+from hooklake.db import lake_errors, query_sql
 from hooklake.errors import BuildError
 
 #: Rows per Arrow batch pulled from DuckDB: big enough to amortise the hop into Python.
@@ -144,7 +144,7 @@ def _select(lake: Lake, recipe: Recipe) -> pa.Table:
         "group_by": recipe.split.group_by,
     }
     with lake_errors("cannot select the conversations of the recipe"):
-        rel = lake.connection.sql(sql_text("build_conversations"), params=params)
+        rel = lake.connection.sql(query_sql("build_conversations"), params=params)
         # DuckDB 1.4 renamed arrow() / fetch_record_batch() to to_arrow_table() / _reader().
         picked = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
     groups = picked.column("group_rank").to_numpy()
@@ -182,7 +182,7 @@ def _conversations(
     try:
         with lake_errors("cannot read the recipe's messages from the lake"):
             clock.lap("stream")
-            rel = con.sql(sql_text("build_messages"), params=params)
+            rel = con.sql(query_sql("build_messages"), params=params)
             if hasattr(rel, "to_arrow_reader"):
                 batches = iter(rel.to_arrow_reader(BATCH_ROWS))
             else:

@@ -11,7 +11,7 @@ script::
     explore.handover_summary(lake)        # how often conversations go to a human, per channel
 
 The lake functions take a :class:`~hooklake.datasets.lake.Lake` and read its views (so the
-lake's session gap applies); their queries are ``hooklake/datasets/sql/explore_*.sql``.
+lake's session gap applies); their queries are ``hooklake/sql/queries/explore_*.sql``.
 Channels are labelled like ``"Acme Store (Web)"``, times are UTC, and durations are plain
 numbers of seconds or minutes (the column name says which) so they plot directly.
 :func:`dataset_splits` and :func:`dataset_examples` read a built dataset folder instead, for
@@ -33,11 +33,11 @@ import orjson
 import pandas as pd
 
 from hooklake.datasets.card import MANIFEST
-from hooklake.datasets.connection import lake_errors, sql_text
 from hooklake.datasets.formats import SUFFIXES, writer_class
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.redact import KINDS
 from hooklake.datasets.render import SILENT_TYPES, render_text
+from hooklake.db import lake_errors, query_sql
 from hooklake.errors import BuildError, LakeError
 
 
@@ -280,7 +280,7 @@ def _examples(path: Path, fmt: str) -> Iterator[list[tuple[str, str]]]:
 def _frame(lake: Lake, name: str, params: dict[str, object] | None = None) -> pd.DataFrame:
     with lake_errors(f"cannot compute {name.removeprefix('explore_')}"):
         _define_channels(lake.connection)
-        frame: pd.DataFrame = lake.sql(sql_text(name), params=params or None).df()
+        frame: pd.DataFrame = lake.sql(query_sql(name), params=params or None).df()
     return frame
 
 
@@ -293,14 +293,14 @@ def _over_dialog_replies(lake: Lake, name: str, params: dict[str, object]) -> pd
         _define_channels(con)
         con.execute(
             "CREATE OR REPLACE TEMP VIEW hooklake_explore_dialog_replies AS "
-            + sql_text("explore_dialog_replies").rstrip().rstrip(";")
+            + query_sql("explore_dialog_replies").rstrip().rstrip(";")
         )
-        frame: pd.DataFrame = lake.sql(sql_text(name), params=params or None).df()
+        frame: pd.DataFrame = lake.sql(query_sql(name), params=params or None).df()
     return frame
 
 
 def _define_channels(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(sql_text("explore_channels"))
+    con.execute(query_sql("explore_channels"))
 
 
 def _shown(

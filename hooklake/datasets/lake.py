@@ -8,7 +8,7 @@
     lake.sql("select * from conversations where has_agent").df()
 
 The views (``messages``, ``conversations``, ``turns``, ``handovers``, ``rejected``) are defined
-in ``hooklake/datasets/sql/*.sql`` over the lake's Delta tables (:mod:`hooklake.tables`). They
+in ``hooklake/sql/views/*.sql`` over the lake's Delta tables (:mod:`hooklake.tables`). They
 read *one version* of each table: the latest when the Lake is made (or :meth:`Lake.refresh` is
 called), or the one named by ``as_of``. Commits made afterwards appear only after a refresh; a
 query over that version keeps working while compaction rewrites files (vacuum keeps removed
@@ -18,7 +18,6 @@ so filters and projections are pushed down and nothing is downloaded at run time
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from hooklake import layout, tables
-from hooklake.datasets.connection import connect, lake_errors, sql_text
+from hooklake.db import connect, lake_errors, query_sql, register_table_files, view_sql
 from hooklake.errors import ConfigError, LakeError
 from hooklake.fields import json_sql
 from hooklake.index import IndexState, changes_since, define_index_views, pending_rows
@@ -51,7 +50,9 @@ _TABLE_NAMES = {
     layout.MESSAGES: "hooklake_message_files",
     layout.REJECTED: "hooklake_rejected_files",
 }
-_KNOWN_ENTRIES = {layout.MESSAGES, layout.REJECTED, layout.JOURNAL_DIR}
+#: The partition column of the lake's tables, as DuckDB reads it from directory names.
+_DATE = {tables.PARTITION_COLUMN: "DATE"}
+_KNOWN_ENTRIES = {layout.MESSAGES, layout.REJECTED, layout.INDEX, layout.JOURNAL_DIR}
 #: What ``as_of`` accepts: a version of ``messages``, or a time (a datetime or ISO text).
 AsOf = int | datetime | str
 
@@ -303,7 +304,7 @@ class Lake:
         files of each partition."""
         with lake_errors("cannot compute lake statistics"):
             # An aggregate without GROUP BY returns exactly one row.
-            (row,) = self._con.sql(sql_text("stats")).fetchall()
+            (row,) = self._con.sql(query_sql("stats")).fetchall()
         messages, stored, conversations, customers, channels, first, last, rejects = row
         return LakeStats(
             path=self.path,
@@ -381,43 +382,28 @@ class Lake:
             for table, name in _TABLE_NAMES.items():
                 self._register_table(con, table, name)
             for view in _RAW_VIEWS:
-                con.execute(sql_text(view))
+                con.execute(view_sql(view))
             state = self._index
             if state is None:
                 views: tuple[str, ...] = _ORDERING_VIEWS
             else:
                 define_index_views(con, self.location, state, self._pending)
                 if state.session_gap == self.session_gap:
-                    con.execute(sql_text("index_ordered"))
+                    con.execute(view_sql("index_ordered"))
                     views = ()
                 else:
                     # The index is deduplicated already; only the ordering windows run again.
-                    con.execute(sql_text("index_unique"))
+                    con.execute(view_sql("index_unique"))
                     views = _ORDERING_VIEWS[1:]
             for view in (*views, *_PUBLIC_VIEWS):
-                con.execute(_template(view, **_FIELD_SQL))
+                con.execute(view_sql(view, **_FIELD_SQL))
 
     def _register_table(self, con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
         """Make ``name`` on ``con`` read the version of ``table`` this Lake reads."""
+        paths = [f.path for f in self.files(table)]
+        schema = tables.table_schema(table)
         dt = self._tables.get(table)
-        files = self.files(table) if dt is not None else []
-        with contextlib.suppress(duckdb.Error):
-            con.execute(f"DROP VIEW IF EXISTS {name}")
-        with contextlib.suppress(duckdb.Error):
-            con.unregister(name)
-        if dt is None or not files:
-            con.register(name, tables.table_schema(table).empty_table())
-        elif self.location.local is not None:
-            # On local disk DuckDB's own Parquet reader over the version's files is several
-            # times faster than an Arrow dataset, and reads exactly the same rows.
-            root = layout.table_dir(self.location.local, table)
-            con.execute(f"SET VARIABLE {name} = ?", [[str(root / f.path) for f in files]])
-            con.execute(_template("table_files", view=name, variable=name))
-        else:
-            # DuckDB cannot reach object storage without an extension download; an Arrow
-            # dataset of the version's files can, with filter and projection pushdown.
-            with tables.delta_errors(f"cannot read the {table} table", LakeError):
-                con.register(name, dt.to_pyarrow_dataset())
+        register_table_files(con, name, self.location, table, dt, paths, schema, _DATE)
 
 
 def _open_tables(loc: LakeLocation, as_of: AsOf | None) -> dict[str, DeltaTable | None]:
@@ -469,14 +455,6 @@ def _as_time(value: AsOf) -> datetime:
             "such as 2026-11-27T10:00:00Z"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _template(name: str, **names: str) -> str:
-    """A packaged SQL file whose {{placeholders}} are our own view and variable names."""
-    text = sql_text(name)
-    for key, value in names.items():
-        text = text.replace("{{" + key + "}}", value)
-    return text
 
 
 def _microseconds(gap: timedelta) -> int:

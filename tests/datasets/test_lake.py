@@ -10,8 +10,8 @@ import pytest
 
 from hooklake import Lake as TopLevelLake
 from hooklake.collector.ingest import ingest_bodies
-from hooklake.datasets.connection import connect, lake_errors
 from hooklake.datasets.lake import Lake
+from hooklake.db import connect, lake_errors
 from hooklake.errors import ConfigError, LakeError
 from tests.conftest import sample
 from tests.datasets.test_lake_support import row, write_rows

@@ -1,9 +1,16 @@
-"""The one place where Hooklake opens DuckDB connections and turns DuckDB errors into ours.
+"""Hooklake's ground floor for DuckDB: the one place that opens connections, loads the
+packaged SQL and turns DuckDB errors into ours, for the collector and the read side alike.
 
 Every connection Hooklake opens runs in UTC, with a known number of threads and a memory
 limit, and spills to the system temporary directory rather than to ``./.tmp``. Any
 ``duckdb.Error`` raised while reading the lake comes out as a :class:`~hooklake.errors.LakeError`
 whose message says what went wrong and what to do.
+
+The SQL lives in ``hooklake/sql/``: ``views/`` defines the views a Lake runs, in the order
+:mod:`hooklake.datasets.lake` lists; ``queries/`` holds the statements run over them (builds,
+``explore``, ``stats``, index updates) and the collector's extraction. ``{{name}}``
+placeholders are filled with Hooklake's own view names and generated SQL, never with values
+(values are bound as parameters).
 """
 
 from __future__ import annotations
@@ -18,8 +25,12 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
 
+from hooklake import tables
 from hooklake.errors import LakeError
+from hooklake.storage import LakeLocation
 
 #: Views every Lake defines; named in error messages so a user sees what can be queried.
 VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
@@ -85,15 +96,77 @@ def lake_errors(context: str = "query failed") -> Iterator[None]:
         raise lake_error(exc, context) from exc
 
 
-def sql_text(name: str) -> str:
-    """The text of ``hooklake/datasets/sql/<name>.sql``, shipped as package data."""
+def view_sql(name: str, **names: str) -> str:
+    """``hooklake/sql/views/<name>.sql``, its ``{{placeholders}}`` replaced by ``names``."""
+    return _sql("views", name, names)
+
+
+def query_sql(name: str, **names: str) -> str:
+    """``hooklake/sql/queries/<name>.sql``, its ``{{placeholders}}`` replaced by ``names``."""
+    return _sql("queries", name, names)
+
+
+def _sql(folder: str, name: str, names: dict[str, str]) -> str:
     try:
-        return (
-            resources.files("hooklake.datasets")
-            .joinpath("sql", f"{name}.sql")
+        text = (
+            resources.files("hooklake")
+            .joinpath("sql", folder, f"{name}.sql")
             .read_text(encoding="utf-8")
         )
     except FileNotFoundError:
-        raise LakeError(
-            f"Hooklake is missing its view definition sql/{name}.sql; reinstall it"
-        ) from None
+        raise LakeError(f"Hooklake is missing sql/{folder}/{name}.sql; reinstall it") from None
+    for key, value in names.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
+
+
+def register(con: duckdb.DuckDBPyConnection, name: str, data: object) -> None:
+    """Make ``name`` on ``con`` read ``data`` (an Arrow table or dataset), replacing whatever
+    view or registration had that name."""
+    forget(con, name)
+    con.register(name, data)
+
+
+def register_parquet(
+    con: duckdb.DuckDBPyConnection, name: str, paths: list[str], hive_types: dict[str, str]
+) -> None:
+    """Make ``name`` on ``con`` read the Parquet files ``paths`` (at least one), with the
+    partition columns ``hive_types`` (column -> DuckDB type) from their directory names."""
+    forget(con, name)
+    con.execute(f"SET VARIABLE {name} = ?", [paths])
+    types = ", ".join(f"'{column}': {kind}" for column, kind in hive_types.items())
+    con.execute(view_sql("table_files", view=name, variable=name, hive_types="{" + types + "}"))
+
+
+def register_table_files(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    loc: LakeLocation,
+    table: str,
+    dt: DeltaTable | None,
+    paths: list[str],
+    schema: pa.Schema,
+    hive_types: dict[str, str],
+) -> None:
+    """Make ``name`` on ``con`` read the data files ``paths`` (relative to the table's root) of
+    ``table``'s version ``dt``; ``schema`` gives the columns when there are none."""
+    if dt is None or not paths:
+        register(con, name, schema.empty_table())
+    elif loc.local is not None:
+        # On local disk DuckDB's own Parquet reader over the files is several times faster
+        # than an Arrow dataset, and reads exactly the same rows.
+        root = loc.local / table
+        register_parquet(con, name, [str(root / p) for p in paths], hive_types)
+    else:
+        # DuckDB cannot reach object storage without an extension download; an Arrow dataset
+        # of the files can, with filter and projection pushdown.
+        with tables.delta_errors(f"cannot read the {table} table", LakeError):
+            register(con, name, tables.file_dataset(dt, paths))
+
+
+def forget(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop ``name`` from ``con``, whether a view or a registered Arrow object."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(name)
