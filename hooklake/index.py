@@ -63,6 +63,35 @@ ORDERED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("conversation_id", pa.string()),
     ("position", pa.int64()),
 )
+_TS = pa.timestamp("us", tz="UTC")
+#: What the index keeps on a conversation's first message (views/conversation_counts.sql) ...
+CONVERSATION_SUMMARY = pa.struct(
+    [
+        ("ended_at", _TS),
+        ("n_messages", pa.int64()),
+        ("n_customer", pa.int64()),
+        ("n_bot", pa.int64()),
+        ("n_agent", pa.int64()),
+        ("n_sys", pa.int64()),
+        ("has_agent", pa.bool_()),
+    ]
+)
+#: ... and on a turn's first message (views/turns.sql, without conversation_id).
+TURN_SUMMARY = pa.struct(
+    [
+        ("turn_index", pa.int64()),
+        ("role", pa.string()),
+        ("sender_type", pa.string()),
+        ("has_agent", pa.bool_()),
+        ("text", pa.string()),
+        ("started_at", _TS),
+        ("ended_at", _TS),
+        ("message_keys", pa.list_(pa.string())),
+        ("n_messages", pa.int64()),
+        ("first_position", pa.int64()),
+        ("last_position", pa.int64()),
+    ]
+)
 BASE, INCREMENT = 0, 1
 #: Generation of rows a reader computed itself and did not commit: sorts after every other.
 PENDING = "~pending"
@@ -73,6 +102,10 @@ FOLD_FILES = 64
 #: Rows per Parquet row group: small enough that one customer's rows are read without much
 #: else, large enough that a full scan stays at disk speed.
 ROW_GROUP_ROWS = 16_384
+#: The views whose SQL an index write runs over the customers it writes.
+_COMPUTED_VIEWS = (
+    "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
+)  # fmt: skip
 #: The index's partition columns, as DuckDB reads them from directory names.
 _PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR"}
 _VERSION_TXN = "hooklake:index"
@@ -91,6 +124,8 @@ def index_schema() -> pa.Schema:
     schema = tables.table_schema(layout.MESSAGES)
     for name, dtype in ORDERED_COLUMNS:
         schema = schema.append(pa.field(name, dtype))
+    schema = schema.append(pa.field("_conversation", CONVERSATION_SUMMARY))
+    schema = schema.append(pa.field("_turn", TURN_SUMMARY))
     return schema.append(pa.field("layer", pa.int8(), nullable=False)).append(
         pa.field("generation", pa.string(), nullable=False)
     )
@@ -179,6 +214,8 @@ def read_state(loc: LakeLocation, dt: DeltaTable | None = None) -> IndexState | 
         gap_us = dt.transaction_version(_GAP_TXN)
         if covered is None or gap_us is None:
             return None  # created, but killed before its first rows were committed
+        if pa.schema(dt.schema().to_arrow()).names != index_schema().names:
+            return None  # written by another version of Hooklake: the next update rebuilds it
         actions = pa.table(dt.get_add_actions(flatten=True))
     files = sorted(
         IndexFile(a["path"], a["partition.layer"], a["partition.generation"], a["num_records"] or 0)
@@ -349,9 +386,9 @@ def _rebuild(
             {tables.PARTITION_COLUMN: "DATE"},
         )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(gap)])
-        for view in ("message_rows", "macros", "messages_unique", "messages_ordered"):
+        for view in ("message_rows", *_COMPUTED_VIEWS):
             con.execute(view_sql(view))
-        reader = _ordered(con, "hooklake_messages_ordered", BASE, generation)
+        reader = _written(con, BASE, generation)
         return _commit(loc, reader, "overwrite", messages.version(), gap)
 
 
@@ -375,7 +412,13 @@ def _fold(con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState) 
     generation = _generation(state.messages_version)
     with lake_errors("cannot fold the conversation index"):
         define_index_views(con, loc, state)
-        reader = _ordered(con, "hooklake_index_rows", BASE, generation)
+        columns = ", ".join(f'"{f.name}"' for f in list(index_schema())[:-2])
+        rel = con.sql(
+            f"SELECT {columns}, CAST(? AS TINYINT) AS layer, ? AS generation "
+            "FROM hooklake_index_rows ORDER BY channel_id, customer_id, _rn",
+            params=[BASE, generation],
+        )
+        reader = _stream(rel)
         return _commit(loc, reader, "overwrite", state.messages_version, state.session_gap)
 
 
@@ -401,31 +444,22 @@ def _recompute(
             )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(state.session_gap)])
         con.execute(query_sql("index_touched"))
-        for view in ("macros", "messages_unique", "messages_ordered"):
+        for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view))
-        return _ordered(con, "hooklake_messages_ordered", INCREMENT, generation)
+        return _written(con, INCREMENT, generation)
 
 
-def _ordered(
-    con: duckdb.DuckDBPyConnection, relation: str, layer: int, generation: str
-) -> pa.RecordBatchReader:
-    """``relation``'s rows in index order, with the index's partition columns, as a stream."""
-    columns = ", ".join(
-        f'"{f.name}"' for f in index_schema() if f.name not in ("layer", "generation")
-    )
-    rel = con.sql(
-        f"SELECT {columns}, CAST(? AS TINYINT) AS layer, ? AS generation FROM {relation} "
-        "ORDER BY channel_id, customer_id, _rn",
-        params=[layer, generation],
-    )
-    reader = (
-        rel.to_arrow_reader(1 << 16)
-        if hasattr(rel, "to_arrow_reader")
-        else rel.fetch_record_batch(1 << 16)
-    )
-    return pa.RecordBatchReader.from_batches(
-        index_schema(), (b.cast(index_schema()) for b in reader)
-    )
+def _written(con: duckdb.DuckDBPyConnection, layer: int, generation: str) -> pa.RecordBatchReader:
+    """``hooklake_messages_ordered`` as the index stores it (queries/index_write.sql)."""
+    rel = con.sql(query_sql("index_write"), params={"layer": layer, "generation": generation})
+    return _stream(rel)
+
+
+def _stream(rel: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+    """``rel``'s rows in the index's schema, batch by batch."""
+    schema = index_schema()
+    reader = rel.to_arrow_reader(1 << 16)
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
 
 
 def _commit(
@@ -456,6 +490,8 @@ def _commit(
             target,
             stream,
             mode="overwrite" if mode == "overwrite" else "append",
+            # A rebuild replaces an index another version of Hooklake wrote, schema and all.
+            schema_mode="overwrite" if mode == "overwrite" else None,
             partition_by=["layer", "generation"],
             writer_properties=_WRITER,
             storage_options=loc.storage_options or None if dt is None else None,

@@ -126,7 +126,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
 
 
 @settings(
-    max_examples=examples(25),
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

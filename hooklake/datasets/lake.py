@@ -1,4 +1,4 @@
-"""A lake directory as DuckDB views: how analysts and dataset builds read what was collected.
+"""A lake as DuckDB views: how analysts and dataset builds read what was collected.
 
 ::
 
@@ -42,6 +42,7 @@ DEFAULT_SESSION_GAP = timedelta(minutes=30)
 # Order matters: each file builds on the views of the ones before it.
 _RAW_VIEWS = ("message_rows", "rejected_rows", "macros")
 _ORDERING_VIEWS = ("messages_unique", "messages_ordered")
+_SUMMARY_VIEWS = ("conversation_counts", "turn_rows")
 _PUBLIC_VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
 # Fields the views read from the stored message, where the field table says they are.
 _FIELD_SQL = {"event_agent_id": json_sql("event_agent_id", "m.raw")}
@@ -180,6 +181,12 @@ class Lake:
     as it was when that version was committed) or a time (a datetime or ISO text; both tables as
     they were then). ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) tune the Lake's own
     DuckDB connection.
+
+    When the lake has a conversation index (``hooklake index``; :mod:`hooklake.index`), the
+    views read it instead of deduplicating and ordering every stored row on every query; rows
+    the index does not cover yet are computed for the customers they touch when the Lake is
+    made or refreshed. ``index=False`` (and any ``as_of``) recomputes from the raw tables; the
+    rows are the same either way.
     """
 
     def __init__(
@@ -385,16 +392,15 @@ class Lake:
                 con.execute(view_sql(view))
             state = self._index
             if state is None:
-                views: tuple[str, ...] = _ORDERING_VIEWS
+                views: tuple[str, ...] = (*_ORDERING_VIEWS, *_SUMMARY_VIEWS)
             else:
                 define_index_views(con, self.location, state, self._pending)
                 if state.session_gap == self.session_gap:
-                    con.execute(view_sql("index_ordered"))
-                    views = ()
+                    # Everything up to conversations' counts and turns is stored.
+                    views = ("index_ordered", "index_summaries")
                 else:
                     # The index is deduplicated already; only the ordering windows run again.
-                    con.execute(view_sql("index_unique"))
-                    views = _ORDERING_VIEWS[1:]
+                    views = ("index_unique", *_ORDERING_VIEWS[1:], *_SUMMARY_VIEWS)
             for view in (*views, *_PUBLIC_VIEWS):
                 con.execute(view_sql(view, **_FIELD_SQL))
 

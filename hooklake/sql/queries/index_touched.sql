@@ -22,7 +22,9 @@ SELECT DISTINCT channel_id, customer_id
 FROM hooklake_index_new_rows;
 
 CREATE OR REPLACE TEMP VIEW hooklake_message_rows AS
-SELECT i.* EXCLUDE (role, _agent_evidence, _rn, _started_at, _run, conversation_id, position)
+SELECT i.* EXCLUDE (
+    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn
+)
 FROM hooklake_index_rows AS i
 WHERE EXISTS (
     SELECT 1

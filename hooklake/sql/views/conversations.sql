@@ -2,26 +2,7 @@
 -- gap; see messages.sql). Counts are over deduplicated messages. has_agent: a human agent held
 -- the conversation at some point (it has a row in handovers), whether or not they wrote.
 CREATE OR REPLACE TEMP VIEW conversations AS
-WITH counted AS (
-    -- Only narrow columns go through the ordering windows: this is the expensive part.
-    SELECT
-        conversation_id,
-        channel_id,
-        customer_id,
-        _started_at,
-        max(ts) AS ended_at,
-        count(*) AS n_messages,
-        count(*) FILTER (WHERE sender_type = 'customer') AS n_customer,
-        count(*) FILTER (WHERE sender_type = 'bot') AS n_bot,
-        count(*) FILTER (WHERE sender_type = 'agent') AS n_agent,
-        count(*) FILTER (WHERE sender_type = 'sys') AS n_sys,
-        -- Any evidence of a human agent is a hand-off in the handovers view, so the two agree.
-        bool_or(_agent_evidence IS NOT NULL) AS has_agent
-    FROM hooklake_messages_ordered
-    -- conversation_id is one value per group; grouping by it lets a filter on it reach the scan.
-    GROUP BY conversation_id, channel_id, customer_id, _started_at
-),
-channels AS (
+WITH channels AS (
     -- Names and types belong to the channel; report the latest ones the lake has seen.
     SELECT
         channel_id,
@@ -48,5 +29,5 @@ SELECT
     -- UTC dates, like the date partitions, whatever the session's time zone.
     CAST(timezone('UTC', c._started_at) AS DATE) AS first_date,
     CAST(timezone('UTC', c.ended_at) AS DATE) AS last_date
-FROM counted AS c
+FROM hooklake_conversation_counts AS c
 LEFT JOIN channels AS ch ON ch.channel_id IS NOT DISTINCT FROM c.channel_id;

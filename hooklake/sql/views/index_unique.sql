@@ -2,5 +2,7 @@
 -- its rows are already deduplicated, so only the ordering windows (messages_ordered.sql) run
 -- again. They still sort each customer's stream: DuckDB does not know the files are sorted.
 CREATE OR REPLACE TEMP VIEW hooklake_messages_unique AS
-SELECT * EXCLUDE (role, _agent_evidence, _rn, _started_at, _run, conversation_id, position)
+SELECT * EXCLUDE (
+    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn
+)
 FROM hooklake_index_rows;

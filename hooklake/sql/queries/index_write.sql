@@ -1,0 +1,36 @@
+-- The rows an index write stores: hooklake_messages_ordered (for the customers being written)
+-- with each conversation's figures on its first message and each turn on the turn's first
+-- message (read back by views/index_summaries.sql), in index order: by customer, then by
+-- the customer's stream. $layer and $generation are the rows' partition (see index.py).
+SELECT
+    o.*,
+    CASE WHEN c.conversation_id IS NOT NULL THEN {
+        'ended_at': c.ended_at,
+        'n_messages': c.n_messages,
+        'n_customer': c.n_customer,
+        'n_bot': c.n_bot,
+        'n_agent': c.n_agent,
+        'n_sys': c.n_sys,
+        'has_agent': c.has_agent
+    } END AS _conversation,
+    CASE WHEN t.conversation_id IS NOT NULL THEN {
+        'turn_index': t.turn_index,
+        'role': t.role,
+        'sender_type': t.sender_type,
+        'has_agent': t.has_agent,
+        'text': t.text,
+        'started_at': t.started_at,
+        'ended_at': t.ended_at,
+        'message_keys': t.message_keys,
+        'n_messages': t.n_messages,
+        'first_position': t.first_position,
+        'last_position': t.last_position
+    } END AS _turn,
+    CAST($layer AS TINYINT) AS layer,
+    CAST($generation AS VARCHAR) AS generation
+FROM hooklake_messages_ordered AS o
+LEFT JOIN hooklake_conversation_counts AS c
+    ON o.position = 1 AND c.conversation_id = o.conversation_id
+LEFT JOIN hooklake_turns AS t
+    ON t.conversation_id = o.conversation_id AND t.first_position = o.position
+ORDER BY o.channel_id, o.customer_id, o._rn;
