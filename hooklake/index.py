@@ -35,10 +35,12 @@ appends and compactions (an erasure) makes the next update a rebuild.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -93,6 +95,12 @@ TURN_SUMMARY = pa.struct(
     ]
 )
 BASE, INCREMENT = 0, 1
+#: Rows a rebuild or a fold computes and sorts at once (one range of customer ids): memory
+#: stays bounded whatever the size of the lake.
+CHUNK_ROWS = 500_000
+#: DuckDB's memory limit for index work unless $HOOKLAKE_MEMORY_LIMIT or the caller says
+#: otherwise: enough for one chunk; past it DuckDB spills to disk.
+DEFAULT_MEMORY_LIMIT = "2GB"
 #: Generation of rows a reader computed itself and did not commit: sorts after every other.
 PENDING = "~pending"
 #: Fold the increments into a new base when they hold this share of the base's rows.
@@ -313,7 +321,8 @@ def update_index(
         if state.messages_version == messages.version():
             return report("up to date")
         changes = changes_since(loc, messages, state.messages_version)
-    con = connect(threads=threads, memory_limit=memory_limit)
+    limit = memory_limit or os.environ.get("HOOKLAKE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    con = connect(threads=threads, memory_limit=limit)
     try:
         if state is None or changes is None:
             rows = _rebuild(con, loc, messages, gap)
@@ -386,9 +395,17 @@ def _rebuild(
             {tables.PARTITION_COLUMN: "DATE"},
         )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(gap)])
-        for view in ("message_rows", *_COMPUTED_VIEWS):
-            con.execute(view_sql(view))
-        reader = _written(con, BASE, generation)
+        rows = sum(f.rows for f in tables.data_files(messages))
+        ranges = _customer_ranges(con, "hooklake_message_files", rows)
+
+        def chunks() -> Iterator[pa.RecordBatch]:
+            for customers in ranges:
+                con.execute(view_sql("message_rows_chunk", customers=customers))
+                for view in _COMPUTED_VIEWS:
+                    con.execute(view_sql(view))
+                yield from _written(con, BASE, generation)
+
+        reader = pa.RecordBatchReader.from_batches(index_schema(), chunks())
         return _commit(loc, reader, "overwrite", messages.version(), gap)
 
 
@@ -403,7 +420,7 @@ def _increment(
     generation = _generation(changes.until)
     reader = _recompute(con, loc, state, changes, generation)
     rows = _commit(loc, reader, "append", changes.until, state.session_gap, state.table)
-    (touched,) = con.execute("SELECT count(*) FROM hooklake_index_touched").fetchone() or (0,)
+    ((touched,),) = con.execute("SELECT count(*) FROM hooklake_index_touched").fetchall()
     return int(touched), rows
 
 
@@ -412,13 +429,16 @@ def _fold(con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState) 
     generation = _generation(state.messages_version)
     with lake_errors("cannot fold the conversation index"):
         define_index_views(con, loc, state)
-        columns = ", ".join(f'"{f.name}"' for f in list(index_schema())[:-2])
-        rel = con.sql(
-            f"SELECT {columns}, CAST(? AS TINYINT) AS layer, ? AS generation "
-            "FROM hooklake_index_rows ORDER BY channel_id, customer_id, _rn",
-            params=[BASE, generation],
-        )
-        reader = _stream(rel)
+        rows = state.base_rows + state.increment_rows
+        ranges = _customer_ranges(con, "hooklake_index_rows", rows)
+
+        def chunks() -> Iterator[pa.RecordBatch]:
+            for customers in ranges:
+                query = query_sql("index_fold", customers=customers)
+                params = {"layer": BASE, "generation": generation}
+                yield from _stream(con.sql(query, params=params))
+
+        reader = pa.RecordBatchReader.from_batches(index_schema(), chunks())
         return _commit(loc, reader, "overwrite", state.messages_version, state.session_gap)
 
 
@@ -447,6 +467,24 @@ def _recompute(
         for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view))
         return _written(con, INCREMENT, generation)
+
+
+def _customer_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> list[str]:
+    """Conditions on customer_id that cut ``relation`` (``rows`` rows) into chunks of about
+    :data:`CHUNK_ROWS` rows, together covering every row once (null ids in the first)."""
+    n = max(1, math.ceil(rows / CHUNK_ROWS))
+    if n == 1:
+        return ["true"]
+    points = [i / n for i in range(1, n)]
+    found = con.execute(f"SELECT quantile_disc(customer_id, ?) FROM {relation}", [points])
+    ((cuts,),) = found.fetchall()
+    bounds = sorted({int(c) for c in cuts or () if c is not None})
+    if not bounds:
+        return ["true"]
+    out = [f"(customer_id IS NULL OR customer_id <= {bounds[0]})"]
+    out += [f"customer_id > {lo} AND customer_id <= {hi}" for lo, hi in itertools.pairwise(bounds)]
+    out.append(f"customer_id > {bounds[-1]}")
+    return out
 
 
 def _written(con: duckdb.DuckDBPyConnection, layer: int, generation: str) -> pa.RecordBatchReader:

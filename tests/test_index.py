@@ -37,6 +37,12 @@ SENDERS = st.sampled_from(["customer", "customer", "bot", "bot", "agent", "sys"]
 STEPS = st.sampled_from([0, 1, 5, 60, 1799, 1800, 1801, 7200])
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebuilds and folds in chunks of a few rows, so every test crosses chunk boundaries."""
+    monkeypatch.setattr(index, "CHUNK_ROWS", 7)
+
+
 class Crash(Exception):
     """Stands in for a kill: the update stops where it is, with nothing after it run."""
 
@@ -128,7 +134,11 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
 @settings(
     max_examples=examples(15),
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 @given(histories(), st.sampled_from([30, 1]))
 def test_views_through_the_index_equal_a_full_recomputation(
