@@ -119,6 +119,12 @@ _JSON_PATHS: dict[Place, str] = {
 }
 
 
+def view_fields() -> dict[str, str]:
+    """The ``{{placeholders}}`` of the view SQL that read fields from the stored message
+    (``m.raw``), where this table says they are."""
+    return {"event_agent_id": json_sql("event_agent_id", "m.raw")}
+
+
 def json_sql(name: str, column: str = "raw") -> str:
     """A DuckDB expression reading field ``name`` from a JSON column holding whole messages
     (the lake's ``raw``), with the field's precedence; ids come out as BIGINT (non-integers
@@ -173,4 +179,5 @@ __all__ = [
     "json_sql",
     "lookup",
     "place_object",
+    "view_fields",
 ]

@@ -53,6 +53,7 @@ from deltalake.exceptions import DeltaError
 from hooklake import db, layout, tables
 from hooklake.db import connect, lake_errors, query_sql, view_sql
 from hooklake.errors import LakeError
+from hooklake.fields import view_fields
 from hooklake.storage import LakeLocation, lake_location
 
 #: The columns the ordering adds to the stored message columns, in the views' order.
@@ -94,6 +95,17 @@ TURN_SUMMARY = pa.struct(
         ("last_position", pa.int64()),
     ]
 )
+#: ... and on the message a hand-off starts at (views/handover_rows.sql, without the ids,
+#: position and time_to_first_reply, which the view derives).
+HANDOVER_SUMMARY = pa.struct(
+    [
+        ("agent_id", pa.int64()),
+        ("assigned_at", _TS),
+        ("unassigned_at", _TS),
+        ("first_agent_reply_at", _TS),
+        ("source", pa.string()),
+    ]
+)
 BASE, INCREMENT = 0, 1
 #: Rows a rebuild or a fold computes and sorts at once (one range of customer ids): memory
 #: stays bounded whatever the size of the lake.
@@ -113,6 +125,7 @@ ROW_GROUP_ROWS = 16_384
 #: The views whose SQL an index write runs over the customers it writes.
 _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
+    "handover_rows",
 )  # fmt: skip
 #: The index's partition columns, as DuckDB reads them from directory names.
 _PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR"}
@@ -134,6 +147,7 @@ def index_schema() -> pa.Schema:
         schema = schema.append(pa.field(name, dtype))
     schema = schema.append(pa.field("_conversation", CONVERSATION_SUMMARY))
     schema = schema.append(pa.field("_turn", TURN_SUMMARY))
+    schema = schema.append(pa.field("_handover", HANDOVER_SUMMARY))
     return schema.append(pa.field("layer", pa.int8(), nullable=False)).append(
         pa.field("generation", pa.string(), nullable=False)
     )
@@ -402,7 +416,7 @@ def _rebuild(
             for customers in ranges:
                 con.execute(view_sql("message_rows_chunk", customers=customers))
                 for view in _COMPUTED_VIEWS:
-                    con.execute(view_sql(view))
+                    con.execute(view_sql(view, **view_fields()))
                 yield from _written(con, BASE, generation)
 
         reader = pa.RecordBatchReader.from_batches(index_schema(), chunks())
@@ -465,7 +479,7 @@ def _recompute(
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(state.session_gap)])
         con.execute(query_sql("index_touched"))
         for view in _COMPUTED_VIEWS:
-            con.execute(view_sql(view))
+            con.execute(view_sql(view, **view_fields()))
         return _written(con, INCREMENT, generation)
 
 

@@ -40,6 +40,8 @@ def test_demo_collects_over_http_builds_a_dataset_and_leaves_no_process(tmp_path
     assert "0 failed" in out and "acknowledged" in out
     assert "A conversation with a human handover" in out
     assert f"hooklake stats --lake {where / 'lake'}" in out
+    # The lake got its conversation index, and the stats read through it.
+    assert "conversation index rebuilt" in out and "covers messages version" in out
     # The recipe shipped in datasets/ was used, and the dataset is complete.
     dataset = where / "out" / "support-bot"
     assert (dataset / "README.md").is_file() and (dataset / "manifest.json").is_file()

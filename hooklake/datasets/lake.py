@@ -32,7 +32,7 @@ from deltalake import DeltaTable
 from hooklake import layout, tables
 from hooklake.db import connect, lake_errors, query_sql, register_table_files, view_sql
 from hooklake.errors import ConfigError, LakeError
-from hooklake.fields import json_sql
+from hooklake.fields import view_fields
 from hooklake.index import IndexState, changes_since, define_index_views, pending_rows
 from hooklake.index import read_state as read_index_state
 from hooklake.storage import LakeLocation, lake_location
@@ -42,10 +42,10 @@ DEFAULT_SESSION_GAP = timedelta(minutes=30)
 # Order matters: each file builds on the views of the ones before it.
 _RAW_VIEWS = ("message_rows", "rejected_rows", "macros")
 _ORDERING_VIEWS = ("messages_unique", "messages_ordered")
-_SUMMARY_VIEWS = ("conversation_counts", "turn_rows")
+_SUMMARY_VIEWS = ("conversation_counts", "turn_rows", "handover_rows")
 _PUBLIC_VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
 # Fields the views read from the stored message, where the field table says they are.
-_FIELD_SQL = {"event_agent_id": json_sql("event_agent_id", "m.raw")}
+_FIELD_SQL = view_fields()
 # The name each table's version is registered under in DuckDB (read by *_rows.sql).
 _TABLE_NAMES = {
     layout.MESSAGES: "hooklake_message_files",

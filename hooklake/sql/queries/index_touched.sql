@@ -23,7 +23,8 @@ FROM hooklake_index_new_rows;
 
 CREATE OR REPLACE TEMP VIEW hooklake_message_rows AS
 SELECT i.* EXCLUDE (
-    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn
+    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn,
+    _handover
 )
 FROM hooklake_index_rows AS i
 WHERE EXISTS (

@@ -1,7 +1,7 @@
 -- The rows an index write stores: hooklake_messages_ordered (for the customers being written)
--- with each conversation's figures on its first message and each turn on the turn's first
--- message (read back by views/index_summaries.sql), in index order: by customer, then by
--- the customer's stream. $layer and $generation are the rows' partition (see index.py).
+-- with each conversation's figures on its first message, each turn on the turn's first
+-- message and each hand-off on the message it starts at (read back by
+-- views/index_summaries.sql), in index order: by customer, then by the customer's stream. $layer and $generation are the rows' partition (see index.py).
 SELECT
     o.*,
     CASE WHEN c.conversation_id IS NOT NULL THEN {
@@ -26,6 +26,13 @@ SELECT
         'first_position': t.first_position,
         'last_position': t.last_position
     } END AS _turn,
+    CASE WHEN h.conversation_id IS NOT NULL THEN {
+        'agent_id': h.agent_id,
+        'assigned_at': h.assigned_at,
+        'unassigned_at': h.unassigned_at,
+        'first_agent_reply_at': h.first_agent_reply_at,
+        'source': h.source
+    } END AS _handover,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation
 FROM hooklake_messages_ordered AS o
@@ -33,4 +40,6 @@ LEFT JOIN hooklake_conversation_counts AS c
     ON o.position = 1 AND c.conversation_id = o.conversation_id
 LEFT JOIN hooklake_turns AS t
     ON t.conversation_id = o.conversation_id AND t.first_position = o.position
+LEFT JOIN hooklake_handovers AS h
+    ON h.conversation_id = o.conversation_id AND h.position = o.position
 ORDER BY o.channel_id, o.customer_id, o._rn;

@@ -1,8 +1,9 @@
--- hooklake_conversation_counts and hooklake_turns read from the conversation index, for the
--- session gap it was computed with: each conversation's figures sit on its first message
--- (_conversation) and each turn on its first message (_turn), so these are filtered scans
--- instead of groupings of every message. Same columns as conversation_counts.sql and
--- turns.sql compute.
+-- hooklake_conversation_counts, hooklake_turns and hooklake_handovers read from the
+-- conversation index, for the session gap it was computed with: each conversation's figures
+-- sit on its first message (_conversation), each turn on its first message (_turn), each
+-- hand-off on the message it starts at (_handover), so these are filtered scans instead of
+-- windows and groupings over every message. Same columns as conversation_counts.sql,
+-- turn_rows.sql and handover_rows.sql compute.
 CREATE OR REPLACE TEMP VIEW hooklake_conversation_counts AS
 SELECT conversation_id, channel_id, customer_id, _started_at, _conversation.*
 FROM hooklake_index_rows
@@ -12,3 +13,18 @@ CREATE OR REPLACE TEMP VIEW hooklake_turns AS
 SELECT conversation_id, _turn.*
 FROM hooklake_index_rows
 WHERE _turn.turn_index IS NOT NULL;
+
+CREATE OR REPLACE TEMP VIEW hooklake_handovers AS
+SELECT
+    conversation_id,
+    channel_id,
+    customer_id,
+    _handover.agent_id,
+    position,
+    _handover.assigned_at,
+    _handover.unassigned_at,
+    _handover.first_agent_reply_at,
+    _handover.first_agent_reply_at - _handover.assigned_at AS time_to_first_reply,
+    _handover.source
+FROM hooklake_index_rows
+WHERE _handover.assigned_at IS NOT NULL;

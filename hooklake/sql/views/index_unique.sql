@@ -3,6 +3,7 @@
 -- again. They still sort each customer's stream: DuckDB does not know the files are sorted.
 CREATE OR REPLACE TEMP VIEW hooklake_messages_unique AS
 SELECT * EXCLUDE (
-    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn
+    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn,
+    _handover
 )
 FROM hooklake_index_rows;
