@@ -29,21 +29,20 @@ def normalise(text: str) -> str:
 
 def fingerprint(messages: Iterable[Message]) -> int:
     """A 64-bit digest of an example's roles and normalised texts."""
-    h = hashlib.blake2b(digest_size=8)
-    for m in messages:
-        h.update(m.role.encode())
-        h.update(b"\x1f")
-        h.update(normalise(m.content).encode())
-        h.update(b"\x1e")
-    return int.from_bytes(h.digest(), "little")
+    # One digest call over the joined parts: the same bytes as one update per part.
+    data = "".join(f"{m.role}\x1f{normalise(m.content)}\x1e" for m in messages)
+    return int.from_bytes(hashlib.blake2b(data.encode(), digest_size=8).digest(), "little")
 
 
 class Deduper:
-    """Remembers the digests of examples kept so far."""
+    """Remembers the digests of examples kept so far (``seen``: those of earlier increments
+    of an incremental build, so a later shard never repeats an earlier one)."""
 
-    def __init__(self) -> None:
-        self._seen: set[int] = set()
+    def __init__(self, seen: Iterable[int] = ()) -> None:
+        self._seen: set[int] = set(seen)
         self.dropped = 0
+        #: Digests added since this deduper was made, in order (what an increment persists).
+        self.added: list[int] = []
 
     def first_time(self, messages: Iterable[Message]) -> bool:
         """True the first time these messages are seen, False for a duplicate."""
@@ -52,6 +51,7 @@ class Deduper:
             self.dropped += 1
             return False
         self._seen.add(digest)
+        self.added.append(digest)
         return True
 
     def __len__(self) -> int:
