@@ -55,6 +55,24 @@ BUILD_COLUMNS = (
     "date",
 )
 
+#: Their types.
+BUILD_SCHEMA = pa.schema(
+    [
+        pa.field("conversation_id", pa.string()),
+        pa.field("channel_id", pa.int64()),
+        pa.field("customer_id", pa.int64()),
+        pa.field("message_key", pa.string()),
+        pa.field("sender_type", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("payload", pa.string()),
+        pa.field("customer", pa.string()),
+        pa.field("date", pa.date32()),
+    ]
+)
+
 #: What Python's ``str.strip()`` strips, for Arrow's trim to do the same.
 _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 _SILENT, _TEXT, _OTHER = 0, 1, 2
