@@ -318,7 +318,11 @@ def build(
             bar.total = bar.n
             bar.refresh()
             stats.groups = {s: len(g) for s, g in output.groups.items()}
-            if stats.conversations_read == 0 and not incremental:
+            if incremental and stats.conversations_read == 0:
+                # Nothing closed since the previous build: the folder stays as it is.
+                writer.abort()
+                return _nothing_new(recipe, out, previous, started)
+            if stats.conversations_read == 0:
                 raise BuildError(
                     f"recipe {recipe.origin or recipe.name} selects no "
                     f"{'closed ' if closed_only else ''}conversations from lake {lake.path} "
@@ -365,6 +369,19 @@ def build(
         stats=report_stats,
         timings=timings,
         added=stats.examples,
+    )
+
+
+def _nothing_new(recipe: Recipe, out: Path, previous: Increments, started: float) -> BuildReport:
+    return BuildReport(
+        name=recipe.name,
+        format=recipe.format,
+        out_dir=out,
+        files={},
+        card=out / CARD,
+        manifest=out / MANIFEST,
+        stats=previous.stats,
+        timings={"total": time.perf_counter() - started},
     )
 
 
