@@ -52,7 +52,7 @@ from hooklake.datasets.card import (
     write_manifest,
 )
 from hooklake.datasets.connection import lake_errors, sql_text
-from hooklake.datasets.dedupe import Deduper
+from hooklake.datasets.dedupe import Deduper, fingerprints
 from hooklake.datasets.formats import writer_class, writer_for
 from hooklake.datasets.increments import (
     STATE_DIR,
@@ -195,8 +195,10 @@ class _Output:
         self.stats = stats
         self.groups: dict[str, set[str]] = {s: set() for s in SPLITS}
         self.conversations: list[tuple[str, str, int]] = []
+        # Open for the life of the build: close_sources() closes them.
         self.sources: dict[str, IO[bytes]] = {
-            split: open(tmp / f"{split}.sources", "wb", buffering=1 << 20) for split in SPLITS
+            split: open(tmp / f"{split}.sources", "wb", buffering=1 << 20)  # noqa: SIM115
+            for split in SPLITS
         }
         self.source_paths = {split: tmp / f"{split}.sources" for split in SPLITS}
 
@@ -214,8 +216,13 @@ class _Output:
             self.conversations.append((cid, group, code))
         kept: dict[str, list[Example]] = {s: [] for s in SPLITS}
         used: set[str] = set()
-        for ex, code in zip(shaped.examples, shaped.splits, strict=True):
-            if self.deduper is not None and not self.deduper.first_time(_compared(ex)):
+        digests = (
+            fingerprints([_compared(ex) for ex in shaped.examples])
+            if self.deduper is not None
+            else []
+        )
+        for i, (ex, code) in enumerate(zip(shaped.examples, shaped.splits, strict=True)):
+            if self.deduper is not None and not self.deduper.first_time_digest(digests[i]):
                 st.dropped["duplicate_examples"] += 1
                 continue
             split = SPLITS[code]

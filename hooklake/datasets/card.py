@@ -197,7 +197,7 @@ class BuildInfo:
         for split, files in self.shards.items():
             if sum(f.rows for f in files):
                 name = files[0].path.name
-                out[split] = f"{split}-*{name[name.index('.'):]}"
+                out[split] = f"{split}-*{name[name.index('.') :]}"
         return out
 
 

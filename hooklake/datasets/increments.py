@@ -102,7 +102,8 @@ def load_increments(out: Path, recipe: Recipe) -> Increments:
     except BuildError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, OSError, pa.ArrowException) as exc:
-        raise _fail(out, f"{MANIFEST} or {STATE_DIR}/ is damaged ({type(exc).__name__}: {exc})")
+        why = f"{MANIFEST} or {STATE_DIR}/ is damaged ({type(exc).__name__}: {exc})"
+        raise _fail(out, why) from None
     return state
 
 

@@ -248,12 +248,17 @@ class Redactor:
         starts = list(accumulate((len(t) + 1 for t in texts), initial=0))
         edits: defaultdict[int, list[tuple[int, int, str]]] = defaultdict(list)
         for m in pattern.finditer(joined):
+            # Most matches are short numbers (quantities, times): under seven characters a
+            # number has under seven digits, which is neither a phone nor a card.
+            if m.end() - m.start() < 7 and m.lastgroup == "num":
+                continue
             new = self._replace(m)
             if new != m.group(0):
                 j = bisect_right(starts, m.start()) - 1
                 edits[j].append((m.start() - starts[j], m.end() - starts[j], new))
         for j, changes in edits.items():
-            text, parts, at = texts[j], [], 0
+            text, at = texts[j], 0
+            parts: list[str] = []
             for start, end, new in changes:
                 parts += (text[at:start], new)
                 at = end

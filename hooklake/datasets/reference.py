@@ -57,7 +57,9 @@ def shape_reference(
                 r.text = redactor.redact(r.text, known)
                 if r.payload:
                     r.payload = redactor.redact(r.payload, known)
-        examples, dropped = conversation_examples_of(conv, rendered, recipe, rules, out.signal_notes)
+        examples, dropped = conversation_examples_of(
+            conv, rendered, recipe, rules, out.signal_notes
+        )
         if dropped:
             out.dropped[dropped] += 1
             continue

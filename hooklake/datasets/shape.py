@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,7 +33,6 @@ from hooklake.datasets.render import (
     TEXT_TYPES,
     Example,
     Rendered,
-    Role,
     render_text,
 )
 from hooklake.datasets.signals import Rules
@@ -113,7 +113,7 @@ def _selected(batch: pa.Table, starts: np.ndarray, recipe: Recipe) -> tuple[pa.T
     """The batch without conversations that start outside the recipe's dates: a
     conversation's date is that of its first message the build reads."""
     since, until = recipe.source.since, recipe.source.until
-    if since is None and until is None or batch.num_rows == 0:
+    if (since is None and until is None) or batch.num_rows == 0:
         return batch, starts
     first = pc.take(batch.column("date"), pa.array(starts[:-1]))
     keep = pa.array(np.ones(len(first), dtype=bool))
@@ -129,22 +129,25 @@ def _selected(batch: pa.Table, starts: np.ndarray, recipe: Recipe) -> tuple[pa.T
     return batch, conversation_starts(batch.column("conversation_id"))
 
 
-def _lookup_codes(column: pa.ChunkedArray, code_of: dict[str | None, int], default: int) -> np.ndarray:
+def _lookup_codes(
+    column: pa.ChunkedArray, code_of: dict[str, int], default: int
+) -> npt.NDArray[np.int64]:
     """``code_of`` applied to every value of a string column, computed once per distinct
     value (nulls look up ``None``)."""
     encoded = pc.dictionary_encode(column).combine_chunks()
     values = encoded.dictionary.to_pylist()
-    table = np.array([code_of.get(v, default) for v in [*values, None]], dtype=np.int64)
+    table = np.array(
+        [code_of.get(v, default) if v is not None else default for v in [*values, None]],
+        dtype=np.int64,
+    )
     indices = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-    return table[indices]
+    codes: npt.NDArray[np.int64] = table[indices]
+    return codes
 
 
 def _kind(msg_type: str | None) -> int:
     kind = (msg_type or "").lower()
     return _SILENT if kind in SILENT_TYPES else _TEXT if kind in TEXT_TYPES else _OTHER
-
-
-_ROLES: list[tuple[Role, bool]] = list(SENDER_ROLES.values())
 
 
 def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
@@ -220,7 +223,7 @@ def shape_batch(
     keys = pc.take(table.column("message_key"), take).to_pylist()
     kinds = pc.take(table.column("type"), take).to_pylist()
     payloads = pc.take(table.column("payload"), take).to_pylist()
-    owners = owner.tolist()
+    owners: list[int] = owner.tolist()
 
     redactor = Redactor()
     if recipe.redact.pii and len(rows):
@@ -247,8 +250,15 @@ def shape_batch(
     customer_ids = pc.take(table.column("customer_id"), pa.array(starts[:-1])).to_pylist()
     splitter = Splitter(recipe.split.fractions(), recipe.split.seed)
     group_by = recipe.split.group_by
-    signals = rules is not None
-    j = 0
+    said = [
+        Rendered(*SENDER_ROLES[s or ""], t, key)
+        for s, t, key in zip(senders, texts, keys, strict=True)
+    ]
+    if rules is not None:
+        for r, kind, payload in zip(said, kinds, payloads, strict=True):
+            r.kind, r.payload = kind or "", payload
+    # Rendered rows of conversation k: said[ends[k - 1]:ends[k]] (owners ascend).
+    ends = np.searchsorted(owner, np.arange(len(ids)), side="right").tolist()
     for k, conv_id in enumerate(ids):
         conv = Conversation(conv_id, channels[k], customer_ids[k])
         group = group_key(group_by, conv_id, conv.channel_id, conv.customer_id)
@@ -256,25 +266,13 @@ def shape_batch(
         out.conversations.append(conv_id)
         out.groups.append(group)
         out.conversation_splits.append(split)
-        rendered: list[Rendered] = []
-        while j < len(owners) and owners[j] == k:
-            role, human = _ROLES[_role_index(senders[j])]
-            r = Rendered(role, human, texts[j], keys[j])
-            if signals:
-                r.kind, r.payload = kinds[j] or "", payloads[j]
-            rendered.append(r)
-            j += 1
-        examples, dropped = conversation_examples_of(conv, rendered, recipe, rules, out.signal_notes)
+        rendered = said[ends[k - 1] if k else 0 : ends[k]]
+        examples, dropped = conversation_examples_of(
+            conv, rendered, recipe, rules, out.signal_notes
+        )
         if dropped:
             out.dropped[dropped] += 1
             continue
         out.examples += examples
         out.splits += [split] * len(examples)
     return out
-
-
-_SENDERS = {s: i for i, s in enumerate(SENDER_ROLES)}
-
-
-def _role_index(sender: str | None) -> int:
-    return _SENDERS[sender or ""]

@@ -27,7 +27,9 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 _SCALE = float(1 << 64)
 
 
-def group_key(group_by: str, conversation_id: str, channel_id: int | None, customer: int | None) -> str:
+def group_key(
+    group_by: str, conversation_id: str, channel_id: int | None, customer: int | None
+) -> str:
     """The key a conversation is split by: its customer (``channel-customer``) or itself."""
     return f"{channel_id}-{customer}" if group_by == "customer" else conversation_id
 

@@ -11,9 +11,11 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooklake.datasets.dedupe import fingerprint, fingerprints
 from hooklake.datasets.recipe import Recipe, parse_recipe
 from hooklake.datasets.redact import Redactor, known_values
 from hooklake.datasets.reference import shape_reference
+from hooklake.datasets.render import Message
 from hooklake.datasets.shape import BUILD_COLUMNS, BUILD_SCHEMA, shape_batch
 from hooklake.datasets.signals import Rules
 from tests.conftest import examples
@@ -41,9 +43,7 @@ PIECES = [
     "didn't understand that",
     "👍",
 ]
-TEXT = st.lists(
-    st.one_of(st.sampled_from(PIECES), st.text(max_size=8)), max_size=5
-).map(" ".join)
+TEXT = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=8)), max_size=5).map(" ".join)
 SENDERS = st.sampled_from(["customer", "bot", "agent", "customer", "bot", "sys", None])
 TYPES = st.sampled_from(
     ["text", "text", "text", "button", "dialog", "card_template", "image", "location", "event",
@@ -64,7 +64,9 @@ CUSTOMER = st.fixed_dictionaries(
 @st.composite
 def raw_message(draw: st.DrawFn, kind: str | None) -> str | None:
     if kind in ("dialog", "card_template"):
-        buttons = draw(st.lists(st.sampled_from(["Order status", "Talk to a human", ""]), max_size=3))
+        buttons = draw(
+            st.lists(st.sampled_from(["Order status", "Talk to a human", ""]), max_size=3)
+        )
         data: dict[str, Any] = {"buttons": buttons, "title": draw(TEXT)}
         if kind == "card_template":
             data["data"] = {"body": draw(TEXT), "footer": "Reply with a button", "image": "u.png"}
@@ -98,7 +100,9 @@ def batches(draw: st.DrawFn) -> pa.Table:
                     "text": draw(st.one_of(st.none(), TEXT)),
                     "url": draw(st.sampled_from([None, "https://cdn.example/p.png?X-Sig=abc"])),
                     "message": draw(raw_message(kind)),
-                    "payload": draw(st.sampled_from([None, "", "yes", "human", "call +34 696 33 64 50"])),
+                    "payload": draw(
+                        st.sampled_from([None, "", "yes", "human", "call +34 696 33 64 50"])
+                    ),
                     "customer": draw(st.sampled_from(snapshots)),
                     "date": day,
                 }
@@ -188,3 +192,25 @@ def test_batch_redaction_equals_text_by_text(
     assert batch.redact_batch(texts, owners, known) == expected
     assert +batch.counts == +one.counts
 
+
+@settings(max_examples=examples(200))
+@given(
+    batch=st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["user", "assistant", "system"]),
+                st.text(
+                    alphabet=st.sampled_from(list("aAßſ \t\n\x1c\x85\xa0\u2028\u3000İx"))
+                    | st.characters(),
+                    max_size=12,
+                ),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        max_size=6,
+    )
+)
+def test_batch_fingerprints_equal_one_by_one(batch: list[list[tuple[str, str]]]) -> None:
+    examples_ = [[Message(role, text) for role, text in ex] for ex in batch]  # type: ignore[arg-type]
+    assert fingerprints(examples_) == [fingerprint(ex) for ex in examples_]
