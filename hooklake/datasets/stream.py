@@ -3,10 +3,10 @@
 ``build_messages.sql`` returns the messages in build order (conversation, then position);
 DuckDB hands them over in batches of :data:`BATCH_ROWS` rows that cut conversations anywhere.
 :func:`conversation_batches` re-cuts them so each batch ends where a conversation ends (the
-last conversation waits for the next batch), drops the extra rows of messages delivered more
-than once, and yields tables :func:`.shape.shape_batch` takes. Memory holds one batch (and one
-conversation of the next) whatever the size of the lake; DuckDB spills its sort past its
-memory limit.
+last conversation waits for the next batch), puts each message's stored JSON (a row of its
+own in the query) on the message's row, and yields tables :func:`.shape.shape_batch` takes.
+Memory holds one batch (and one conversation of the next) whatever the size of the lake;
+DuckDB spills its sort past its memory limit.
 """
 
 from __future__ import annotations
@@ -28,19 +28,20 @@ from hooklake.datasets.shape import BUILD_COLUMNS
 BATCH_ROWS = 65_536
 
 
-def _first_rows(table: pa.Table) -> pa.Table:
-    """``table`` without the second and later rows of a (conversation_id, position): a
-    message delivered twice joins its stored rows twice, first arrival first."""
-    n = table.num_rows
-    if n < 2:
-        return table
-    ids, pos = table.column("conversation_id"), table.column("position")
-    same = pc.and_(pc.equal(ids[1:], ids[:-1]), pc.equal(pos[1:], pos[:-1]))
-    repeated = same.to_numpy(zero_copy_only=False)
-    if not repeated.any():
-        return table
-    keep = np.concatenate(([True], ~repeated))
-    return table.filter(pa.array(keep))
+def _with_stored(table: pa.Table) -> pa.Table:
+    """The message rows (``_part`` 0) of ``table``, each with the stored message of its first
+    delivery (the ``_part`` 1 row right after it, if any) as ``message``."""
+    part = table.column("_part").to_numpy()
+    n = len(part)
+    first = np.zeros(n, dtype=bool)  # the first stored row after each message row
+    first[1:] = (part[1:] == 1) & (part[:-1] == 0)
+    messages = np.flatnonzero(part == 0)
+    source = np.full(n, -1, dtype=np.int64)
+    source[np.flatnonzero(first) - 1] = np.flatnonzero(first)
+    picks = source[messages]
+    stored = pc.take(table.column("message"), pa.array(picks, mask=picks < 0, type=pa.int64()))
+    rows = table.take(pa.array(messages))
+    return rows.set_column(rows.schema.get_field_index("message"), "message", stored)
 
 
 def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
@@ -56,9 +57,9 @@ def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]
         last = pc.index(ids, ids[-1]).as_py()
         carry = table.slice(last)
         if last:
-            yield _first_rows(table.slice(0, last).combine_chunks())
+            yield _with_stored(table.slice(0, last).combine_chunks())
     if carry is not None and carry.num_rows:
-        yield _first_rows(carry.combine_chunks())
+        yield _with_stored(carry.combine_chunks())
 
 
 def conversation_batches(

@@ -1,12 +1,18 @@
--- The messages a dataset build reads, in build order (conversation, then position), one row
--- per message: the columns hooklake.datasets.shape.shape_batch takes, plus `_dup` ordering.
--- Only what rendering needs is read. The stored message (`raw`), read for the types whose
--- options, caption or address live in it (not text, buttons or silent types), is joined from
--- the stored rows after the views have ordered the messages: carried through their window
--- sorts it would cost five times the rest of the query. A message delivered twice joins twice;
--- ordered by arrival, the first row of each (conversation_id, position) is the one the
--- messages view keeps (the stream drops the others). `customer` (known names and fields for
--- redaction) only when $with_customer; `payload` for rating buttons (feedback builds).
+-- The messages a dataset build reads, in build order (conversation, then position): the
+-- columns of hooklake.datasets.shape.shape_batch, plus `position` and `_part`.
+--
+-- Only what rendering needs is read. The stored message (`raw`) is needed for the types whose
+-- options, caption or address live in it (not text, buttons or silent types), about a fifth
+-- of the messages. Carried through the views' window sorts it would cost five times the rest
+-- of the query, and joined to every message it would put the stored messages in a hash table
+-- that grows with the lake. So it comes as rows of its own (`_part` 1), sorted in right after
+-- their message (`_part` 0): the join that finds their conversation and position holds only
+-- the keys of the messages that need them. A message delivered more than once has one such
+-- row per delivery, first arrival first (the one the messages view keeps); the stream takes
+-- the first and drops the others.
+--
+-- `customer` (known names and fields for redaction) only when $with_customer; `payload` for
+-- rating buttons (feedback builds).
 -- Parameters: $channels (BIGINT[] or NULL = all), $hooks (VARCHAR[] or NULL = all),
 -- $with_customer (BOOLEAN).
 WITH picked AS (
@@ -28,27 +34,33 @@ WITH picked AS (
       AND ($hooks::VARCHAR[] IS NULL OR list_contains($hooks::VARCHAR[], hook))
       AND sender_type IN ('customer', 'bot', 'agent')
 ),
+needed AS (
+    SELECT message_key, conversation_id, position
+    FROM messages
+    WHERE ($channels::BIGINT[] IS NULL OR list_contains($channels::BIGINT[], channel_id))
+      AND ($hooks::VARCHAR[] IS NULL OR list_contains($hooks::VARCHAR[], hook))
+      AND sender_type IN ('customer', 'bot', 'agent')
+      AND coalesce(type, '') NOT IN (
+          'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
+      )
+),
 stored AS (
-    SELECT message_key, raw, received_at, source
-    FROM hooklake_message_rows
-    WHERE coalesce(type, '') NOT IN (
+    SELECT n.conversation_id, n.position, s.raw, s.received_at, s.source
+    FROM hooklake_message_rows AS s
+    JOIN needed AS n USING (message_key)
+    WHERE coalesce(s.type, '') NOT IN (
         'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
     )
 )
 SELECT
-    p.conversation_id,
-    p.channel_id,
-    p.customer_id,
-    p.message_key,
-    p.sender_type,
-    p.type,
-    p.text,
-    p.url,
-    s.raw AS message,
-    p.payload,
-    p.customer,
-    p.date,
-    p.position
-FROM picked AS p
-LEFT JOIN stored AS s USING (message_key)
-ORDER BY p.conversation_id, p.position, s.received_at, s.source;
+    conversation_id, position, 0 AS _part, channel_id, customer_id, message_key, sender_type,
+    type, text, url, NULL::VARCHAR AS message, payload, customer, date,
+    NULL::TIMESTAMPTZ AS received_at, NULL::VARCHAR AS source
+FROM picked
+UNION ALL
+SELECT
+    conversation_id, position, 1 AS _part, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, raw, NULL, NULL, NULL,
+    received_at, source
+FROM stored
+ORDER BY conversation_id, position, _part, received_at, source;
