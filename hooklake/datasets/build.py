@@ -10,11 +10,11 @@ The steps, in order:
    batch and make each conversation's examples: :func:`.shape.shape_batch`, the core every
    engine calls. The ``preference`` and ``feedback`` formats make their rows from customers'
    signals (:mod:`.signals`).
-3. **Dedupe and write**, on this one process because both follow the order of the whole
-   build: drop examples seen before (:mod:`.dedupe`), write each batch's examples to their
-   split files (:mod:`.writers`; a line that would not pass the format's checks stops the
-   build with :class:`~hooklake.errors.BuildError`), then the card and the manifest
-   (:mod:`.card`).
+3. **Dedupe and write** (:class:`.output.BuildOutput`), on this one process because both
+   follow the order of the whole build: drop examples seen before (:mod:`.dedupe`), write
+   each batch's examples to their split files (:mod:`.writers`; a line that would not pass
+   the format's checks stops the build with :class:`~hooklake.errors.BuildError`), then the
+   card and the manifest (:mod:`.card`).
 
 An incremental build (``incremental=True``) reads only the conversations that closed since the
 previous one and writes them as new shards, with the state it needs kept in the folder
@@ -33,9 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
@@ -53,23 +51,22 @@ from hooklake.datasets.card import (
     write_manifest,
 )
 from hooklake.datasets.connection import lake_errors, sql_text
-from hooklake.datasets.dedupe import Deduper, fingerprints
+from hooklake.datasets.dedupe import Deduper
 from hooklake.datasets.formats import writer_class, writer_for
 from hooklake.datasets.increments import (
     STATE_DIR,
     Increments,
+    describe_increment,
     load_increments,
-    recipe_hash,
-    save_shard_state,
-    sources_path,
+    stamp,
 )
 from hooklake.datasets.lake import AsOf, Lake
-from hooklake.datasets.recipe import SPLITS, Recipe, load_recipe
-from hooklake.datasets.render import Example, Message
-from hooklake.datasets.shape import ShapedBatch, shape_batch
+from hooklake.datasets.output import BuildOutput
+from hooklake.datasets.recipe import Recipe, load_recipe
+from hooklake.datasets.shape import shape_batch
 from hooklake.datasets.signals import Rules
 from hooklake.datasets.stream import conversation_batches
-from hooklake.datasets.writers import OutputFile, Writer
+from hooklake.datasets.writers import OutputFile
 from hooklake.errors import BuildError
 
 #: DuckDB's memory limit during a build unless $HOOKLAKE_MEMORY_LIMIT or the caller says
@@ -139,12 +136,8 @@ def _lake_version(lake: Lake) -> LakeVersion | None:
     # Builds read the messages table only: its version is what a rebuild needs.
     for v in lake.versions():
         if v.table == layout.MESSAGES:
-            return LakeVersion(v.table, v.version, _stamp(v.committed_at))
+            return LakeVersion(v.table, v.version, stamp(v.committed_at))
     return None
-
-
-def _stamp(t: datetime) -> str:
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _lake_files(lake: Lake) -> list[LakeFile]:
@@ -163,15 +156,6 @@ def open_conversations(lake: Lake, gap: timedelta) -> tuple[datetime | None, set
     return cutoff, {cid for cid, _ in rows[1:]}
 
 
-def _compared(ex: Example) -> list[Message]:
-    """What makes two examples duplicates: their messages, plus the rejected reply and the
-    label of preference and feedback rows."""
-    out = [*ex.messages, *(ex.rejected or [])]
-    if ex.label is not None:
-        out.append(Message("system", f"label={ex.label}"))
-    return out
-
-
 def _skipping(ids: set[str]) -> Callable[[pa.Table], pa.Table]:
     """A filter dropping the rows of conversations ``ids``."""
     if not ids:
@@ -183,67 +167,6 @@ def _skipping(ids: set[str]) -> Callable[[pa.Table], pa.Table]:
         return table.filter(pc.invert(inside))
 
     return skip
-
-
-class _Output:
-    """Dedupe, split files, sources and counts: what one process does with shaped batches."""
-
-    def __init__(
-        self, writer: Writer, deduper: Deduper | None, stats: DatasetStats, tmp: Path
-    ) -> None:
-        self.writer = writer
-        self.deduper = deduper
-        self.stats = stats
-        self.groups: dict[str, set[str]] = {s: set() for s in SPLITS}
-        self.conversations: list[tuple[str, str, int]] = []
-        # Open for the life of the build: close_sources() closes them.
-        self.sources: dict[str, IO[bytes]] = {
-            split: open(tmp / f"{split}.sources", "wb", buffering=1 << 20)  # noqa: SIM115
-            for split in SPLITS
-        }
-        self.source_paths = {split: tmp / f"{split}.sources" for split in SPLITS}
-
-    def add(self, shaped: ShapedBatch) -> None:
-        st = self.stats
-        st.messages_read += shaped.messages_read
-        st.conversations_read += len(shaped.conversations)
-        st.dropped.update(shaped.dropped)
-        st.redactions.update(shaped.redactions)
-        st.signal_notes.update(shaped.signal_notes)
-        for cid, group, code in zip(
-            shaped.conversations, shaped.groups, shaped.conversation_splits, strict=True
-        ):
-            self.groups[SPLITS[code]].add(group)
-            self.conversations.append((cid, group, code))
-        kept: dict[str, list[Example]] = {s: [] for s in SPLITS}
-        used: set[str] = set()
-        digests = (
-            fingerprints([_compared(ex) for ex in shaped.examples])
-            if self.deduper is not None
-            else []
-        )
-        for i, (ex, code) in enumerate(zip(shaped.examples, shaped.splits, strict=True)):
-            if self.deduper is not None and not self.deduper.first_time_digest(digests[i]):
-                st.dropped["duplicate_examples"] += 1
-                continue
-            split = SPLITS[code]
-            kept[split].append(ex)
-            used.add(ex.conversation_id)
-        st.conversations_used += len(used)
-        for split, examples in kept.items():
-            if not examples:
-                continue
-            self.writer.write_many(split, examples)
-            self.sources[split].write(
-                b"".join(orjson.dumps(ex.sources or ex.source_keys) + b"\n" for ex in examples)
-            )
-            for ex in examples:
-                st.splits[split].add(ex)
-                st.add_signal(ex)
-
-    def close_sources(self) -> None:
-        for fh in self.sources.values():
-            fh.close()
 
 
 def build(
@@ -312,7 +235,7 @@ def build(
                 smoothing=0.1,
             ) as bar,
         ):
-            output = _Output(writer, deduper, stats, Path(tmp))
+            output = BuildOutput(writer, deduper, stats, Path(tmp))
             # Shaping allocates millions of small objects and frees them batch by batch, none
             # in a reference cycle: the cycle collector's passes over them are pure cost (a
             # third of the shaping time).
@@ -360,7 +283,7 @@ def build(
             files = writer.close()
             sources = {f.path.name: output.source_paths[s] for s, f in files.items()}
             if incremental:
-                report_stats, info, sources = _increment(
+                report_stats, info, sources = describe_increment(
                     out, recipe, previous, stats, output, files, sources, deduper, cutoff,
                     lake_files, lake_version,
                 )  # fmt: skip
@@ -398,76 +321,3 @@ def _nothing_new(recipe: Recipe, out: Path, previous: Increments, started: float
         stats=previous.stats,
         timings={"total": time.perf_counter() - started},
     )
-
-
-def _increment(
-    out: Path,
-    recipe: Recipe,
-    previous: Increments,
-    stats: DatasetStats,
-    output: _Output,
-    files: dict[str, OutputFile],
-    sources: dict[str, Path],
-    deduper: Deduper | None,
-    cutoff: datetime | None,
-    lake_files: list[LakeFile],
-    lake_version: LakeVersion | None,
-) -> tuple[DatasetStats, BuildInfo, dict[str, Path]]:
-    """Keep this increment's state and describe all shards: the stats of every increment
-    added up, every shard file, every shard's sources."""
-    shard = previous.next_shard
-    # Empty shard files would only clutter the folder (and trip some JSON readers).
-    for split, f in list(files.items()):
-        if f.rows == 0:
-            f.path.unlink()
-            del files[split]
-            sources.pop(f.path.name)
-    (out / STATE_DIR).mkdir(exist_ok=True)
-    for name, src in sources.items():
-        os.replace(src, sources_path(out, name))
-    conversations = output.conversations
-    save_shard_state(
-        out,
-        shard,
-        [c for c, _, _ in conversations],
-        [g for _, g, _ in conversations],
-        [code for _, _, code in conversations],
-        deduper.added if deduper is not None else [],
-    )
-    total = previous.stats
-    total.merge(stats)
-    groups = previous.groups
-    for _, group, code in conversations:
-        groups[SPLITS[code]].add(group)
-    total.groups = {s: len(g) for s, g in groups.items()}
-    shards: dict[str, list[OutputFile]] = {s: [] for s in SPLITS}
-    for name, o in previous.outputs.items():
-        split = name.split("-", 1)[0]
-        shards[split].append(OutputFile(out / name, int(o["rows"]), int(o["bytes"]), o["sha256"]))
-    for split, f in files.items():
-        shards[split].append(f)
-    history = [
-        *previous.history,
-        {
-            "shard": shard,
-            "cutoff": _stamp(cutoff) if cutoff is not None else None,
-            "conversations": len(conversations),
-            "examples": stats.examples,
-            "lake_version": lake_version.version if lake_version else None,
-        },
-    ]
-    increments = {
-        "recipe_sha256": recipe_hash(recipe),
-        "cutoff": history[-1]["cutoff"],
-        "state": STATE_DIR,
-        "increments": history,
-    }
-    info = BuildInfo(
-        recipe, total, files, lake_files, lake_version, shards=shards, increments=increments
-    )
-    all_sources = {
-        f.path.name: sources_path(out, f.path.name)
-        for split in SPLITS
-        for f in sorted(shards[split], key=lambda f: f.path.name)
-    }
-    return total, info, all_sources

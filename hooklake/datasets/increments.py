@@ -19,19 +19,31 @@ resolved recipe: an incremental build refuses to add to a folder made with anoth
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from hooklake.datasets.card import MANIFEST, DatasetStats
+from hooklake.datasets.card import MANIFEST, BuildInfo, DatasetStats, LakeFile, LakeVersion
+from hooklake.datasets.dedupe import Deduper
 from hooklake.datasets.recipe import SPLITS, Recipe
+from hooklake.datasets.writers import OutputFile
 from hooklake.errors import BuildError
 
+if TYPE_CHECKING:
+    from hooklake.datasets.output import BuildOutput
+
 STATE_DIR = ".hooklake-build"
+
+
+def stamp(t: datetime) -> str:
+    """A UTC time as the manifest writes it: ISO 8601 to the millisecond, with ``Z``."""
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def recipe_hash(recipe: Recipe) -> str:
@@ -142,3 +154,76 @@ def save_shard_state(
         _state(out, "fingerprints", shard),
         compression="uncompressed",
     )
+
+
+def describe_increment(
+    out: Path,
+    recipe: Recipe,
+    previous: Increments,
+    stats: DatasetStats,
+    output: BuildOutput,
+    files: dict[str, OutputFile],
+    sources: dict[str, Path],
+    deduper: Deduper | None,
+    cutoff: datetime | None,
+    lake_files: list[LakeFile],
+    lake_version: LakeVersion | None,
+) -> tuple[DatasetStats, BuildInfo, dict[str, Path]]:
+    """Keep this increment's state and describe all shards: the stats of every increment
+    added up, every shard file, every shard's sources."""
+    shard = previous.next_shard
+    # Empty shard files would only clutter the folder (and trip some JSON readers).
+    for split, f in list(files.items()):
+        if f.rows == 0:
+            f.path.unlink()
+            del files[split]
+            sources.pop(f.path.name)
+    (out / STATE_DIR).mkdir(exist_ok=True)
+    for name, src in sources.items():
+        os.replace(src, sources_path(out, name))
+    conversations = output.conversations
+    save_shard_state(
+        out,
+        shard,
+        [c for c, _, _ in conversations],
+        [g for _, g, _ in conversations],
+        [code for _, _, code in conversations],
+        deduper.added if deduper is not None else [],
+    )
+    total = previous.stats
+    total.merge(stats)
+    groups = previous.groups
+    for _, group, code in conversations:
+        groups[SPLITS[code]].add(group)
+    total.groups = {s: len(g) for s, g in groups.items()}
+    shards: dict[str, list[OutputFile]] = {s: [] for s in SPLITS}
+    for name, o in previous.outputs.items():
+        split = name.split("-", 1)[0]
+        shards[split].append(OutputFile(out / name, int(o["rows"]), int(o["bytes"]), o["sha256"]))
+    for split, f in files.items():
+        shards[split].append(f)
+    history = [
+        *previous.history,
+        {
+            "shard": shard,
+            "cutoff": stamp(cutoff) if cutoff is not None else None,
+            "conversations": len(conversations),
+            "examples": stats.examples,
+            "lake_version": lake_version.version if lake_version else None,
+        },
+    ]
+    increments = {
+        "recipe_sha256": recipe_hash(recipe),
+        "cutoff": history[-1]["cutoff"],
+        "state": STATE_DIR,
+        "increments": history,
+    }
+    info = BuildInfo(
+        recipe, total, files, lake_files, lake_version, shards=shards, increments=increments
+    )
+    all_sources = {
+        f.path.name: sources_path(out, f.path.name)
+        for split in SPLITS
+        for f in sorted(shards[split], key=lambda f: f.path.name)
+    }
+    return total, info, all_sources
