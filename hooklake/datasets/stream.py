@@ -85,6 +85,9 @@ def conversation_batches(
         "with_customer": recipe.redact.pii,
     }
     with lake_errors("cannot read the recipe's messages from the lake"):
+        # The query ends in ORDER BY: keeping the order of its inputs on the way there only
+        # holds memory (without this it ran out of a 512MB limit now and then).
+        lake.connection.execute("SET preserve_insertion_order = false")
         rel = lake.connection.sql(sql_text("build_messages"), params=params)
         # DuckDB 1.4 renamed fetch_record_batch() to to_arrow_reader().
         if hasattr(rel, "to_arrow_reader"):

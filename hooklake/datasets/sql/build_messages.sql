@@ -34,7 +34,7 @@ WITH picked AS (
       AND ($hooks::VARCHAR[] IS NULL OR list_contains($hooks::VARCHAR[], hook))
       AND sender_type IN ('customer', 'bot', 'agent')
 ),
-needed AS (
+needed AS MATERIALIZED (
     SELECT message_key, conversation_id, position
     FROM messages
     WHERE ($channels::BIGINT[] IS NULL OR list_contains($channels::BIGINT[], channel_id))
