@@ -302,6 +302,18 @@ def _recipe_lines(recipe: Recipe, stats: DatasetStats) -> list[str]:
     ]
 
 
+def _increment_lines(increments: Mapping[str, Any] | None) -> list[str]:
+    if not increments:
+        return []
+    runs = increments["increments"]
+    return [
+        f"- **Incremental**: built in {len(runs)} run(s) of `hooklake build --incremental`, one "
+        f"shard each; the latest took the conversations closed before {increments['cutoff']} "
+        "(UTC: the newest message then, minus the gap). Conversations still open then are "
+        "left for a later run; `manifest.json` lists every run."
+    ]
+
+
 def render_card(info: BuildInfo) -> str:
     """The text of ``README.md``."""
     r, st = info.recipe, info.stats
@@ -377,6 +389,7 @@ def render_card(info: BuildInfo) -> str:
         + ").",
         "",
         *_recipe_lines(r, st),
+        *_increment_lines(info.increments),
         "",
         "Dropped: "
         + (

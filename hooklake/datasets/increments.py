@@ -9,8 +9,8 @@ already it keeps, beside the shards, a state folder :data:`STATE_DIR`:
   and split (the card counts groups over all shards);
 - ``fingerprints-NNNNN.arrow``: the 64-bit digests (:mod:`.dedupe`) of the examples it kept,
   so a later shard never repeats an example of an earlier one;
-- ``sources-<file>.jsonl``: the source message keys of each example of each shard file, spliced
-  into ``manifest.json`` by every later build.
+- ``<shard file>.sources``: the source message keys of each example of each shard file, one
+  JSON list per line, spliced into ``manifest.json`` by every later build.
 
 ``manifest.json`` says which shards exist, the cut-off of each increment and the hash of the
 resolved recipe: an incremental build refuses to add to a folder made with another recipe.
@@ -125,7 +125,7 @@ def _state(out: Path, kind: str, shard: int) -> Path:
 
 def sources_path(out: Path, file_name: str) -> Path:
     """Where the source keys of the examples of one shard file are kept."""
-    return out / STATE_DIR / f"sources-{file_name}.jsonl"
+    return out / STATE_DIR / f"{file_name}.sources"
 
 
 def save_shard_state(

@@ -7,11 +7,11 @@ WITH m AS (
     SELECT conversation_id, ts FROM messages
 ),
 cut AS (
-    SELECT make_timestamp(epoch_us(max(ts)) - $gap_us::BIGINT) AS cutoff FROM m
+    SELECT max(ts) - to_microseconds($gap_us::BIGINT) AS cutoff FROM m
 )
 SELECT NULL::VARCHAR AS conversation_id, (SELECT cutoff FROM cut) AS cutoff
 UNION ALL
 SELECT DISTINCT conversation_id, NULL AS cutoff
 FROM m
-WHERE epoch_us(ts) >= epoch_us((SELECT cutoff FROM cut))
+WHERE ts >= (SELECT cutoff FROM cut)
 ORDER BY conversation_id NULLS FIRST;
