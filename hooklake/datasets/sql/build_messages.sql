@@ -9,7 +9,8 @@
 -- their message (`_part` 0): the join that finds their conversation and position holds only
 -- the keys of the messages that need them. A message delivered more than once has one such
 -- row per delivery, first arrival first (the one the messages view keeps); the stream takes
--- the first and drops the others.
+-- the first and drops the others. `needed` is MATERIALIZED: computed first, so its pass over
+-- the views does not hold memory at the same time as the main pass.
 --
 -- `customer` (known names and fields for redaction) only when $with_customer; `payload` for
 -- rating buttons (feedback builds).
