@@ -1,10 +1,21 @@
-"""Benchmark: ``hooklake build`` (openai format) from 1M and from 4M generated messages.
+"""Benchmark: ``hooklake build`` (openai format) from 1M and from 4M generated messages, against
+baselines measured in the same run.
 
-Does the build stream? The 1M build is the baseline; the 4M build should run at a similar
-examples/s with about the same peak memory (target: 4M/1M peak ratio <= 1.2, under 2 GB),
-because only one conversation is in Python at a time and DuckDB spills its sort past its
-memory limit. Each build runs in a fresh subprocess whose peak RSS (DuckDB's native memory
-included) is what is reported. Redaction's share of the build time is printed too.
+For each lake size, each in a fresh subprocess whose peak RSS (DuckDB's native memory
+included) is reported:
+
+- ``scan``: a plain scan of the text column of the stored messages (the floor: reading);
+- ``0.1``: the build of a baseline revision (``--baseline-rev``, default the last revision
+  with 0.1's per-message build), checked out with ``git archive`` into ``--dir``;
+- ``reference``: today's pipeline with the per-message reference core
+  (:func:`hooklake.datasets.reference.shape_reference`) instead of the batch core;
+- ``build``: today's build, the views recomputing conversations from the raw table;
+- ``indexed``: today's build from a copy of the lake (hard links) with an up-to-date
+  conversation index (``hooklake index``; its rebuild time is printed, not counted).
+
+Goals (issue 11): the build at >= 20k examples/s at 1M and 4M messages, peak memory 4M/1M
+<= 1.2 and under 1.5 GB. Every figure is also printed as a ratio against the baselines, which
+is what to compare on a busy machine.
 
 The lakes are generated once and cached under ``--dir``: one simulated Landbot traffic stream
 (:mod:`hooklake.simulate`, realistic texts with personal data, handovers, retries), stored by
@@ -13,6 +24,7 @@ stream as the 4M lake.
 
     python bench/build.py --dir /tmp/hooklake-bench
     python bench/build.py --dir /tmp/hooklake-bench --sizes 100000 400000   # quick look
+    python bench/build.py --dir /tmp/hooklake-bench --variants scan build  # no baselines
 """
 
 from __future__ import annotations
@@ -31,6 +43,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "datasets" / "support-bot.toml"
 CHUNK = 250_000  # bodies per ingest call: bounds the generator's own memory
+#: The last revision whose build shaped one message at a time (Hooklake 0.1's build).
+BASELINE_REV = "68e0861"
+VARIANTS = ("scan", "0.1", "reference", "build", "indexed")
+GOAL_RATE = 20_000
+GOAL_RATIO = 1.2
+GOAL_PEAK_MB = 1536
 
 
 def _label(n: int) -> str:
@@ -70,6 +88,24 @@ def ensure_lakes(root: Path, sizes: list[int], seed: int) -> dict[int, Path]:
     return lakes
 
 
+def baseline_tree(root: Path, rev: str) -> Path | None:
+    """The source tree of ``rev`` under ``root`` (extracted once), or None without git."""
+    tree = root / f"src-{rev}"
+    if (tree / "DONE").exists():
+        return tree
+    tree.mkdir(parents=True, exist_ok=True)
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"no baseline: cannot check out {rev} ({exc})")
+        return None
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    (tree / "DONE").write_text(rev)
+    return tree
+
+
 def _peak_rss_kb() -> int:
     """This process's peak resident set. VmHWM belongs to the process image, so unlike
     ru_maxrss it does not carry over the parent's peak across fork and exec."""
@@ -82,12 +118,33 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def child(lake: Path, out: Path, memory_limit: str | None) -> None:
-    """One build in this (fresh) process; prints its figures as JSON on the last line."""
+def _cpu_seconds() -> float:
+    """CPU time of this process, DuckDB's threads included: on a busy machine the fairer
+    figure to compare runs by."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(variant: str, lake: Path, out: Path, memory_limit: str | None) -> None:
+    """One run in this (fresh) process; prints its figures as JSON on the last line."""
+    if variant == "scan":
+        from hooklake.datasets.lake import Lake
+
+        started = time.perf_counter()
+        with Lake(lake) as lk:
+            ((chars,),) = lk.sql("SELECT sum(length(text)) FROM hooklake_message_rows").fetchall()
+        total = time.perf_counter() - started
+        print(json.dumps({"messages": 0, "examples": 0, "chars": chars, "timings": {"total": total},
+                          "peak_mb": _peak_rss_kb() / 1024, "cpu": _cpu_seconds()}))  # fmt: skip
+        return
+    if variant == "reference":
+        import hooklake.datasets.build as pipeline
+        from hooklake.datasets.reference import shape_reference
+
+        pipeline.shape_batch = shape_reference  # type: ignore[assignment]
     from hooklake.datasets.build import build
 
     report = build(RECIPE, lake, out, progress=False, memory_limit=memory_limit)
-    peak_kb = _peak_rss_kb()
     print(
         json.dumps(
             {
@@ -95,70 +152,151 @@ def child(lake: Path, out: Path, memory_limit: str | None) -> None:
                 "conversations": report.stats.conversations_read,
                 "examples": report.examples,
                 "timings": report.timings,
-                "peak_mb": peak_kb / 1024,
-                "redactions": sum(report.stats.redactions.values()),
+                "peak_mb": _peak_rss_kb() / 1024,
+                "cpu": _cpu_seconds(),
             }
         )
     )
 
 
-def run_build(lake: Path, out: Path, memory_limit: str | None) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", "--lake", str(lake), "--out", str(out)]
+def run(
+    variant: str, lake: Path, out: Path, memory_limit: str | None, tree: Path | None
+) -> dict[str, Any] | None:
+    script = Path(__file__).resolve()
+    env = dict(os.environ)
+    if variant == "indexed":
+        lake = _indexed_copy(lake)
+    if variant == "0.1":
+        if tree is None:
+            return None
+        # The old tree first on the path: its hooklake package shadows the installed one.
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
+        variant_arg = "build"
+    elif variant == "indexed":
+        variant_arg = "build"
+    else:
+        variant_arg = variant
+    cmd = [sys.executable, str(script), "--child", variant_arg, "--lake", str(lake)]
+    cmd += ["--out", str(out)]
     if memory_limit:
         cmd += ["--memory-limit", memory_limit]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=tree)
     if proc.returncode != 0:
-        raise SystemExit(f"build failed:\n{proc.stdout}\n{proc.stderr}")
+        raise SystemExit(f"{variant} failed:\n{proc.stdout}\n{proc.stderr}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
+def _indexed_copy(lake: Path) -> Path:
+    """A copy of ``lake`` sharing its files, with a conversation index (made once)."""
+    import shutil
+
+    from hooklake.index import update_index
+
+    copy = lake.parent / f"{lake.name}-indexed"
+    if not (copy / "INDEXED").exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(lake, copy, copy_function=os.link)
+        report = update_index(copy)
+        (copy / "INDEXED").write_text(f"{report.seconds:.1f}")
+    print(f"      index of {lake.name}: rebuilt in {(copy / 'INDEXED').read_text()} s", flush=True)
+    return copy
+
+
+def _ok(good: bool) -> str:
+    return "OK" if good else "NOT REACHED"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/hooklake-bench"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit (build default)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the 0.1 run")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--lake", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.lake, args.out, args.memory_limit)
+        child(args.child, args.lake, args.out, args.memory_limit)
         return
 
     sizes = sorted(args.sizes)
     args.dir.mkdir(parents=True, exist_ok=True)
     lakes = ensure_lakes(args.dir, sizes, args.seed)
-    print(f"\nrecipe {RECIPE.relative_to(REPO)} (openai), {os.cpu_count()} cores, one process each")
-    head = (
-        f"{'lake':>6} {'messages':>10} {'examples':>9} {'seconds':>8} {'examples/s':>11} "
-        f"{'messages/s':>11} {'peak MB':>8} {'redact %':>9}"
+    tree = baseline_tree(args.dir, args.baseline_rev) if "0.1" in args.variants else None
+    load = os.getloadavg()[0]
+    print(
+        f"\nrecipe {RECIPE.relative_to(REPO)} (openai), {os.cpu_count()} cores, load "
+        f"{load:.1f} at start; one fresh process per run"
     )
-    print(head)
-    results = {}
+    print(
+        f"{'lake':>5} {'run':>10} {'messages':>10} {'examples':>9} {'seconds':>8} "
+        f"{'examples/s':>11} {'peak MB':>8} {'CPU s':>6} {'ex/CPU s':>9}"
+    )
+    results: dict[tuple[int, str], dict[str, Any]] = {}
     for n in sizes:
-        r = run_build(lakes[n], args.dir / f"out-{_label(n)}", args.memory_limit)
-        t = r["timings"]
-        total = float(t["total"])
-        redact_share = 100 * float(t.get("redact", 0.0)) / total
-        results[n] = (int(r["examples"]) / total, float(r["peak_mb"]))
-        print(
-            f"{_label(n):>6} {r['messages']:>10,} {r['examples']:>9,} {total:>8.1f} "
-            f"{results[n][0]:>11,.0f} {int(r['messages']) / total:>11,.0f} "
-            f"{results[n][1]:>8.0f} {redact_share:>8.1f}%"
+        for variant in args.variants:
+            out = args.dir / f"out-{_label(n)}-{variant}"
+            r = run(variant, lakes[n], out, args.memory_limit, tree)
+            if r is None:
+                continue
+            t = r["timings"]
+            total = float(t["total"])
+            r["rate"] = int(r["examples"]) / total
+            r["cpu_rate"] = int(r["examples"]) / float(r["cpu"])
+            results[(n, variant)] = r
+            print(
+                f"{_label(n):>5} {variant:>10} {r['messages']:>10,} {r['examples']:>9,} "
+                f"{total:>8.1f} {r['rate']:>11,.0f} {r['peak_mb']:>8.0f} {r['cpu']:>6.1f} "
+                f"{r['cpu_rate']:>9,.0f}",
+                flush=True,
+            )
+            if variant != "scan":
+                stages = ", ".join(f"{k} {float(v):.1f}s" for k, v in t.items() if k != "total")
+                print(f"{'':>16} stages: {stages}", flush=True)
+
+    print("\nagainst the goals and the baselines of this run:")
+    for n, variant in itertools.product(sizes, ("build", "indexed")):
+        b = results.get((n, variant))
+        if b is None:
+            continue
+        total = float(b["timings"]["total"])
+        line = (
+            f"  {_label(n)} {variant}: {b['rate']:,.0f} examples/s (goal >= {GOAL_RATE:,}: "
+            f"{_ok(b['rate'] >= GOAL_RATE)}), peak {b['peak_mb']:.0f} MB (goal < "
+            f"{GOAL_PEAK_MB}: {_ok(b['peak_mb'] < GOAL_PEAK_MB)})"
         )
-        stages = ", ".join(f"{k} {float(v):.1f}s" for k, v in t.items() if k != "total")
-        print(f"{'':>6} stages: {stages}")
-    if len(sizes) >= 2:
-        small, large = sizes[0], sizes[-1]
-        mem = results[large][1] / results[small][1]
-        speed = results[large][0] / results[small][0]
-        print(
-            f"\npeak memory {_label(large)}/{_label(small)}: {mem:.2f}x (target <= 1.2, "
-            f"{'OK' if mem <= 1.2 and results[large][1] < 2048 else 'MISSED'}); "
-            f"examples/s {_label(large)}/{_label(small)}: {speed:.2f}x"
-        )
+        for base in ("0.1", "reference"):
+            r = results.get((n, base))
+            if r is not None:
+                line += (
+                    f"; {b['rate'] / r['rate']:.1f}x the {base} rate "
+                    f"({b['cpu_rate'] / r['cpu_rate']:.1f}x per CPU second)"
+                )
+        scan = results.get((n, "scan"))
+        if scan is not None:
+            line += f"; {total / float(scan['timings']['total']):.0f}x the text scan's time"
+        print(line)
+    small, large = sizes[0], sizes[-1]
+    if small != large:
+        for variant in ("build", "indexed", "0.1", "reference"):
+            a, b = results.get((small, variant)), results.get((large, variant))
+            if a is None or b is None:
+                continue
+            mem = b["peak_mb"] / a["peak_mb"]
+            speed = b["rate"] / a["rate"]
+            goal = (
+                f" (goal <= {GOAL_RATIO}: {_ok(mem <= GOAL_RATIO)})"
+                if variant in ("build", "indexed")
+                else ""
+            )
+            print(
+                f"  {variant}: peak memory {_label(large)}/{_label(small)} {mem:.2f}x{goal}; "
+                f"examples/s {_label(large)}/{_label(small)} {speed:.2f}x"
+            )
 
 
 if __name__ == "__main__":

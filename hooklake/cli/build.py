@@ -33,30 +33,58 @@ from hooklake.cli.common import lake_option
     help="Read the lake as it was: a version of its messages table (the card and manifest "
     "name the one a build read) or an ISO time such as 2026-11-27T10:00:00Z.",
 )
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="Add the conversations that closed since the previous incremental build in --out "
+    "as new shards (train-00001.jsonl, ...) and update the card and manifest.",
+)
+@click.option(
+    "--closed-only",
+    is_flag=True,
+    help="Leave out conversations that are still open (a message within the recipe's gap of "
+    "the newest message in the lake), as incremental builds do.",
+)
 def build_command(
-    recipe: Path, lake: Path, out_dir: Path | None, progress: bool, as_of: str | None
+    recipe: Path,
+    lake: Path,
+    out_dir: Path | None,
+    progress: bool,
+    as_of: str | None,
+    incremental: bool,
+    closed_only: bool,
 ) -> None:
     """Build the dataset RECIPE describes (a TOML file in datasets/) from the lake.
 
     Writes train/validation/test files in the recipe's format (openai, hf, sharegpt,
     prompt-completion, preference, feedback), a README.md dataset card and a manifest.json,
     then prints one summary line. The same lake and recipe always give the same bytes;
-    --as-of rebuilds from an earlier version after new traffic has landed.
+    --as-of rebuilds from an earlier version after new traffic has landed. --incremental
+    adds only what closed since the last run.
 
     \b
     Examples:
       hooklake build datasets/support-bot.toml --lake lake/ --out out/support-bot
       hooklake build datasets/bot-preference.toml --lake lake/ --out out/bot-preference
       hooklake build datasets/support-bot.toml --lake lake/ --as-of 12 --out out/again
+      hooklake build datasets/support-bot.toml --lake lake/ --out out/daily --incremental
     """
     from hooklake.datasets.build import build
 
     version: int | str | None = as_of
     if as_of is not None and as_of.strip().isdigit():
         version = int(as_of)
-    report = build(recipe, lake, out_dir, progress=progress, as_of=version)
+    report = build(
+        recipe,
+        lake,
+        out_dir,
+        progress=progress,
+        as_of=version,
+        incremental=incremental,
+        closed_only=closed_only,
+    )
     click.echo(report.summary())
-    names = ", ".join(f.path.name for f in report.files.values())
+    names = ", ".join(f.path.name for f in report.files.values()) or "no new shard"
     click.echo(f"files: {names}, {report.card.name}, {report.manifest.name} in {report.out_dir}")
 
 

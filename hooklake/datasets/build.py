@@ -2,35 +2,38 @@
 
 The steps, in order:
 
-1. **Pick** the conversations the recipe selects (one small row each) and assign every
-   group (customer or conversation) to train, validation or test (:mod:`.split`).
-2. **Stream** their messages out of DuckDB in Arrow batches, ordered by conversation and
-   position, and cut the stream into conversations: only one conversation is in Python at a
-   time, so memory does not grow with the lake (DuckDB spills its sort past ``memory_limit``).
-3. **Shape** each conversation: render messages (:mod:`.render`), scrub personal data
-   (:mod:`.redact`), merge into turns, make examples, drop duplicates (:mod:`.dedupe`). The
-   ``preference`` and ``feedback`` formats make their rows from customers' signals instead
-   (:mod:`.signals`): hand-offs after a bot failure, ratings, fallbacks.
-4. **Write** every example to its split's file (:mod:`.writers`; a line that would not pass
+1. **Stream** the recipe's messages out of DuckDB in Arrow batches of whole conversations, in
+   build order (conversation id, then position): :mod:`.stream`. Memory holds one batch
+   whatever the size of the lake.
+2. **Shape** each batch: pick the conversations the recipe's dates select, give each its split
+   (a keyed hash of its customer or itself, :mod:`.split`), render the messages, redact the
+   batch and make each conversation's examples: :func:`.shape.shape_batch`, the core every
+   engine calls. The ``preference`` and ``feedback`` formats make their rows from customers'
+   signals (:mod:`.signals`).
+3. **Dedupe and write** (:class:`.output.BuildOutput`), on this one process because both
+   follow the order of the whole build: drop examples seen before (:mod:`.dedupe`), write
+   each batch's examples to their split files (:mod:`.writers`; a line that would not pass
    the format's checks stops the build with :class:`~hooklake.errors.BuildError`), then the
    card and the manifest (:mod:`.card`).
 
-Everything is ordered and seeded, so the same lake and recipe give byte-identical files.
+An incremental build (``incremental=True``) reads only the conversations that closed since the
+previous one and writes them as new shards, with the state it needs kept in the folder
+(:mod:`.increments`). Everything is ordered and seeded, so the same lake and recipe give
+byte-identical files.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
@@ -49,26 +52,23 @@ from hooklake.datasets.card import (
 )
 from hooklake.datasets.dedupe import Deduper
 from hooklake.datasets.formats import writer_class, writer_for
-from hooklake.datasets.lake import AsOf, Lake
-from hooklake.datasets.recipe import SPLITS, Recipe, load_recipe
-from hooklake.datasets.redact import Redactor, known_values
-from hooklake.datasets.render import (
-    Example,
-    Message,
-    Rendered,
-    conversation_examples,
-    merge_turns,
-    render_message,
-    trim_turns,
+from hooklake.datasets.increments import (
+    STATE_DIR,
+    Increments,
+    describe_increment,
+    load_increments,
+    stamp,
 )
-from hooklake.datasets.signals import Rules, signal_examples
-from hooklake.datasets.split import assign_splits
+from hooklake.datasets.lake import AsOf, Lake
+from hooklake.datasets.output import BuildOutput
+from hooklake.datasets.recipe import Recipe, load_recipe
+from hooklake.datasets.shape import shape_batch
+from hooklake.datasets.signals import Rules
+from hooklake.datasets.stream import conversation_batches
 from hooklake.datasets.writers import OutputFile
 from hooklake.db import lake_errors, query_sql
 from hooklake.errors import BuildError
 
-#: Rows per Arrow batch pulled from DuckDB: big enough to amortise the hop into Python.
-BATCH_ROWS = 32_768
 #: DuckDB's memory limit during a build unless $HOOKLAKE_MEMORY_LIMIT or the caller says
 #: otherwise; past it the sort spills to disk instead of growing with the lake.
 DEFAULT_MEMORY_LIMIT = "512MB"
@@ -81,13 +81,18 @@ class BuildReport:
     name: str
     format: str
     out_dir: Path
+    #: The files this build wrote, by split (an incremental build: its new shards).
     files: dict[str, OutputFile]
     card: Path
     manifest: Path
+    #: Counts over the whole dataset (all shards of an incremental build).
     stats: DatasetStats
-    #: Seconds per stage: select (pick conversations, split), query (waiting on DuckDB for
-    #: the next batch), stream (Arrow to Python, grouping), render, redact, write, total.
+    #: Seconds per stage: open (the lake), query (waiting on DuckDB for the next batch),
+    #: stream (re-cutting batches), shape (render, redact, examples), write (dedupe, write,
+    #: card, manifest), total.
     timings: dict[str, float] = field(default_factory=dict)
+    #: Incremental builds: examples this build added (``examples`` counts all shards).
+    added: int = 0
 
     @property
     def examples(self) -> int:
@@ -127,108 +132,11 @@ class _Clock:
         self._t = now
 
 
-def _params(recipe: Recipe) -> dict[str, Any]:
-    src = recipe.source
-    return {
-        "channels": list(src.channels) or None,
-        "hooks": list(src.hooks) or None,
-    }
-
-
-def _select(lake: Lake, recipe: Recipe) -> pa.Table:
-    """The conversations to build from, their split codes and message counts."""
-    params = {
-        **_params(recipe),
-        "since": recipe.source.since,
-        "until": recipe.source.until,
-        "group_by": recipe.split.group_by,
-    }
-    with lake_errors("cannot select the conversations of the recipe"):
-        rel = lake.connection.sql(query_sql("build_conversations"), params=params)
-        # DuckDB 1.4 renamed arrow() / fetch_record_batch() to to_arrow_table() / _reader().
-        picked = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-    groups = picked.column("group_rank").to_numpy()
-    codes = assign_splits(groups, recipe.split.fractions(), recipe.split.seed)
-    return pa.table(
-        {
-            "conversation_id": picked.column("conversation_id"),
-            "split": pa.array(codes, pa.int8()),
-            "group_rank": picked.column("group_rank"),
-            "n_messages": picked.column("n_messages"),
-        }
-    )
-
-
-@dataclass
-class _Conversation:
-    """The rows of one conversation while it is being collected from the stream."""
-
-    conversation_id: str
-    channel_id: int | None
-    customer_id: int | None
-    split: int
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    customers: set[str] = field(default_factory=set)
-
-
-def _conversations(
-    lake: Lake, recipe: Recipe, selection: pa.Table, bar: Any, clock: _Clock
-) -> Iterator[_Conversation]:
-    """Stream the selected conversations' messages and yield them one conversation at a time."""
-    con = lake.connection
-    con.register("hooklake_build_selection", selection.select(["conversation_id", "split"]))
-    params = {**_params(recipe), "with_customer": recipe.redact.pii}
-    current: _Conversation | None = None
-    try:
-        with lake_errors("cannot read the recipe's messages from the lake"):
-            clock.lap("stream")
-            rel = con.sql(query_sql("build_messages"), params=params)
-            if hasattr(rel, "to_arrow_reader"):
-                batches = iter(rel.to_arrow_reader(BATCH_ROWS))
-            else:
-                batches = iter(rel.fetch_record_batch(BATCH_ROWS))
-            clock.lap("query")
-            while True:
-                clock.lap("stream")
-                batch = next(batches, None)
-                clock.lap("query")
-                if batch is None:
-                    break
-                cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-                for (
-                    conv_id,
-                    channel,
-                    customer,
-                    key,
-                    sender,
-                    kind,
-                    text,
-                    url,
-                    message,
-                    payload,
-                    cust,
-                    split,
-                ) in zip(*cols, strict=True):
-                    if current is None or conv_id != current.conversation_id:
-                        if current is not None:
-                            yield current
-                        current = _Conversation(conv_id, channel, customer, split)
-                    current.rows.append((key, sender, kind, text, url, message, payload))
-                    if cust is not None:
-                        current.customers.add(cust)
-                bar.update(batch.num_rows)
-        if current is not None:
-            yield current
-    finally:
-        con.unregister("hooklake_build_selection")
-
-
 def _lake_version(lake: Lake) -> LakeVersion | None:
     # Builds read the messages table only: its version is what a rebuild needs.
     for v in lake.versions():
         if v.table == layout.MESSAGES:
-            stamp = v.committed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            return LakeVersion(v.table, v.version, stamp)
+            return LakeVersion(v.table, v.version, stamp(v.committed_at))
     return None
 
 
@@ -237,71 +145,28 @@ def _lake_files(lake: Lake) -> list[LakeFile]:
     return [LakeFile(f"{layout.MESSAGES}/{f.path}", f.rows) for f in lake.files(layout.MESSAGES)]
 
 
-def _shape(
-    conv: _Conversation,
-    recipe: Recipe,
-    redactor: Redactor,
-    clock: _Clock,
-    rules: Rules | None = None,
-    notes: Counter[str] | None = None,
-) -> tuple[list[Example], str | None]:
-    """One conversation's examples, or why it gives none. With ``rules`` the examples come
-    from customers' signals (:mod:`.signals`) and ``notes`` adds up what was found."""
-    spec = recipe.examples
-    rendered: list[Rendered] = []
-    for key, sender, kind, text, url, message, payload in conv.rows:
-        r = render_message(key, sender, kind, text, url, message, spec.media)
-        if r is not None:
-            r.kind, r.payload = kind or "", payload
-            rendered.append(r)
-    clock.lap("render")
-    if recipe.redact.pii and rendered:
-        known = known_values(conv.customers)
-        for r in rendered:
-            r.text = redactor.redact(r.text, known)
-            if r.payload:
-                r.payload = redactor.redact(r.payload, known)
-        clock.lap("redact")
-    if rules is not None:
-        found = signal_examples(
-            rendered,
-            recipe,
-            rules,
-            conversation_id=conv.conversation_id,
-            channel_id=conv.channel_id,
-            customer_id=conv.customer_id,
-        )
-        if notes is not None:
-            notes.update(found.notes)
-        clock.lap("render")
-        return found.examples, None if found.examples else "conversations_without_a_signal"
-    turns = trim_turns(merge_turns(rendered, spec.agent_turns, split_authors=recipe.split_authors))
-    if not turns:
-        return [], "conversations_without_a_reply_to_the_user"
-    if sum(t.role == "user" for t in turns) < recipe.filter.min_user_turns:
-        return [], "conversations_with_too_few_user_turns"
-    examples = conversation_examples(
-        turns,
-        spec,
-        conversation_id=conv.conversation_id,
-        channel_id=conv.channel_id,
-        customer_id=conv.customer_id,
-    )
-    clock.lap("render")
-    return examples, None if examples else "conversations_without_a_trained_reply"
+def open_conversations(lake: Lake, gap: timedelta) -> tuple[datetime | None, set[str]]:
+    """The cut-off (newest message in the lake minus ``gap``) and the conversations still
+    open at it: those with a message at or after it, which their customer's next message could
+    still join. Every other conversation is closed."""
+    params = {"gap_us": gap // timedelta(microseconds=1)}
+    with lake_errors("cannot find the lake's open conversations"):
+        rows = lake.connection.sql(query_sql("build_conversations"), params=params).fetchall()
+    cutoff = rows[0][1] if rows else None
+    return cutoff, {cid for cid, _ in rows[1:]}
 
 
-def _compared(ex: Example) -> list[Message]:
-    """What makes two examples duplicates: their messages, plus the rejected reply and the
-    label of preference and feedback rows."""
-    out = [*ex.messages, *(ex.rejected or [])]
-    if ex.label is not None:
-        out.append(Message("system", f"label={ex.label}"))
-    return out
+def _skipping(ids: set[str]) -> Callable[[pa.Table], pa.Table]:
+    """A filter dropping the rows of conversations ``ids``."""
+    if not ids:
+        return lambda table: table
+    value_set = pa.array(sorted(ids), pa.string())
 
+    def skip(table: pa.Table) -> pa.Table:
+        inside = pc.is_in(table.column("conversation_id"), value_set=value_set)
+        return table.filter(pc.invert(inside))
 
-def _open_sources(tmp_dir: Path) -> dict[str, IO[bytes]]:
-    return {split: open(tmp_dir / f"{split}.sources", "wb", buffering=1 << 20) for split in SPLITS}
+    return skip
 
 
 def build(
@@ -313,80 +178,96 @@ def build(
     memory_limit: str | None = None,
     threads: int | None = None,
     as_of: AsOf | None = None,
+    incremental: bool = False,
+    closed_only: bool = False,
 ) -> BuildReport:
     """Build the dataset ``recipe`` describes from the lake at ``lake_path`` into ``out_dir``
     (default ``out/<recipe name>``), from the latest version of its tables or the one
     ``as_of`` names (see :class:`Lake`). Returns what was written; raises
     :class:`~hooklake.errors.BuildError` when no valid dataset can be made, leaving earlier
-    outputs in ``out_dir`` as they were."""
+    outputs in ``out_dir`` as they were.
+
+    A full build reads every conversation; with ``closed_only`` only the closed ones (whose
+    last message is older than the recipe's gap before the newest message in the lake). With
+    ``incremental`` the build adds, as new shards (``train-00001.jsonl``, ...), the closed
+    conversations the folder's earlier incremental builds do not hold, and rewrites the card
+    and the manifest for all shards; N incremental builds over a growing lake hold the
+    examples of one ``closed_only`` build of the final lake, each in the same split (with
+    dedupe on, a duplicate is dropped from whichever increment sees it last)."""
     started = time.perf_counter()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     out = Path(out_dir) if out_dir is not None else Path("out") / recipe.name
+    fmt = writer_class(recipe.format)
+    if incremental and not fmt.shards:
+        raise BuildError(
+            f"format {recipe.format!r} cannot be built incrementally (its card shows rows "
+            "found across the whole dataset): build it without --incremental"
+        )
+    previous = load_increments(out, recipe) if incremental else Increments()
     limit = memory_limit or os.environ.get("HOOKLAKE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
     gap = timedelta(minutes=recipe.conversations.gap_minutes)
     clock = _Clock()
     stats = DatasetStats()
-    redactor = Redactor()
-    deduper = Deduper() if recipe.filter.dedupe else None
-    rules = Rules(recipe) if writer_class(recipe.format).from_signals else None
+    deduper = Deduper(previous.fingerprints) if recipe.filter.dedupe else None
+    rules = Rules(recipe) if fmt.from_signals else None
+    shard = previous.next_shard if incremental else None
 
     opened = Lake(lake_path, session_gap=gap, memory_limit=limit, threads=threads, as_of=as_of)
     with opened as lake:
         lake_files = _lake_files(lake)
         lake_version = _lake_version(lake)
-        selection = _select(lake, recipe)
-        clock.lap("select")
-        if selection.num_rows == 0:
-            raise BuildError(
-                f"recipe {recipe.origin or recipe.name} selects no conversations from lake "
-                f"{lake.path} ({sum(f.rows for f in lake_files)} stored messages): check "
-                "source.channels, source.hooks, source.since and source.until"
-            )
-        stats.conversations_read = selection.num_rows
-        codes = selection.column("split").to_numpy()
-        ranks = selection.column("group_rank").to_numpy()
-        for code, name in enumerate(SPLITS):
-            stats.groups[name] = len(set(ranks[codes == code].tolist()))
-        del codes, ranks
-        total = int(pc.sum(selection.column("n_messages")).as_py() or 0)
-
+        cutoff: datetime | None = None
+        skip = None
+        if incremental or closed_only:
+            cutoff, still_open = open_conversations(lake, gap)
+            skip = _skipping(still_open | previous.conversations)
+        clock.lap("open")
         out.mkdir(parents=True, exist_ok=True)
         with (
             tempfile.TemporaryDirectory(prefix=".hooklake-build-", dir=out) as tmp,
-            writer_for(recipe.format, out, weighted=recipe.weighted) as writer,
+            writer_for(recipe.format, out, weighted=recipe.weighted, shard=shard) as writer,
             tqdm(
-                total=total, unit="msg", desc=recipe.name, disable=not progress, smoothing=0.1
+                total=sum(f.rows for f in lake_files),
+                unit="msg",
+                desc=recipe.name,
+                disable=not progress,
+                smoothing=0.1,
             ) as bar,
         ):
-            sources = _open_sources(Path(tmp))
+            output = BuildOutput(writer, deduper, stats, Path(tmp))
+            # Shaping allocates millions of small objects and frees them batch by batch, none
+            # in a reference cycle: the cycle collector's passes over them are pure cost (a
+            # third of the shaping time).
+            collecting = gc.isenabled()
+            gc.disable()
             try:
-                for conv in _conversations(lake, recipe, selection, bar, clock):
-                    clock.lap("stream")
-                    stats.messages_read += len(conv.rows)
-                    examples, dropped = _shape(
-                        conv, recipe, redactor, clock, rules, stats.signal_notes
-                    )
-                    if dropped:
-                        stats.dropped[dropped] += 1
-                        continue
-                    split = SPLITS[conv.split]
-                    used = False
-                    for ex in examples:
-                        if deduper is not None and not deduper.first_time(_compared(ex)):
-                            stats.dropped["duplicate_examples"] += 1
-                            continue
-                        writer.write(split, ex)
-                        sources[split].write(orjson.dumps(ex.sources or ex.source_keys) + b"\n")
-                        stats.splits[split].add(ex)
-                        stats.add_signal(ex)
-                        used = True
-                    stats.conversations_used += used
+                for table in conversation_batches(
+                    lake, recipe, skip=skip, on_rows=bar.update, on_wait=clock.lap
+                ):
+                    shaped = shape_batch(table, recipe, rules)
+                    clock.lap("shape")
+                    output.add(shaped)
                     clock.lap("write")
             finally:
-                for fh in sources.values():
-                    fh.close()
-            if stats.examples == 0:
+                if collecting:
+                    gc.enable()
+                output.close_sources()
+            bar.total = bar.n
+            bar.refresh()
+            stats.groups = {s: len(g) for s, g in output.groups.items()}
+            if incremental and stats.conversations_read == 0:
+                # Nothing closed since the previous build: the folder stays as it is.
+                writer.abort()
+                return _nothing_new(recipe, out, previous, started)
+            if stats.conversations_read == 0:
+                raise BuildError(
+                    f"recipe {recipe.origin or recipe.name} selects no "
+                    f"{'closed ' if closed_only else ''}conversations from lake {lake.path} "
+                    f"({sum(f.rows for f in lake_files)} stored messages): check "
+                    "source.channels, source.hooks, source.since and source.until"
+                )
+            if stats.examples == 0 and not (incremental and previous.history):
                 raise BuildError(
                     f"recipe {recipe.origin or recipe.name} gives no examples from "
                     f"{stats.conversations_read} conversations (dropped: "
@@ -400,16 +281,19 @@ def build(
                     )
                 )
             files = writer.close()
-            stats.redactions.update(redactor.counts)
-            info = BuildInfo(recipe, stats, files, lake_files, lake_version)
+            sources = {f.path.name: output.source_paths[s] for s, f in files.items()}
+            if incremental:
+                report_stats, info, sources = describe_increment(
+                    out, recipe, previous, stats, output, files, sources, deduper, cutoff,
+                    lake_files, lake_version,
+                )  # fmt: skip
+            else:
+                report_stats = stats
+                info = BuildInfo(recipe, stats, files, lake_files, lake_version)
             card = write_card(out, info)
-            write_manifest(
-                out,
-                info,
-                card,
-                {f.path.name: Path(tmp) / f"{split}.sources" for split, f in files.items()},
-            )
-        remove_stale(out, [f.path for f in files.values()])
+            write_manifest(out, info, card, sources)
+        if not incremental:
+            remove_stale(out, [f.path for f in files.values()], STATE_DIR)
         clock.lap("write")
     timings = dict(clock.spent)
     timings["total"] = time.perf_counter() - started
@@ -420,6 +304,20 @@ def build(
         files=files,
         card=out / CARD,
         manifest=out / MANIFEST,
-        stats=stats,
+        stats=report_stats,
         timings=timings,
+        added=stats.examples,
+    )
+
+
+def _nothing_new(recipe: Recipe, out: Path, previous: Increments, started: float) -> BuildReport:
+    return BuildReport(
+        name=recipe.name,
+        format=recipe.format,
+        out_dir=out,
+        files={},
+        card=out / CARD,
+        manifest=out / MANIFEST,
+        stats=previous.stats,
+        timings={"total": time.perf_counter() - started},
     )

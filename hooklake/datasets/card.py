@@ -15,6 +15,7 @@ the time of the build: the same lake and recipe give the same bytes.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,24 @@ class SplitStats:
                 self.agent_replies += m.human
                 self.trained_replies += m.weight == 1
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SplitStats:
+        """The stats :meth:`to_dict` wrote (an incremental build adds to them)."""
+        return cls(
+            examples=int(d["examples"]),
+            roles=Counter({r: int(n) for r, n in d["messages"].items() if n}),
+            agent_replies=int(d["agent_replies"]),
+            trained_replies=int(d["trained_replies"]),
+            chars=int(d["characters"]),
+        )
+
+    def merge(self, other: SplitStats) -> None:
+        self.examples += other.examples
+        self.roles.update(other.roles)
+        self.agent_replies += other.agent_replies
+        self.trained_replies += other.trained_replies
+        self.chars += other.chars
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "examples": self.examples,
@@ -100,6 +119,31 @@ class DatasetStats:
     @property
     def examples(self) -> int:
         return sum(s.examples for s in self.splits.values())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DatasetStats:
+        """The stats :meth:`to_dict` wrote, for an incremental build to add to (the signal
+        formats' example rows are not kept: those formats build whole only)."""
+        return cls(
+            splits={name: SplitStats.from_dict(d["splits"][name]) for name in SPLITS},
+            messages_read=int(d["messages_read"]),
+            conversations_read=int(d["conversations_read"]),
+            conversations_used=int(d["conversations_used"]),
+            groups={name: int(d["groups"][name]) for name in SPLITS},
+            dropped=Counter(d["dropped"]),
+            redactions=Counter(d["redactions"]),
+        )
+
+    def merge(self, other: DatasetStats) -> None:
+        """Add the counts of ``other`` (groups are counted by the caller: a group can be in
+        both)."""
+        for name, s in other.splits.items():
+            self.splits[name].merge(s)
+        self.messages_read += other.messages_read
+        self.conversations_read += other.conversations_read
+        self.conversations_used += other.conversations_used
+        self.dropped.update(other.dropped)
+        self.redactions.update(other.redactions)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +184,21 @@ class BuildInfo:
     lake_files: Sequence[LakeFile]
     #: The version of the lake's messages table the build read, and when it was committed.
     lake_version: LakeVersion | None = None
+    #: Incremental builds: every shard file per split (``files`` holds this build's) and the
+    #: manifest's ``incremental`` section.
+    shards: Mapping[str, Sequence[OutputFile]] | None = None
+    increments: Mapping[str, Any] | None = None
+
+    def data_files(self) -> dict[str, str]:
+        """The file, or shard pattern, of every split that holds examples."""
+        if self.shards is None:
+            return {s: f.path.name for s, f in self.files.items() if f.rows}
+        out = {}
+        for split, files in self.shards.items():
+            if sum(f.rows for f in files):
+                name = files[0].path.name
+                out[split] = f"{split}-*{name[name.index('.') :]}"
+        return out
 
 
 @dataclass(frozen=True)
@@ -185,9 +244,8 @@ def _front_matter(info: BuildInfo) -> str:
         "- config_name: default",
         "  data_files:",
     ]
-    for split, f in info.files.items():
-        if f.rows:
-            lines += [f"  - split: {split}", f"    path: {_q(f.path.name)}"]
+    for split, name in info.data_files().items():
+        lines += [f"  - split: {split}", f"    path: {_q(name)}"]
     lines.append("---")
     return "\n".join(lines)
 
@@ -202,7 +260,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return out
 
 
-def _recipe_lines(recipe: Recipe) -> list[str]:
+def _actual_split(stats: DatasetStats) -> str:
+    total = sum(stats.groups.values())
+    if not total:
+        return ""
+    shares = "/".join(f"{stats.groups[s] / total:.3f}" for s in SPLITS)
+    return f" (actual: {shares} of {total} groups)"
+
+
+def _recipe_lines(recipe: Recipe, stats: DatasetStats) -> list[str]:
     src, ex, sp = recipe.source, recipe.examples, recipe.split
     channels = ", ".join(map(str, src.channels)) or "all"
     hooks = ", ".join(src.hooks) or "all"
@@ -229,7 +295,22 @@ def _recipe_lines(recipe: Recipe) -> list[str]:
         f"- **Filter**: at least {recipe.filter.min_user_turns} user turn(s); duplicate "
         f"examples {'dropped' if recipe.filter.dedupe else 'kept'}.",
         f"- **Split**: by {sp.group_by} (no {sp.group_by} is in two splits), fractions of "
-        f"groups {sp.train:g}/{sp.validation:g}/{sp.test:g}, seed {sp.seed}.",
+        f"groups {sp.train:g}/{sp.validation:g}/{sp.test:g}{_actual_split(stats)}, seed "
+        f"{sp.seed}. A {sp.group_by}'s split is decided by a keyed hash of its id and the seed "
+        "alone, so it never changes as the lake grows; the fractions hold on average, not "
+        "exactly.",
+    ]
+
+
+def _increment_lines(increments: Mapping[str, Any] | None) -> list[str]:
+    if not increments:
+        return []
+    runs = increments["increments"]
+    return [
+        f"- **Incremental**: built in {len(runs)} run(s) of `hooklake build --incremental`, one "
+        f"shard each; the latest took the conversations closed before {increments['cutoff']} "
+        "(UTC: the newest message then, minus the gap). Conversations still open then are "
+        "left for a later run; `manifest.json` lists every run."
     ]
 
 
@@ -246,6 +327,12 @@ def render_card(info: BuildInfo) -> str:
     rows = []
     for name, s in [*st.splits.items(), ("total", total)]:
         f = info.files.get(name)
+        file_cell = f"`{f.path.name}`" if f else ""
+        sha_cell = f"`{f.sha256[:12]}`" if f else ""
+        if info.shards is not None and name in info.shards:
+            n = len(info.shards[name])
+            file_cell = f"`{info.data_files().get(name, '-')}` ({n} shard{'s' * (n != 1)})"
+            sha_cell = "in `manifest.json`"
         rows.append(
             [
                 name,
@@ -256,8 +343,8 @@ def render_card(info: BuildInfo) -> str:
                 _pct(s.agent_replies, s.roles["assistant"]),
                 s.trained_replies,
                 s.tokens,
-                f"`{f.path.name}`" if f else "",
-                f"`{f.sha256[:12]}`" if f else "",
+                file_cell,
+                sha_cell,
             ]
         )
     out = [
@@ -301,7 +388,8 @@ def render_card(info: BuildInfo) -> str:
         + ", ".join(f"{k} {v}" for k, v in st.groups.items())
         + ").",
         "",
-        *_recipe_lines(r),
+        *_recipe_lines(r, st),
+        *_increment_lines(info.increments),
         "",
         "Dropped: "
         + (
@@ -354,7 +442,7 @@ def render_card(info: BuildInfo) -> str:
         "from datasets import load_dataset",
         "",
         f"ds = load_dataset({_q(writer_class(r.format).loader)}, data_files={{",
-        *[f"    {_q(s)}: {_q(f.path.name)}," for s, f in info.files.items() if f.rows],
+        *[f"    {_q(s)}: {_q(name)}," for s, name in info.data_files().items()],
         "})",
         "```",
         "",
@@ -399,9 +487,14 @@ def write_manifest(
     JSON list of message keys per example, in example order; they are spliced in as they
     are, so the manifest is written without holding them in memory."""
     path = Path(out_dir) / MANIFEST
+    files = (
+        [f for fs in info.shards.values() for f in fs]
+        if info.shards is not None
+        else list(info.files.values())
+    )
     outputs = {
         f.path.name: {"rows": f.rows, "bytes": f.size, "sha256": f.sha256}
-        for f in info.files.values()
+        for f in sorted(files, key=lambda f: f.path.name)
     }
     outputs[card.path.name] = {"bytes": card.size, "sha256": card.sha256}
     head = {
@@ -418,6 +511,7 @@ def write_manifest(
         },
         "outputs": outputs,
         "stats": info.stats.to_dict(),
+        **({"incremental": dict(info.increments)} if info.increments is not None else {}),
     }
     with atomic_file(path) as fh:
         fh.write(orjson.dumps(head, option=orjson.OPT_INDENT_2)[:-2])
@@ -435,15 +529,21 @@ def write_manifest(
     return path
 
 
-def remove_stale(out_dir: Path, keep: Sequence[Path]) -> list[Path]:
-    """Delete split files an earlier build of another format left in ``out_dir`` (only files
-    named like Hooklake's own outputs), so a folder never mixes two builds."""
+def remove_stale(out_dir: Path, keep: Sequence[Path], state_dir: str | None = None) -> list[Path]:
+    """Delete split files (and shards) an earlier build of another format or kind left in
+    ``out_dir`` (only files named like Hooklake's own outputs), and the folder ``state_dir``
+    of earlier incremental builds, so a folder never mixes two builds."""
     keep_names = {p.name for p in keep}
     removed = []
     for split in SPLITS:
         for suffix in SUFFIXES:
-            p = Path(out_dir) / f"{split}.{suffix}"
-            if p.name not in keep_names and p.exists():
-                p.unlink()
-                removed.append(p)
+            candidates = [Path(out_dir) / f"{split}.{suffix}"]
+            candidates += sorted(Path(out_dir).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].{suffix}"))
+            for p in candidates:
+                if p.name not in keep_names and p.exists():
+                    p.unlink()
+                    removed.append(p)
+    if state_dir is not None and (Path(out_dir) / state_dir).is_dir():
+        shutil.rmtree(Path(out_dir) / state_dir)
+        removed.append(Path(out_dir) / state_dir)
     return removed

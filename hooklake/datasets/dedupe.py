@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hooklake.datasets.render import Message
 
 _SPACE = re.compile(r"\s+")
+# What ``\s`` matches in a Python ``str`` pattern, spelled for RE2 (Arrow's regex engine).
+_RE2_SPACE = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()) + "]+"
 
 
 def normalise(text: str) -> str:
@@ -29,29 +34,49 @@ def normalise(text: str) -> str:
 
 def fingerprint(messages: Iterable[Message]) -> int:
     """A 64-bit digest of an example's roles and normalised texts."""
-    h = hashlib.blake2b(digest_size=8)
-    for m in messages:
-        h.update(m.role.encode())
-        h.update(b"\x1f")
-        h.update(normalise(m.content).encode())
-        h.update(b"\x1e")
-    return int.from_bytes(h.digest(), "little")
+    # One digest call over the joined parts: the same bytes as one update per part.
+    data = "".join(f"{m.role}\x1f{normalise(m.content)}\x1e" for m in messages)
+    return int.from_bytes(hashlib.blake2b(data.encode(), digest_size=8).digest(), "little")
+
+
+def fingerprints(examples: Sequence[Sequence[Message]]) -> list[int]:
+    """``[fingerprint(ex) for ex in examples]``, normalising every text of the batch in one
+    Arrow pass instead of one regex call per message."""
+    roles = [m.role for ex in examples for m in ex]
+    folded = pa.array([m.content.casefold() for ex in examples for m in ex], pa.large_string())
+    spaced = pc.replace_substring_regex(folded, _RE2_SPACE, " ")
+    texts = pc.utf8_trim(spaced, characters=" ").to_pylist()
+    out = []
+    at = 0
+    for ex in examples:
+        end = at + len(ex)
+        data = "".join(f"{r}\x1f{t}\x1e" for r, t in zip(roles[at:end], texts[at:end], strict=True))
+        out.append(int.from_bytes(hashlib.blake2b(data.encode(), digest_size=8).digest(), "little"))
+        at = end
+    return out
 
 
 class Deduper:
-    """Remembers the digests of examples kept so far."""
+    """Remembers the digests of examples kept so far (``seen``: those of earlier increments
+    of an incremental build, so a later shard never repeats an earlier one)."""
 
-    def __init__(self) -> None:
-        self._seen: set[int] = set()
+    def __init__(self, seen: Iterable[int] = ()) -> None:
+        self._seen: set[int] = set(seen)
         self.dropped = 0
+        #: Digests added since this deduper was made, in order (what an increment persists).
+        self.added: list[int] = []
 
     def first_time(self, messages: Iterable[Message]) -> bool:
         """True the first time these messages are seen, False for a duplicate."""
-        digest = fingerprint(messages)
+        return self.first_time_digest(fingerprint(messages))
+
+    def first_time_digest(self, digest: int) -> bool:
+        """:meth:`first_time` for a digest already computed (:func:`fingerprints`)."""
         if digest in self._seen:
             self.dropped += 1
             return False
         self._seen.add(digest)
+        self.added.append(digest)
         return True
 
     def __len__(self) -> int:

@@ -44,6 +44,9 @@ def writer_class(fmt: str) -> type[Writer]:
         raise BuildError(f"unknown format {fmt!r}; expected one of {', '.join(WRITERS)}") from None
 
 
-def writer_for(fmt: str, out_dir: Path, *, weighted: bool = False) -> Writer:
-    """The writer of format ``fmt`` writing into ``out_dir``."""
-    return writer_class(fmt)(out_dir, weighted=weighted)
+def writer_for(
+    fmt: str, out_dir: Path, *, weighted: bool = False, shard: int | None = None
+) -> Writer:
+    """The writer of format ``fmt`` writing into ``out_dir`` (shard ``shard`` of an
+    incremental build when given)."""
+    return writer_class(fmt)(out_dir, weighted=weighted, shard=shard)

@@ -194,6 +194,8 @@ class PreferenceWriter(JsonlWriter):
 
     format = "preference"
     from_signals = True
+    # The card shows the first row of each rule, which a later increment cannot know.
+    shards = False
     description = (
         'one JSON object per line, `{"prompt": [messages], "chosen": [assistant message], '
         '"rejected": [assistant message]}` (TRL conversational preference, for DPO and ORPO): '
@@ -236,6 +238,7 @@ class FeedbackWriter(JsonlWriter):
 
     format = "feedback"
     from_signals = True
+    shards = False
     description = (
         'one JSON object per line, `{"prompt": [messages], "completion": [assistant message], '
         '"label": true|false}` (TRL conversational unpaired preference, for KTO): one row per '

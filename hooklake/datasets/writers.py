@@ -68,6 +68,11 @@ class OutputFile:
     sha256: str
 
 
+def shard_name(split: str, shard: int, suffix: str) -> str:
+    """The file of one shard of a split; shard numbers sort in the order they were built."""
+    return f"{split}-{shard:05d}.{suffix}"
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -91,13 +96,21 @@ class Writer(ABC):
     loader: ClassVar[str] = "json"
     #: Rows come from customers' signals (:mod:`.signals`), not from whole dialogues.
     from_signals: ClassVar[bool] = False
+    #: Whether incremental builds may add shards (``train-00001.jsonl``) of this format.
+    shards: ClassVar[bool] = True
 
     def __init__(
-        self, out_dir: Path, *, weighted: bool = False, splits: Sequence[str] = SPLITS
+        self,
+        out_dir: Path,
+        *,
+        weighted: bool = False,
+        splits: Sequence[str] = SPLITS,
+        shard: int | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.weighted = weighted
         self.splits = tuple(splits)
+        self.shard = shard
         self.counts = dict.fromkeys(self.splits, 0)
         self._tmp: dict[str, Path] = {}
         self._sinks: dict[str, Any] = {}
@@ -113,7 +126,10 @@ class Writer(ABC):
             raise
 
     def filename(self, split: str) -> str:
-        return f"{split}.{self.suffix}"
+        """``train.jsonl``, or ``train-00003.jsonl`` for shard 3 of an incremental build."""
+        if self.shard is None:
+            return f"{split}.{self.suffix}"
+        return shard_name(split, self.shard, self.suffix)
 
     def path(self, split: str) -> Path:
         return self.out_dir / self.filename(split)
@@ -122,6 +138,11 @@ class Writer(ABC):
         """Append ``example`` to ``split``; raises :class:`BuildError` if it would be invalid."""
         self._write(self._sinks[split], example, split, self.counts[split] + 1)
         self.counts[split] += 1
+
+    def write_many(self, split: str, examples: Sequence[Example]) -> None:
+        """Append ``examples`` to ``split`` in order (a format may write them in one go)."""
+        for example in examples:
+            self.write(split, example)
 
     def close(self) -> dict[str, OutputFile]:
         """Finish every split file and move it into place. Returns them by split."""
@@ -222,6 +243,9 @@ class JsonlWriter(Writer):
         return open(tmp, "wb", buffering=1 << 20)
 
     def _write(self, sink: IO[bytes], example: Example, split: str, line: int) -> None:
+        sink.write(self._line(example, split, line))
+
+    def _line(self, example: Example, split: str, line: int) -> bytes:
         record = self.record(example)
         problem = self.check(record)
         if problem:
@@ -229,7 +253,14 @@ class JsonlWriter(Writer):
                 f"{self.filename(split)} line {line} (conversation {example.conversation_id}) "
                 f"would not pass the {self.format} format checks: {problem}"
             )
-        sink.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+    def write_many(self, split: str, examples: Sequence[Example]) -> None:
+        # One write call per batch and split instead of one per line.
+        first = self.counts[split] + 1
+        lines = [self._line(ex, split, first + i) for i, ex in enumerate(examples)]
+        self._sinks[split].write(b"".join(lines))
+        self.counts[split] += len(lines)
 
     def _finish(self, sink: IO[bytes]) -> None:
         sink.flush()

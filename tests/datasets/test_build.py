@@ -4,6 +4,7 @@ real files, read back with real Hugging Face ``datasets``."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +342,32 @@ def test_progress_bar_goes_to_stderr(
     build(_recipe(split=ALL_TRAIN), case_lake, tmp_path, progress=True)
     captured = capsys.readouterr()
     assert "msg" in captured.err and captured.out == ""
+
+
+V01 = Path(__file__).parents[1] / "cases" / "build" / "sim150_v01_support_bot.json"
+
+
+def test_every_conversation_gives_0_1s_examples_and_only_splits_moved(
+    sim_lake: Path, tmp_path: Path
+) -> None:
+    """Against Hooklake 0.1's output on the same lake and recipe: every conversation gives the
+    very same examples; stable splits (a keyed hash per customer instead of a shuffle of all
+    customers) put 78 of the 241 conversations in another split than 0.1 did."""
+    old = orjson.loads(V01.read_bytes())["conversations"]
+    recipe = load_recipe(RECIPES / "support-bot.toml").model_copy(update={"format": "hf"})
+    report = build(recipe, sim_lake, tmp_path, progress=False)
+    per: dict[str, tuple[str, list[Any]]] = {}
+    for split, f in report.files.items():
+        for row in pq.read_table(f.path).to_pylist():
+            messages = [[m["role"], m["content"], m["weight"]] for m in row["messages"]]
+            entry = per.setdefault(row["conversation_id"], (split, []))
+            assert entry[0] == split
+            entry[1].append(messages)
+    new = {
+        c: [split, hashlib.sha256(json.dumps(exs).encode()).hexdigest()[:16]]
+        for c, (split, exs) in per.items()
+    }
+    assert new.keys() == old.keys()
+    assert {c: v[1] for c, v in new.items()} == {c: v[1] for c, v in old.items()}
+    moved = sorted(c for c in new if new[c][0] != old[c][0])
+    assert len(moved) == 78

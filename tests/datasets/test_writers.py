@@ -281,3 +281,29 @@ def test_a_valid_record_passes_the_openai_checks() -> None:
 def test_unknown_format_is_a_build_error(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="unknown format 'csv'"):
         writer_for("csv", tmp_path)
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_a_batch_written_at_once_gives_the_same_bytes_and_shards_are_named_in_order(
+    tmp_path: Path, fmt: str
+) -> None:
+    with writer_for(fmt, tmp_path / "a", weighted=True) as w:
+        for ex in _examples():
+            w.write("train", _signal_example(ex, fmt))
+        w.write("test", _signal_example(_examples()[1], fmt))
+        one_by_one = w.close()
+    with writer_for(fmt, tmp_path / "b", weighted=True, shard=12) as w:
+        w.write_many("train", [_signal_example(ex, fmt) for ex in _examples()])
+        w.write_many("test", [_signal_example(_examples()[1], fmt)])
+        at_once = w.close()
+    for split, f in one_by_one.items():
+        assert at_once[split].path.name == f"{split}-00012.{f.path.name.split('.', 1)[1]}"
+        assert at_once[split].sha256 == f.sha256 and at_once[split].rows == f.rows
+
+
+def test_a_bad_line_in_a_batch_is_named_by_its_line(tmp_path: Path) -> None:
+    bad = Example([Message("user", "hi"), Message("user", "again")], "c-9", 1, 1)
+    expected = r"train\.jsonl line 3 \(conversation c-9\)"
+    with pytest.raises(BuildError, match=expected), writer_for("openai", tmp_path) as w:
+        w.write("train", _examples()[0])
+        w.write_many("train", [_examples()[1], bad])

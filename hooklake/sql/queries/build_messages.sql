@@ -1,26 +1,67 @@
--- The messages a dataset build renders, in conversation order, with each conversation's split.
--- hooklake_build_selection (conversation_id, split) is the Arrow table of conversations the
--- build picked (build_conversations.sql) and their split codes; the join keeps only those.
--- Only what rendering needs is read: the whole stored message (`raw`) only for types whose
--- options, caption or address live in it (not text and buttons), `customer` (known names and
--- fields for redaction) only when $with_customer; `payload` for rating buttons (feedback
--- builds).
+-- The messages a dataset build reads, in build order (conversation, then position): the
+-- columns of hooklake.datasets.shape.shape_batch, plus `position` and `_part`.
+--
+-- Only what rendering needs is read. The stored message (`raw`) is needed for the types whose
+-- options, caption or address live in it (not text, buttons or silent types), about a fifth
+-- of the messages. Carried through the views' window sorts it would cost five times the rest
+-- of the query, and joined to every message it would put the stored messages in a hash table
+-- that grows with the lake. So it comes as rows of its own (`_part` 1), sorted in right after
+-- their message (`_part` 0): the join that finds their conversation and position holds only
+-- the keys of the messages that need them. A message delivered more than once has one such
+-- row per delivery, first arrival first (the one the messages view keeps); the stream takes
+-- the first and drops the others. `needed` is MATERIALIZED: computed first, so its pass over
+-- the views does not hold memory at the same time as the main pass.
+--
+-- `customer` (known names and fields for redaction) only when $with_customer; `payload` for
+-- rating buttons (feedback builds).
+-- Parameters: $channels (BIGINT[] or NULL = all), $hooks (VARCHAR[] or NULL = all),
+-- $with_customer (BOOLEAN).
+WITH picked AS (
+    SELECT
+        conversation_id,
+        position,
+        channel_id,
+        customer_id,
+        message_key,
+        sender_type,
+        type,
+        text,
+        url,
+        payload,
+        CASE WHEN $with_customer THEN customer END AS customer,
+        date
+    FROM messages
+    WHERE ($channels::BIGINT[] IS NULL OR list_contains($channels::BIGINT[], channel_id))
+      AND ($hooks::VARCHAR[] IS NULL OR list_contains($hooks::VARCHAR[], hook))
+      AND sender_type IN ('customer', 'bot', 'agent')
+),
+needed AS MATERIALIZED (
+    SELECT message_key, conversation_id, position
+    FROM messages
+    WHERE ($channels::BIGINT[] IS NULL OR list_contains($channels::BIGINT[], channel_id))
+      AND ($hooks::VARCHAR[] IS NULL OR list_contains($hooks::VARCHAR[], hook))
+      AND sender_type IN ('customer', 'bot', 'agent')
+      AND coalesce(type, '') NOT IN (
+          'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
+      )
+),
+stored AS (
+    SELECT n.conversation_id, n.position, s.raw, s.received_at, s.source
+    FROM hooklake_message_rows AS s
+    JOIN needed AS n USING (message_key)
+    WHERE coalesce(s.type, '') NOT IN (
+        'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
+    )
+)
 SELECT
-    m.conversation_id,
-    m.channel_id,
-    m.customer_id,
-    m.message_key,
-    m.sender_type,
-    m.type,
-    m.text,
-    m.url,
-    CASE WHEN m.type NOT IN ('text', 'button') THEN m.raw END AS message,
-    m.payload,
-    CASE WHEN $with_customer THEN m.customer END AS customer,
-    s.split
-FROM messages AS m
-JOIN hooklake_build_selection AS s USING (conversation_id)
-WHERE ($channels::BIGINT[] IS NULL OR list_contains($channels::BIGINT[], m.channel_id))
-  AND ($hooks::VARCHAR[] IS NULL OR list_contains($hooks::VARCHAR[], m.hook))
-  AND m.sender_type IN ('customer', 'bot', 'agent')
-ORDER BY m.conversation_id, m.position;
+    conversation_id, position, 0 AS _part, channel_id, customer_id, message_key, sender_type,
+    type, text, url, NULL::VARCHAR AS message, payload, customer, date,
+    NULL::TIMESTAMPTZ AS received_at, NULL::VARCHAR AS source
+FROM picked
+UNION ALL
+SELECT
+    conversation_id, position, 1 AS _part, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, raw, NULL, NULL, NULL,
+    received_at, source
+FROM stored
+ORDER BY conversation_id, position, _part, received_at, source;

@@ -1,0 +1,89 @@
+"""What the one process at the end of a build does with shaped batches, in build order: drop
+duplicate examples (the first in build order is kept, :mod:`.dedupe`), write the rest to their
+split files, note each example's source messages for the manifest, and count everything for
+the card.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from hooklake.datasets.card import DatasetStats
+from hooklake.datasets.dedupe import Deduper, fingerprints
+from hooklake.datasets.recipe import SPLITS
+from hooklake.datasets.render import Example, Message
+from hooklake.datasets.shape import ShapedBatch
+from hooklake.datasets.writers import Writer
+
+
+def compared(ex: Example) -> list[Message]:
+    """What makes two examples duplicates: their messages, plus the rejected reply and the
+    label of preference and feedback rows."""
+    out = [*ex.messages, *(ex.rejected or [])]
+    if ex.label is not None:
+        out.append(Message("system", f"label={ex.label}"))
+    return out
+
+
+class BuildOutput:
+    """Dedupe, split files, sources and counts: what one process does with shaped batches."""
+
+    def __init__(
+        self, writer: Writer, deduper: Deduper | None, stats: DatasetStats, tmp: Path
+    ) -> None:
+        self.writer = writer
+        self.deduper = deduper
+        self.stats = stats
+        self.groups: dict[str, set[str]] = {s: set() for s in SPLITS}
+        self.conversations: list[tuple[str, str, int]] = []
+        # Open for the life of the build: close_sources() closes them.
+        self.sources: dict[str, IO[bytes]] = {
+            split: open(tmp / f"{split}.sources", "wb", buffering=1 << 20)  # noqa: SIM115
+            for split in SPLITS
+        }
+        self.source_paths = {split: tmp / f"{split}.sources" for split in SPLITS}
+
+    def add(self, shaped: ShapedBatch) -> None:
+        st = self.stats
+        st.messages_read += shaped.messages_read
+        st.conversations_read += len(shaped.conversations)
+        st.dropped.update(shaped.dropped)
+        st.redactions.update(shaped.redactions)
+        st.signal_notes.update(shaped.signal_notes)
+        for cid, group, code in zip(
+            shaped.conversations, shaped.groups, shaped.conversation_splits, strict=True
+        ):
+            self.groups[SPLITS[code]].add(group)
+            self.conversations.append((cid, group, code))
+        kept: dict[str, list[Example]] = {s: [] for s in SPLITS}
+        used: set[str] = set()
+        digests = (
+            fingerprints([compared(ex) for ex in shaped.examples])
+            if self.deduper is not None
+            else []
+        )
+        for i, (ex, code) in enumerate(zip(shaped.examples, shaped.splits, strict=True)):
+            if self.deduper is not None and not self.deduper.first_time_digest(digests[i]):
+                st.dropped["duplicate_examples"] += 1
+                continue
+            split = SPLITS[code]
+            kept[split].append(ex)
+            used.add(ex.conversation_id)
+        st.conversations_used += len(used)
+        for split, examples in kept.items():
+            if not examples:
+                continue
+            self.writer.write_many(split, examples)
+            self.sources[split].write(
+                b"".join(orjson.dumps(ex.sources or ex.source_keys) + b"\n" for ex in examples)
+            )
+            for ex in examples:
+                st.splits[split].add(ex)
+                st.add_signal(ex)
+
+    def close_sources(self) -> None:
+        for fh in self.sources.values():
+            fh.close()

@@ -1,0 +1,278 @@
+"""The engine-neutral core of a build: a batch of whole conversations in, their examples out.
+
+:func:`shape_batch` is what every engine calls: the DuckDB pipeline of :mod:`.build` on the
+batches :mod:`.stream` cuts, and a Spark job on its partitions. It selects the conversations
+the recipe's dates pick, gives each its split (:mod:`.split`), renders every message
+(:mod:`.render`), redacts the batch (:meth:`.Redactor.redact_batch`) and shapes each
+conversation's examples (:mod:`.examples`). What stays with the one process that writes is
+what depends on the order of the whole build: dropping duplicate examples (the first one in
+build order is kept, :mod:`.dedupe`) and writing.
+
+Per message, the work is columnar: roles and kinds are looked up once per distinct value,
+texts and buttons are trimmed by Arrow, only dialogs, cards and media (about a fifth of the
+messages) are rendered one by one from their stored JSON, and redaction scans the whole batch
+in a few regex passes. :mod:`.reference` is the plain per-message version this must equal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hooklake.datasets.examples import Conversation, conversation_examples_of
+from hooklake.datasets.recipe import Recipe
+from hooklake.datasets.redact import Redactor, known_values
+from hooklake.datasets.render import (
+    SENDER_ROLES,
+    SILENT_TYPES,
+    TEXT_TYPES,
+    Example,
+    Rendered,
+    render_text,
+)
+from hooklake.datasets.signals import Rules
+from hooklake.datasets.split import Splitter, group_key
+
+#: The columns a batch must hold (``build_messages.sql``), one row per message, ordered by
+#: conversation and position, every conversation whole.
+BUILD_COLUMNS = (
+    "conversation_id",
+    "channel_id",
+    "customer_id",
+    "message_key",
+    "sender_type",
+    "type",
+    "text",
+    "url",
+    "message",
+    "payload",
+    "customer",
+    "date",
+)
+
+#: Their types.
+BUILD_SCHEMA = pa.schema(
+    [
+        pa.field("conversation_id", pa.string()),
+        pa.field("channel_id", pa.int64()),
+        pa.field("customer_id", pa.int64()),
+        pa.field("message_key", pa.string()),
+        pa.field("sender_type", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("payload", pa.string()),
+        pa.field("customer", pa.string()),
+        pa.field("date", pa.date32()),
+    ]
+)
+
+#: What Python's ``str.strip()`` strips, for Arrow's trim to do the same.
+_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+_SILENT, _TEXT, _OTHER = 0, 1, 2
+
+
+@dataclass
+class ShapedBatch:
+    """What one batch gave, in build order.
+
+    ``examples[i]`` goes to split ``splits[i]`` (a code of :mod:`.split`). ``conversations``,
+    ``groups`` and ``conversation_splits`` describe every conversation the recipe selected
+    from the batch (those outside ``source.since``/``until`` are not counted), whether it gave
+    examples or not; ``dropped`` counts those that gave none, by reason.
+    """
+
+    examples: list[Example] = field(default_factory=list)
+    splits: list[int] = field(default_factory=list)
+    conversations: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    conversation_splits: list[int] = field(default_factory=list)
+    messages_read: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
+    signal_notes: Counter[str] = field(default_factory=Counter)
+
+
+def conversation_starts(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Row indices where a new conversation starts in rows ordered by conversation (plus the
+    row count at the end), so conversation ``k`` is rows ``starts[k]:starts[k + 1]``."""
+    n = len(ids)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    change = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    return np.concatenate(([0], np.flatnonzero(change) + 1, [n])).astype(np.int64)
+
+
+def _selected(batch: pa.Table, starts: np.ndarray, recipe: Recipe) -> tuple[pa.Table, np.ndarray]:
+    """The batch without conversations that start outside the recipe's dates: a
+    conversation's date is that of its first message the build reads."""
+    since, until = recipe.source.since, recipe.source.until
+    if (since is None and until is None) or batch.num_rows == 0:
+        return batch, starts
+    first = pc.take(batch.column("date"), pa.array(starts[:-1]))
+    keep = pa.array(np.ones(len(first), dtype=bool))
+    if since is not None:
+        keep = pc.and_(keep, pc.greater_equal(first, pa.scalar(since, pa.date32())))
+    if until is not None:
+        keep = pc.and_(keep, pc.less_equal(first, pa.scalar(until, pa.date32())))
+    keep_conv = keep.to_numpy(zero_copy_only=False)
+    if keep_conv.all():
+        return batch, starts
+    rows = np.repeat(keep_conv, np.diff(starts))
+    batch = batch.filter(pa.array(rows))
+    return batch, conversation_starts(batch.column("conversation_id"))
+
+
+def _lookup_codes(
+    column: pa.ChunkedArray, code_of: dict[str, int], default: int
+) -> npt.NDArray[np.int64]:
+    """``code_of`` applied to every value of a string column, computed once per distinct
+    value (nulls look up ``None``)."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    values = encoded.dictionary.to_pylist()
+    table = np.array(
+        [code_of.get(v, default) if v is not None else default for v in [*values, None]],
+        dtype=np.int64,
+    )
+    indices = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    codes: npt.NDArray[np.int64] = table[indices]
+    return codes
+
+
+def _kind(msg_type: str | None) -> int:
+    kind = (msg_type or "").lower()
+    return _SILENT if kind in SILENT_TYPES else _TEXT if kind in TEXT_TYPES else _OTHER
+
+
+def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
+    """The rows of ``batch`` that show something in the dialogue and what each shows, as
+    :func:`~.render.render_message` would say: (row indices, texts)."""
+    role_code = {s: i for i, s in enumerate(SENDER_ROLES)}
+    roles = _lookup_codes(batch.column("sender_type"), dict(role_code), -1)
+    types = batch.column("type")
+    encoded = pc.dictionary_encode(types).combine_chunks()
+    kinds_table = np.array(
+        [_kind(v) for v in [*encoded.dictionary.to_pylist(), None]], dtype=np.int64
+    )
+    kinds = kinds_table[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(False)]
+    wanted = roles >= 0
+    shown: list[str | None] = [None] * batch.num_rows
+    text_rows = np.flatnonzero(wanted & (kinds == _TEXT))
+    if len(text_rows):
+        trimmed = pc.utf8_trim(
+            pc.take(batch.column("text"), pa.array(text_rows)), characters=_WHITESPACE
+        ).to_pylist()
+        for i, t in zip(text_rows.tolist(), trimmed, strict=True):
+            shown[i] = t
+    other_rows = np.flatnonzero(wanted & (kinds == _OTHER))
+    if len(other_rows):
+        take = pa.array(other_rows)
+        cols = [
+            pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url", "message")
+        ]
+        for i, kind, text, url, message in zip(other_rows.tolist(), *cols, strict=True):
+            shown[i] = render_text(kind, text, url, message, media)
+    rows = [i for i, t in enumerate(shown) if t]
+    return np.array(rows, dtype=np.int64), [shown[i] or "" for i in rows]
+
+
+def shape_batch(
+    batch: pa.RecordBatch | pa.Table,
+    recipe: Recipe,
+    rules: Rules | None = None,
+) -> ShapedBatch:
+    """Shape a batch of whole conversations into examples: the core every build engine calls.
+
+    ``batch`` holds the rows of :data:`BUILD_COLUMNS` (what ``build_messages.sql`` returns),
+    ordered by conversation id and position, with every conversation complete (no
+    conversation may continue in another batch). ``rules`` are the recipe's compiled signal
+    rules (:class:`~.signals.Rules`) for the ``preference`` and ``feedback`` formats, else
+    ``None``.
+
+    Returns a :class:`ShapedBatch`: the examples of the conversations the recipe's dates
+    select, in build order (conversation id, then position), each with its split, and what
+    the batch counted (messages read, redactions, conversations dropped and why). Duplicate
+    examples are still in it: dropping them keeps the first in the order of the whole build,
+    so it is the caller's, on one process, as is writing.
+
+    The result is a function of the batch and the recipe only, so batches can be shaped in
+    any order and on any machine, and equals what :func:`.reference.shape_reference` gives
+    one message at a time.
+    """
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    missing = [c for c in BUILD_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"shape_batch needs the columns of build_messages.sql; missing {missing}")
+    out = ShapedBatch()
+    starts = conversation_starts(table.column("conversation_id"))
+    table, starts = _selected(table, starts, recipe)
+    if table.num_rows == 0:
+        return out
+    out.messages_read = table.num_rows
+    rows, texts = render_batch(table, recipe.examples.media)
+    conv_of_row = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    owner = conv_of_row[rows] if len(rows) else np.zeros(0, dtype=np.int64)
+    take = pa.array(rows)
+    senders = pc.take(table.column("sender_type"), take).to_pylist()
+    keys = pc.take(table.column("message_key"), take).to_pylist()
+    kinds = pc.take(table.column("type"), take).to_pylist()
+    payloads = pc.take(table.column("payload"), take).to_pylist()
+    owners: list[int] = owner.tolist()
+
+    redactor = Redactor()
+    if recipe.redact.pii and len(rows):
+        customers = table.column("customer").to_pylist()
+        convs_with_text = set(owners)
+        bounds = starts.tolist()
+        known = [
+            known_values(set(customers[bounds[k] : bounds[k + 1]])) if k in convs_with_text else ()
+            for k in range(len(bounds) - 1)
+        ]
+        paid = [j for j, p in enumerate(payloads) if p]
+        redacted = redactor.redact_batch(
+            [*texts, *(payloads[j] or "" for j in paid)],
+            [*owners, *(owners[j] for j in paid)],
+            known,
+        )
+        texts = redacted[: len(texts)]
+        for j, p in zip(paid, redacted[len(texts) :], strict=True):
+            payloads[j] = p
+    out.redactions = redactor.counts
+
+    ids = pc.take(table.column("conversation_id"), pa.array(starts[:-1])).to_pylist()
+    channels = pc.take(table.column("channel_id"), pa.array(starts[:-1])).to_pylist()
+    customer_ids = pc.take(table.column("customer_id"), pa.array(starts[:-1])).to_pylist()
+    splitter = Splitter(recipe.split.fractions(), recipe.split.seed)
+    group_by = recipe.split.group_by
+    said = [
+        Rendered(*SENDER_ROLES[s or ""], t, key)
+        for s, t, key in zip(senders, texts, keys, strict=True)
+    ]
+    if rules is not None:
+        for r, kind, payload in zip(said, kinds, payloads, strict=True):
+            r.kind, r.payload = kind or "", payload
+    # Rendered rows of conversation k: said[ends[k - 1]:ends[k]] (owners ascend).
+    ends = np.searchsorted(owner, np.arange(len(ids)), side="right").tolist()
+    for k, conv_id in enumerate(ids):
+        conv = Conversation(conv_id, channels[k], customer_ids[k])
+        group = group_key(group_by, conv_id, conv.channel_id, conv.customer_id)
+        split = splitter(group)
+        out.conversations.append(conv_id)
+        out.groups.append(group)
+        out.conversation_splits.append(split)
+        rendered = said[ends[k - 1] if k else 0 : ends[k]]
+        examples, dropped = conversation_examples_of(
+            conv, rendered, recipe, rules, out.signal_notes
+        )
+        if dropped:
+            out.dropped[dropped] += 1
+            continue
+        out.examples += examples
+        out.splits += [split] * len(examples)
+    return out

@@ -1,0 +1,112 @@
+"""Stream a recipe's messages out of DuckDB as Arrow batches of whole conversations.
+
+``build_messages.sql`` returns the messages in build order (conversation, then position);
+DuckDB hands them over in batches of :data:`BATCH_ROWS` rows that cut conversations anywhere.
+:func:`conversation_batches` re-cuts them so each batch ends where a conversation ends (the
+last conversation waits for the next batch), puts each message's stored JSON (a row of its
+own in the query) on the message's row, and yields tables :func:`.shape.shape_batch` takes.
+Memory holds one batch (and one conversation of the next) whatever the size of the lake;
+DuckDB spills its sort past its memory limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hooklake.datasets.lake import Lake
+from hooklake.datasets.recipe import Recipe
+from hooklake.datasets.shape import BUILD_COLUMNS
+from hooklake.db import lake_errors, query_sql
+
+#: Rows per Arrow batch pulled from DuckDB: big enough that per-batch costs (a regex pass
+#: over the batch, a few Arrow kernels) vanish, small enough to keep memory flat.
+BATCH_ROWS = 65_536
+
+
+def _with_stored(table: pa.Table) -> pa.Table:
+    """The message rows (``_part`` 0) of ``table``, each with the stored message of its first
+    delivery (the ``_part`` 1 row right after it, if any) as ``message``."""
+    part = table.column("_part").to_numpy()
+    n = len(part)
+    first = np.zeros(n, dtype=bool)  # the first stored row after each message row
+    first[1:] = (part[1:] == 1) & (part[:-1] == 0)
+    messages = np.flatnonzero(part == 0)
+    source = np.full(n, -1, dtype=np.int64)
+    source[np.flatnonzero(first) - 1] = np.flatnonzero(first)
+    picks = source[messages]
+    stored = pc.take(table.column("message"), pa.array(picks, mask=picks < 0, type=pa.int64()))
+    rows = table.take(pa.array(messages))
+    return rows.set_column(rows.schema.get_field_index("message"), "message", stored)
+
+
+def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Re-cut batches of rows ordered by conversation so that none splits a conversation."""
+    carry: pa.Table | None = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        table = pa.Table.from_batches([batch])
+        if carry is not None:
+            table = pa.concat_tables([carry, table])
+        ids = table.column("conversation_id")
+        last = pc.index(ids, ids[-1]).as_py()
+        carry = table.slice(last)
+        if last:
+            yield _with_stored(table.slice(0, last).combine_chunks())
+    if carry is not None and carry.num_rows:
+        yield _with_stored(carry.combine_chunks())
+
+
+def conversation_batches(
+    lake: Lake,
+    recipe: Recipe,
+    *,
+    skip: Callable[[pa.Table], pa.Table] | None = None,
+    on_rows: Callable[[int], Any] | None = None,
+    on_wait: Callable[[str], Any] | None = None,
+) -> Iterator[pa.Table]:
+    """The recipe's messages (its channels, hooks and senders; dates are the core's) as
+    tables of whole conversations with the :data:`~.shape.BUILD_COLUMNS`, in build order.
+
+    ``skip`` may drop conversations from each table (an incremental build leaves out those it
+    holds already and those still open); ``on_rows`` hears how many rows each DuckDB batch
+    held (the progress bar); ``on_wait`` is called with ``"query"`` after waiting on DuckDB
+    and ``"stream"`` after the re-cutting (for the build's clock).
+    """
+    src = recipe.source
+    params = {
+        "channels": list(src.channels) or None,
+        "hooks": list(src.hooks) or None,
+        "with_customer": recipe.redact.pii,
+    }
+    with lake_errors("cannot read the recipe's messages from the lake"):
+        # The query ends in ORDER BY: keeping the order of its inputs on the way there only
+        # holds memory (without this it ran out of a 512MB limit now and then).
+        lake.connection.execute("SET preserve_insertion_order = false")
+        rel = lake.connection.sql(query_sql("build_messages"), params=params)
+        # DuckDB 1.4 renamed fetch_record_batch() to to_arrow_reader().
+        if hasattr(rel, "to_arrow_reader"):
+            reader = rel.to_arrow_reader(BATCH_ROWS)
+        else:  # pragma: no cover - older DuckDB
+            reader = rel.fetch_record_batch(BATCH_ROWS)
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            for batch in reader:
+                if on_wait is not None:
+                    on_wait("query")
+                if on_rows is not None:
+                    on_rows(batch.num_rows)
+                yield batch
+
+        for table in whole_conversations(counted()):
+            if skip is not None:
+                table = skip(table)
+            if on_wait is not None:
+                on_wait("stream")
+            if table.num_rows:
+                yield table.select(list(BUILD_COLUMNS))
