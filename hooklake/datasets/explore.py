@@ -187,9 +187,11 @@ def dataset_examples(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
     columns += ["characters", *(kind.lower() for kind in KINDS)]
     rows: list[dict[str, Any]] = []
     for name in manifest["outputs"]:
-        split, _, suffix = name.partition(".")
+        stem, _, suffix = name.partition(".")
         if suffix not in SUFFIXES:
             continue  # the card
+        # Incremental builds write shards: train-00000.jsonl, train-00001.jsonl, ...
+        split = stem.split("-", 1)[0]
         for index, messages in enumerate(_examples(out / name, manifest["format"])):
             roles = Counter(role for role, _ in messages)
             found = Counter(

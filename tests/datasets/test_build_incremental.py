@@ -121,6 +121,12 @@ def test_incremental_builds_hold_what_one_build_of_the_closed_conversations_hold
     assert sum(len(v) for v in manifest["sources"].values()) == reports[-1].examples
     card = (tmp_path / "inc" / "README.md").read_text()
     assert 'path: "train-*.parquet"' in card and "shards)" in card
+    # The dataset QA notebook's reader sees splits, not shard names.
+    from hooklake.datasets import explore
+
+    read_back = explore.dataset_examples(tmp_path / "inc")
+    assert set(read_back.split) <= {"train", "validation", "test"}
+    assert len(read_back) == reports[-1].examples
 
 
 def _fingerprints(out: Path) -> list[int]:
