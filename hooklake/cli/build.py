@@ -33,8 +33,21 @@ from hooklake.cli.common import lake_option
     help="Read the lake as it was: a version of its messages table (the card and manifest "
     "name the one a build read) or an ISO time such as 2026-11-27T10:00:00Z.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Run the build in DuckDB on this machine, or as a Spark job (hooklake[spark], Java 17; "
+    "local unless started by spark-submit): the same files either way.",
+)
 def build_command(
-    recipe: Path, lake: Path, out_dir: Path | None, progress: bool, as_of: str | None
+    recipe: Path,
+    lake: Path,
+    out_dir: Path | None,
+    progress: bool,
+    as_of: str | None,
+    engine: str,
 ) -> None:
     """Build the dataset RECIPE describes (a TOML file in datasets/) from the lake.
 
@@ -48,13 +61,14 @@ def build_command(
       hooklake build datasets/support-bot.toml --lake lake/ --out out/support-bot
       hooklake build datasets/bot-preference.toml --lake lake/ --out out/bot-preference
       hooklake build datasets/support-bot.toml --lake lake/ --as-of 12 --out out/again
+      hooklake build datasets/support-bot.toml --lake lake/ --engine spark
     """
     from hooklake.datasets.build import build
 
     version: int | str | None = as_of
     if as_of is not None and as_of.strip().isdigit():
         version = int(as_of)
-    report = build(recipe, lake, out_dir, progress=progress, as_of=version)
+    report = build(recipe, lake, out_dir, progress=progress, as_of=version, engine=engine)
     click.echo(report.summary())
     names = ", ".join(f.path.name for f in report.files.values())
     click.echo(f"files: {names}, {report.card.name}, {report.manifest.name} in {report.out_dir}")

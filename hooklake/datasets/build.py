@@ -313,12 +313,18 @@ def build(
     memory_limit: str | None = None,
     threads: int | None = None,
     as_of: AsOf | None = None,
+    engine: str = "duckdb",
 ) -> BuildReport:
     """Build the dataset ``recipe`` describes from the lake at ``lake_path`` into ``out_dir``
     (default ``out/<recipe name>``), from the latest version of its tables or the one
     ``as_of`` names (see :class:`Lake`). Returns what was written; raises
     :class:`~hooklake.errors.BuildError` when no valid dataset can be made, leaving earlier
-    outputs in ``out_dir`` as they were."""
+    outputs in ``out_dir`` as they were. ``engine="spark"`` builds the same files as a Spark
+    job (:mod:`hooklake.spark.build`)."""
+    if engine != "duckdb":
+        from hooklake.spark.build import build_on
+
+        return build_on(engine, recipe, lake_path, out_dir, progress, as_of=as_of)
     started = time.perf_counter()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
