@@ -39,12 +39,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from hooklake import layout
 from hooklake.datasets import build as core
 from hooklake.datasets.card import (
     CARD,
     MANIFEST,
     BuildInfo,
     DatasetStats,
+    LakeFile,
+    LakeVersion,
     remove_stale,
     write_card,
     write_manifest,
@@ -59,7 +62,7 @@ from hooklake.datasets.signals import Rules
 from hooklake.datasets.split import assign_splits
 from hooklake.errors import BuildError, ConfigError
 from hooklake.spark.order import ordered_rows
-from hooklake.spark.read import LakePath, cannot_read, message_rows, open_lake, sql_text
+from hooklake.spark.read import LakePath, Snapshot, cannot_read, message_rows, snapshot, sql_text
 from hooklake.spark.session import quiet, spark_session
 
 if TYPE_CHECKING:
@@ -190,6 +193,15 @@ def _params(recipe: Recipe) -> dict[str, Any]:
     return {"channels": list(src.channels) or None, "hooks": list(src.hooks) or None}
 
 
+def _lake_version(snap: Snapshot) -> LakeVersion | None:
+    # As the DuckDB build names it (hooklake.datasets.build._lake_version).
+    v = snap.version()
+    if v is None:
+        return None
+    stamp = v.committed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return LakeVersion(v.table, v.version, stamp)
+
+
 def _select(spark: SparkSession, messages: str, recipe: Recipe) -> pa.Table:
     """The conversations to build from, their split codes and message counts (as
     :func:`hooklake.datasets.build._select`)."""
@@ -258,11 +270,10 @@ def build(
     deduper = Deduper() if recipe.filter.dedupe else None
     signals = writer_class(recipe.format).from_signals
 
-    with open_lake(lake_path, as_of) as lake:
-        lake_files = core._lake_files(lake)
-        lake_version = core._lake_version(lake)
-        where = lake.path
-        rows = message_rows(spark, lake_path, lake)
+    snap = snapshot(lake_path, as_of)
+    lake_files = [LakeFile(f"{layout.MESSAGES}/{f.path}", f.rows) for f in snap.files()]
+    lake_version = _lake_version(snap)
+    rows = message_rows(spark, lake_path, snap)
     gap = timedelta(minutes=recipe.conversations.gap_minutes)
     messages = f"hooklake_build_messages_{next(_ids)}"
     ordered_rows(spark, rows, gap).createOrReplaceTempView(messages)
@@ -271,7 +282,7 @@ def build(
     if selection.num_rows == 0:
         raise BuildError(
             f"recipe {recipe.origin or recipe.name} selects no conversations from lake "
-            f"{where} ({sum(f.rows for f in lake_files)} stored messages): check "
+            f"{snap.path} ({sum(f.rows for f in lake_files)} stored messages): check "
             "source.channels, source.hooks, source.since and source.until"
         )
     stats.conversations_read = selection.num_rows

@@ -1,9 +1,10 @@
 """Reading one version of the lake's ``messages`` table from Spark, with no extra jars.
 
 The version's files come from the Delta log, read on the driver by ``deltalake`` (the same
-list DuckDB reads, :meth:`hooklake.Lake.files`); Spark reads exactly those Parquet files with
-the table's schema, the ``date`` partition from their ``date=YYYY-MM-DD`` directories. Files
-never change once written, so the list pins the version, as ``format("delta")`` would.
+list DuckDB reads, :meth:`hooklake.Lake.files`; the driver opens no data file). Spark reads
+exactly those Parquet files with the table's schema, the ``date`` partition from their
+``date=YYYY-MM-DD`` directories. Files never change once written, so the list pins the
+version, as ``format("delta")`` would.
 
 A cluster that has Delta Lake's jars can read the table itself::
 
@@ -20,14 +21,18 @@ the ``AWS_*`` environment variables, like every other Hooklake command.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deltalake import DeltaTable
+
 from hooklake import layout, tables
-from hooklake.datasets.lake import AsOf, Lake
+from hooklake.datasets.lake import AsOf, _check_lake, _open_tables
 from hooklake.errors import LakeError, SparkError
 from hooklake.spark.session import quiet
-from hooklake.storage import lake_location
+from hooklake.storage import LakeLocation, lake_location
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -58,20 +63,45 @@ def spark_root(path: LakePath) -> str:
     return loc.uri
 
 
-def open_lake(path: LakePath, version: AsOf | None = None) -> Lake:
-    """The lake at ``version`` (a version of ``messages`` or a time, as ``--as-of``): what
-    Spark reads and what a build's card and manifest name. Opening it reads the Delta log
-    only."""
-    return Lake(path, as_of=version)
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of the lake's ``messages`` table as its Delta log describes it: what Spark
+    reads, and what a build's card and manifest name."""
+
+    location: LakeLocation
+    #: The table at the version read; None when the lake has no messages table yet.
+    table: DeltaTable | None
+
+    @property
+    def path(self) -> Path | str:
+        return self.location.local or self.location.uri
+
+    def files(self) -> list[tables.DataFile]:
+        return tables.data_files(self.table) if self.table is not None else []
+
+    def version(self) -> tables.TableVersion | None:
+        if self.table is None:
+            return None
+        return tables.version_of(self.location, layout.MESSAGES, self.table)
 
 
-def message_rows(spark: SparkSession, path: LakePath, lake: Lake) -> DataFrame:
-    """The stored rows (duplicates included) of the ``messages`` version ``lake`` reads."""
+def snapshot(path: LakePath, version: AsOf | None = None) -> Snapshot:
+    """The ``messages`` table at ``version`` (a version number or a time, as ``--as-of``; by
+    default the latest), read from the Delta log alone: no data file is opened here."""
+    loc = lake_location(path)
+    # The Lake's own checks and version resolution, so both engines read the same version and
+    # fail the same way on a missing or unmigrated lake.
+    _check_lake(loc)
+    return Snapshot(loc, _open_tables(loc, version)[layout.MESSAGES])
+
+
+def message_rows(spark: SparkSession, path: LakePath, snap: Snapshot) -> DataFrame:
+    """The stored rows (duplicates included) of the ``messages`` version ``snap`` names."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     schema = from_arrow_schema(tables.table_schema(layout.MESSAGES))
     root = f"{spark_root(path)}/{layout.MESSAGES}"
-    files = [f"{root}/{f.path}" for f in lake.files(layout.MESSAGES)]
+    files = [f"{root}/{f.path}" for f in snap.files()]
     if not files:
         return spark.createDataFrame([], schema)
     try:
