@@ -21,6 +21,7 @@ parallel first; the driver then holds one partition at a time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import pickle
@@ -248,6 +249,44 @@ def _shaped(
         )
 
 
+@contextlib.contextmanager
+def _on_spark(
+    spark: SparkSession, lake_path: LakePath, snap: Snapshot, recipe: Recipe, clock: core._Clock
+) -> Iterator[tuple[pa.Table, DataFrame]]:
+    """Select and shape on Spark: yields the selection (split codes assigned) and the shaped
+    conversations, every partition already computed and cached until the block ends."""
+    rows = message_rows(spark, lake_path, snap)
+    gap = timedelta(minutes=recipe.conversations.gap_minutes)
+    ordered, messages = f"hooklake_ordered_{next(_ids)}", f"hooklake_build_rows_{next(_ids)}"
+    ordered_rows(spark, rows, gap).createOrReplaceTempView(ordered)
+    cached = spark.sql(
+        sql_text("build_rows", messages=ordered), args={"with_customer": recipe.redact.pii}
+    ).persist()
+    cached.createOrReplaceTempView(messages)
+    shaped: DataFrame | None = None
+    try:
+        selection = _job(lambda: _select(spark, messages, recipe), lake_path)
+        clock.lap("select")
+        if selection.num_rows == 0:
+            stored = sum(f.rows for f in snap.files())
+            raise BuildError(
+                f"recipe {recipe.origin or recipe.name} selects no conversations from lake "
+                f"{snap.path} ({stored} stored messages): check "
+                "source.channels, source.hooks, source.since and source.until"
+            )
+        total = int(pc.sum(selection.column("n_messages")).as_py() or 0)
+        shaped = _shaped(spark, messages, selection, recipe, total).persist()
+        # Shape every partition in parallel before the driver reads them one by one.
+        _job(shaped.count, lake_path)
+        cached.unpersist()
+        clock.lap("shape")
+        yield selection, shaped
+    finally:
+        if shaped is not None:
+            shaped.unpersist()
+        cached.unpersist()
+
+
 def build(
     recipe: Recipe | Path | str,
     lake_path: LakePath,
@@ -273,31 +312,14 @@ def build(
     snap = snapshot(lake_path, as_of)
     lake_files = [LakeFile(f"{layout.MESSAGES}/{f.path}", f.rows) for f in snap.files()]
     lake_version = _lake_version(snap)
-    rows = message_rows(spark, lake_path, snap)
-    gap = timedelta(minutes=recipe.conversations.gap_minutes)
-    messages = f"hooklake_build_messages_{next(_ids)}"
-    ordered_rows(spark, rows, gap).createOrReplaceTempView(messages)
-    selection = _job(lambda: _select(spark, messages, recipe), lake_path)
-    clock.lap("select")
-    if selection.num_rows == 0:
-        raise BuildError(
-            f"recipe {recipe.origin or recipe.name} selects no conversations from lake "
-            f"{snap.path} ({sum(f.rows for f in lake_files)} stored messages): check "
-            "source.channels, source.hooks, source.since and source.until"
-        )
-    stats.conversations_read = selection.num_rows
-    codes = selection.column("split").to_numpy()
-    ranks = selection.column("group_rank").to_numpy()
-    for code, split_name in enumerate(SPLITS):
-        stats.groups[split_name] = len(set(ranks[codes == code].tolist()))
-    del codes, ranks
-    total = int(pc.sum(selection.column("n_messages")).as_py() or 0)
-
-    shaped = _shaped(spark, messages, selection, recipe, total).persist()
-    try:
-        # Shape every partition in parallel before the driver reads them one by one.
-        _job(shaped.count, lake_path)
-        clock.lap("shape")
+    with _on_spark(spark, lake_path, snap, recipe, clock) as (selection, shaped):
+        stats.conversations_read = selection.num_rows
+        codes = selection.column("split").to_numpy()
+        ranks = selection.column("group_rank").to_numpy()
+        for code, split_name in enumerate(SPLITS):
+            stats.groups[split_name] = len(set(ranks[codes == code].tolist()))
+        del codes, ranks
+        total = int(pc.sum(selection.column("n_messages")).as_py() or 0)
         out.mkdir(parents=True, exist_ok=True)
         with (
             tempfile.TemporaryDirectory(prefix=".hooklake-build-", dir=out) as tmp,
@@ -357,8 +379,6 @@ def build(
             )
         remove_stale(out, [f.path for f in files.values()])
         clock.lap("write")
-    finally:
-        shaped.unpersist()
     timings = dict(clock.spent)
     timings["total"] = time.perf_counter() - started
     return core.BuildReport(
