@@ -7,6 +7,7 @@ for each lake size:
 - seconds, messages/s and examples/s of each engine, and the stages of each build;
 - Spark local[2] against DuckDB (both on 2 cores), local[1] against local[2] (how Spark's
   shaping scales with cores), and the per-core throughput of the parallel part;
+- the machine's load average when each build started (other work slows every engine);
 - what that predicts for a cluster of N cores: the parallel part (select + shape, per-core
   rate x N) and the part that stays on the driver (global dedupe and writing the files).
 
@@ -109,18 +110,19 @@ def main() -> None:
         print(f"\n{_label(n)} messages ({lake})")
         print(
             f"{'engine':>8} {'seconds':>8} {'jvm start':>9} {'messages/s':>11} "
-            f"{'examples':>9} {'examples/s':>11}  stages"
+            f"{'examples':>9} {'examples/s':>11} {'load':>5}  stages"
         )
         results = {}
         for engine in ENGINES:
             out = args.dir / f"out-{_label(n)}-{engine}"
+            load = os.getloadavg()[0]  # other work on the machine slows every engine down
             r = results[engine] = run(engine, lake, out)
             t = r["timings"]
             total = float(t["total"])
             stages = ", ".join(f"{k} {float(v):.1f}" for k, v in t.items() if k != "total")
             print(
                 f"{engine:>8} {total:>8.1f} {r['session']:>9.1f} {r['messages'] / total:>11,.0f} "
-                f"{r['examples']:>9,} {r['examples'] / total:>11,.0f}  {stages}",
+                f"{r['examples']:>9,} {r['examples'] / total:>11,.0f} {load:>5.1f}  {stages}",
                 flush=True,
             )
         duck = args.dir / f"out-{_label(n)}-duckdb"
