@@ -30,9 +30,16 @@ def spark() -> Iterator[Any]:
         pytest.skip("pyspark is not installed: pip install -e '.[dev,spark]'")
     from hooklake.spark import spark_session
 
-    # Two shuffle partitions: test lakes are small, and every empty task costs time.
     session = spark_session(
-        "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
+        "local[2]",
+        {
+            # Test lakes are small, and every empty task costs time.
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            # Small Arrow batches, so conversations straddle batches inside the build's tasks
+            # as they do on big lakes (10,000 rows a batch by default).
+            "spark.sql.execution.arrow.maxRecordsPerBatch": "97",
+        },
     )
     yield session
     session.stop()
