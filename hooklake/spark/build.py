@@ -112,8 +112,9 @@ def shape_batch(batch: pa.RecordBatch, recipe: Recipe, rules: Rules | None) -> l
     """Shape the whole conversations in ``batch`` (``build_messages.sql``'s columns, ordered by
     conversation and position) with the DuckDB build's own per-conversation code.
 
-    The one place the Spark engine calls into the build's core: when the build gains an
-    engine-neutral batch function, this body becomes a call to it.
+    The one place Spark tasks call into the build's per-conversation core: when the build
+    gains an engine-neutral batch function, this body becomes a call to it (the driver's
+    loop below mirrors the DuckDB build's and uses its small helpers).
     """
     out: list[Shaped] = []
     current: core._Conversation | None = None
