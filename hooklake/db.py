@@ -8,9 +8,10 @@ whose message says what went wrong and what to do.
 
 The SQL lives in ``hooklake/sql/``: ``views/`` defines the views a Lake runs, in the order
 :mod:`hooklake.datasets.lake` lists; ``queries/`` holds the statements run over them (builds,
-``explore``, ``stats``, index updates) and the collector's extraction. ``{{name}}``
-placeholders are filled with Hooklake's own view names and generated SQL, never with values
-(values are bound as parameters).
+``explore``, ``stats``, index updates) and the collector's extraction; ``spark/`` the Spark
+SQL of the Spark engine (:mod:`hooklake.spark`), each file naming the DuckDB one it mirrors.
+``{{name}}`` placeholders are filled with Hooklake's own view names and generated SQL, never
+with values (values are bound as parameters).
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def view_sql(name: str, **names: str) -> str:
 def query_sql(name: str, **names: str) -> str:
     """``hooklake/sql/queries/<name>.sql``, its ``{{placeholders}}`` replaced by ``names``."""
     return _sql("queries", name, names)
+
+
+def spark_sql(name: str, **names: str) -> str:
+    """``hooklake/sql/spark/<name>.sql``: the Spark SQL twin of a view or query, beside it."""
+    return _sql("spark", name, names)
 
 
 def _sql(folder: str, name: str, names: dict[str, str]) -> str:

@@ -38,3 +38,8 @@ class LakeError(HooklakeError):
 
 class BuildError(HooklakeError):
     """A dataset build would produce invalid output, so it stopped."""
+
+
+class SparkError(HooklakeError):
+    """A Spark job cannot run: pyspark or a suitable Java is missing, the session does not
+    start, or the cluster cannot read the lake."""

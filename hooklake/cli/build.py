@@ -45,6 +45,14 @@ from hooklake.cli.common import lake_option
     help="Leave out conversations that are still open (a message within the recipe's gap of "
     "the newest message in the lake), as incremental builds do.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Run the build in DuckDB on this machine, or as a Spark job (hooklake[spark], Java 17; "
+    "local unless started by spark-submit): the same files either way.",
+)
 def build_command(
     recipe: Path,
     lake: Path,
@@ -53,6 +61,7 @@ def build_command(
     as_of: str | None,
     incremental: bool,
     closed_only: bool,
+    engine: str,
 ) -> None:
     """Build the dataset RECIPE describes (a TOML file in datasets/) from the lake.
 
@@ -68,6 +77,7 @@ def build_command(
       hooklake build datasets/bot-preference.toml --lake lake/ --out out/bot-preference
       hooklake build datasets/support-bot.toml --lake lake/ --as-of 12 --out out/again
       hooklake build datasets/support-bot.toml --lake lake/ --out out/daily --incremental
+      hooklake build datasets/support-bot.toml --lake lake/ --engine spark
     """
     from hooklake.datasets.build import build
 
@@ -82,6 +92,7 @@ def build_command(
         as_of=version,
         incremental=incremental,
         closed_only=closed_only,
+        engine=engine,
     )
     click.echo(report.summary())
     names = ", ".join(f.path.name for f in report.files.values()) or "no new shard"

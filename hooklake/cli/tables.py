@@ -66,7 +66,30 @@ def forget(
     help="Session gap in minutes (default: the index's own, 30 for a new one); "
     "another gap rebuilds it.",
 )
-def index_command(lake: Path | str, fmt: str, rebuild: bool, gap_minutes: int | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="spark: run the ordering the index holds as a Spark job (hooklake[spark], Java 17; "
+    "local unless started by spark-submit), counted and, with --out, written as Parquet.",
+)
+@click.option(
+    "--as-of",
+    metavar="VERSION|TIME",
+    default=None,
+    help="With --engine spark: order the lake as it was (a messages version or an ISO time).",
+)
+@click.option("--out", default=None, help="With --engine spark: write the ordered rows there.")
+def index_command(
+    lake: Path | str,
+    fmt: str,
+    rebuild: bool,
+    gap_minutes: int | None,
+    engine: str,
+    as_of: str | None,
+    out: str | None,
+) -> None:
     """Create or update the conversation index: the lake's messages deduplicated and in
     conversation order, which the views read instead of recomputing them on every query.
 
@@ -74,13 +97,31 @@ def index_command(lake: Path | str, fmt: str, rebuild: bool, gap_minutes: int | 
     collector's flusher does the same by itself once the index exists. Safe to interrupt
     and to run beside collectors and other readers.
 
+    With --engine spark the same ordering runs as a Spark job over the whole lake, for lakes
+    no single machine should order (the incremental index table itself is kept by DuckDB).
+
     \b
     Example:
       hooklake index --lake lake/
       hooklake index --lake lake/ --rebuild --gap-minutes 60
+      hooklake index --lake lake/ --engine spark --out out/ordered
     """
     from datetime import timedelta
 
+    if engine == "spark":
+        from hooklake.spark import spark_session
+        from hooklake.spark.order import order_lake
+
+        version: int | str | None = as_of
+        if as_of is not None and as_of.strip().isdigit():
+            version = int(as_of)
+        ordered = order_lake(
+            spark_session(), lake, version=version, session_gap=gap_minutes or 30, out=out
+        )
+        emit(["stat", "value"], ordered.rows(), fmt)
+        return
+    if as_of is not None or out is not None:
+        raise click.UsageError("--as-of and --out go with --engine spark")
     from hooklake.index import update_index
 
     gap = timedelta(minutes=gap_minutes) if gap_minutes is not None else None

@@ -29,10 +29,11 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,12 +63,12 @@ from hooklake.datasets.increments import (
 from hooklake.datasets.lake import AsOf, Lake
 from hooklake.datasets.output import BuildOutput
 from hooklake.datasets.recipe import Recipe, load_recipe
-from hooklake.datasets.shape import shape_batch
+from hooklake.datasets.shape import ShapedBatch, shape_batch
 from hooklake.datasets.signals import Rules
 from hooklake.datasets.stream import conversation_batches
 from hooklake.datasets.writers import OutputFile
 from hooklake.db import lake_errors, query_sql
-from hooklake.errors import BuildError
+from hooklake.errors import BuildError, ConfigError
 
 #: DuckDB's memory limit during a build unless $HOOKLAKE_MEMORY_LIMIT or the caller says
 #: otherwise; past it the sort spills to disk instead of growing with the lake.
@@ -180,6 +181,7 @@ def build(
     as_of: AsOf | None = None,
     incremental: bool = False,
     closed_only: bool = False,
+    engine: str = "duckdb",
 ) -> BuildReport:
     """Build the dataset ``recipe`` describes from the lake at ``lake_path`` into ``out_dir``
     (default ``out/<recipe name>``), from the latest version of its tables or the one
@@ -193,7 +195,17 @@ def build(
     conversations the folder's earlier incremental builds do not hold, and rewrites the card
     and the manifest for all shards; N incremental builds over a growing lake hold the
     examples of one ``closed_only`` build of the final lake, each in the same split (with
-    dedupe on, a duplicate is dropped from whichever increment sees it last)."""
+    dedupe on, a duplicate is dropped from whichever increment sees it last).
+
+    ``engine="spark"`` shapes the conversations in Spark tasks (:mod:`hooklake.spark.build`)
+    from the same version of the lake; this process dedupes and writes them as for DuckDB, so
+    the files are the same, byte for byte."""
+    if engine not in ("duckdb", "spark"):
+        raise ConfigError(f"unknown build engine {engine!r}: use 'duckdb' or 'spark'")
+    if engine == "spark" and (incremental or closed_only):
+        raise BuildError(
+            "incremental and closed-only builds run on DuckDB only: leave out --engine spark"
+        )
     started = time.perf_counter()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -242,10 +254,7 @@ def build(
             collecting = gc.isenabled()
             gc.disable()
             try:
-                for table in conversation_batches(
-                    lake, recipe, skip=skip, on_rows=bar.update, on_wait=clock.lap
-                ):
-                    shaped = shape_batch(table, recipe, rules)
+                for shaped in _shaped(engine, lake, lake_path, recipe, rules, skip, bar, clock):
                     clock.lap("shape")
                     output.add(shaped)
                     clock.lap("write")
@@ -308,6 +317,31 @@ def build(
         timings=timings,
         added=stats.examples,
     )
+
+
+def _shaped(
+    engine: str,
+    lake: Lake,
+    lake_path: Path | str,
+    recipe: Recipe,
+    rules: Rules | None,
+    skip: Callable[[pa.Table], pa.Table] | None,
+    bar: Any,
+    clock: _Clock,
+) -> Iterator[ShapedBatch]:
+    """The recipe's conversations shaped, batch by batch in build order, by ``engine``."""
+    if engine == "spark":
+        from hooklake.spark.build import shaped_batches
+
+        version = _lake_version(lake)
+        yield from shaped_batches(
+            lake_path, version.version if version else None, recipe, on_rows=bar.update
+        )
+        return
+    for table in conversation_batches(
+        lake, recipe, skip=skip, on_rows=bar.update, on_wait=clock.lap
+    ):
+        yield shape_batch(table, recipe, rules)
 
 
 def _nothing_new(recipe: Recipe, out: Path, previous: Increments, started: float) -> BuildReport:

@@ -1,0 +1,110 @@
+"""What a user sees when Spark cannot run: one line naming the cause and the fix, for a
+missing Java, a Java too old, a missing pyspark and a lake the cluster cannot read; and the
+``spark-submit`` entry point."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from hooklake.cli import main
+from hooklake.datasets.lake import Lake
+from hooklake.errors import SparkError
+from hooklake.spark import ordered_messages
+from hooklake.spark.session import MIN_JAVA, check_java, java_major
+from hooklake.spark.submit import arguments
+from tests.datasets.test_lake_support import row, write_rows
+
+RECIPE = str(Path(__file__).parents[2] / "datasets" / "support-bot.toml")
+
+
+def _cli(
+    tmp_path: Path, env: dict[str, str], prelude: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``hooklake build --engine spark`` in a fresh interpreter (no JVM started yet)."""
+    code = f"{prelude}from hooklake.cli import main; main(prog_name='hooklake')"
+    args = ["build", RECIPE, "--lake", str(tmp_path), "--engine", "spark", "--no-progress"]
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _env_without_java() -> dict[str, str]:
+    # Only the venv's own bin directory: java lives in /usr/bin (and /bin) with everything else.
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    return {**env, "PATH": str(Path(sys.executable).parent)}
+
+
+def test_no_java_is_one_line_naming_the_package(tmp_path: Path) -> None:
+    env = _env_without_java()
+    assert shutil.which("java", path=env["PATH"]) is None
+    proc = _cli(tmp_path, env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: Spark needs Java {MIN_JAVA} or newer, and no java on PATH and JAVA_HOME is not "
+        "set: install Java 17 (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or point "
+        "JAVA_HOME at one"
+    ]
+    proc = _cli(tmp_path, {**env, "JAVA_HOME": str(tmp_path)})
+    assert proc.returncode == 1
+    assert f"JAVA_HOME={tmp_path} has no bin/java" in proc.stderr
+
+
+def test_java_versions_are_read_from_what_each_jdk_prints() -> None:
+    assert java_major('openjdk version "17.0.15" 2025-04-15\nOpenJDK Runtime Environment') == 17
+    assert java_major('openjdk version "21" 2023-09-19') == 21
+    assert java_major('openjdk version "11.0.22" 2024-01-16') == 11
+    assert java_major('java version "1.8.0_392"\nJava(TM) SE Runtime Environment') == 8
+    assert java_major("Picked up JAVA_TOOL_OPTIONS: -Xmx1g") is None
+    # This machine's Java is one Spark accepts.
+    assert check_java() >= MIN_JAVA
+
+
+def test_missing_pyspark_names_the_extra(tmp_path: Path) -> None:
+    # None in sys.modules makes `import pyspark` fail as if it were not installed.
+    proc = _cli(tmp_path, dict(os.environ), prelude="import sys; sys.modules['pyspark'] = None; ")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "Error: Spark builds need pyspark: pip install 'hooklake[spark]'"
+
+
+def test_a_lake_whose_files_the_cluster_cannot_read_is_a_spark_error(
+    spark: Any, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    (gone,) = write_rows(lake, [row("a", t=0), row("b", t=5, sender="bot")])
+    (lake / "messages" / gone).unlink()  # as a vacuum of a version still read would
+    with pytest.raises(SparkError, match=f"the Spark cluster cannot read lake {lake}"):
+        ordered_messages(spark, lake).collect()
+
+
+def test_index_on_spark_counts_and_writes_the_ordered_rows(
+    spark: Any, sim_lake: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ordered"
+    args = ["index", "--engine", "spark", "--lake", str(sim_lake), "--gap-minutes", "45"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    stats = {r["stat"]: r["value"] for r in orjson.loads(result.output)}
+    with Lake(sim_lake, session_gap=45) as lk:
+        ((messages, conversations),) = lk.sql(
+            "SELECT count(*), count(DISTINCT conversation_id) FROM hooklake_messages_ordered"
+        ).fetchall()
+        ((written,),) = lk.sql(f"SELECT count(*) FROM read_parquet('{out}/*.parquet')").fetchall()
+    assert (stats["messages"], stats["conversations"]) == (messages, conversations)
+    assert written == messages
+
+
+def test_submitted_builds_and_indexes_run_on_spark() -> None:
+    assert arguments(["build", "r.toml", "--lake", "s3a://b/l"]) == [
+        "build", "--engine", "spark", "r.toml", "--lake", "s3a://b/l",
+    ]  # fmt: skip
+    assert arguments(["index", "--engine=spark"]) == ["index", "--engine=spark"]
+    assert arguments(["stats", "--lake", "x"]) == ["stats", "--lake", "x"]
