@@ -1,40 +1,55 @@
-"""Benchmark: rebuilding conversations and turn pairs from a lake, Hooklake views vs pandas.
+"""Benchmark: conversations, turn pairs and point queries from a lake, with and without the
+conversation index, against a text-column scan, pandas and Polars measured in the same run.
 
-Generates a lake of N messages (default 10M from about 200k customers) straight into Parquet
-with numpy/pyarrow, shaped like collector output: one small file per arrival window and date,
-out-of-order bursts, retried deliveries, whole-second WhatsApp timestamps, agent handovers.
-The lake is cached under --dir, so reruns skip generation.
+Generates a lake of N messages (default 10M from about 200k customers) straight into the Delta
+``messages`` table with numpy/pyarrow, shaped like collector output: one commit per arrival
+window and date, out-of-order bursts, retried deliveries, whole-second WhatsApp timestamps,
+agent handovers. Lakes are cached under --dir, so reruns skip generation and compaction; the
+conversation index is built afresh in every run (its build time is a baseline).
 
-Then, each variant in its own subprocess (time and peak RSS are that process's alone):
+Each variant runs in its own subprocess (time and peak RSS are that process's alone):
 
 - ``scan``: DuckDB reading the text column of every file (the floor: no query can read less),
-- ``views``: ``conversations`` plus user→assistant turn pairs through :class:`hooklake.Lake`,
-- ``pandas``: the same two results in plain pandas on the same files,
+- ``views-raw``: ``conversations`` plus user→assistant turn pairs through
+  ``Lake(..., index=False)``, a full recomputation from the raw tables,
+- ``views-index``: the same through ``Lake(...)`` with the index up to date,
+- ``pandas`` and ``polars`` (lazy, streaming engine): the same two results written the natural
+  way on the same files; all four results are checked to be equal,
+- point queries: one conversation's turns and one customer's messages, each from a fresh
+  ``Lake`` (open, query and close), median of 20 random ones with the index, and without it
+  (``--raw-point-queries`` fewer: each recomputes the whole lake),
+- index update: the lake without 1% of its messages (the newest arrivals, and 10% of them
+  late deliveries into old conversations) is indexed (``index rebuild``), the held-out rows
+  are appended as collector commits, and ``update_index`` brings the index up to date; a
+  fresh ``Lake`` counts conversations while the index is behind and after the update,
+- the small-file lake before compaction (scan and ``views-raw``): what ``hooklake compact``
+  saves.
 
-first on the compacted lake (compared: speedup over pandas, multiple of the scan), then the
-views on the uncompacted small-file lake (the small-file penalty that ``hooklake compact``
-removes). The results of both implementations are checked to be equal. DuckDB runs get
-``--memory-limit`` (default 1GB, which keeps the whole process under 2 GB; a higher limit spills
-less and runs faster). Other work on the machine only slows runs down, so ``--repeat N`` keeps
-the fastest of N runs of each DuckDB variant.
+Every figure is printed against the goal of issue 11, then one summary line to put runs at
+several sizes side by side. DuckDB runs get ``--memory-limit`` (default 1GB, which keeps the
+views' process within the 1.5 GB goal). Other work on the machine only slows runs down, so
+``--repeat N`` keeps the fastest of N runs of each repeatable DuckDB variant.
 
     python bench/conversations.py                      # 10M messages, cached in $TMPDIR
-    python bench/conversations.py --messages 2000000 --dir /tmp/bench --repeat 3
+    python bench/conversations.py --messages 1000000 --repeat 1 --dir /var/tmp/bench
+    python bench/conversations.py --messages 3000000 --raw-point-queries 5
     python bench/conversations.py --memory-limit 16GB  # no spilling
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +58,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from hooklake import layout, tables
 from hooklake.storage import lake_location
@@ -410,30 +426,50 @@ def generate(n_messages: int, seed: int = 7) -> Generated:
     return Generated(build=build, arrival_us=arrival_us, ts_us=ts_us[stored])
 
 
-def write_small_files(traffic: Generated, lake: Path, files_per_day: int) -> int:
-    """Write rows as the collector would: one file per arrival window (segment) and date."""
+def collector_commits(
+    traffic: Generated,
+    files_per_day: int,
+    rows: np.ndarray | None = None,
+    arrival_us: np.ndarray | None = None,
+    label: str = "bench",
+) -> Iterator[tuple[str, pa.Table]]:
+    """Stored ``rows`` (default all) as the collector commits them: one commit per arrival
+    window (segment) and date, each a (transaction id, rows with partition column) pair.
+    ``arrival_us`` (per stored row) overrides the generated arrival times."""
+    if rows is None:
+        rows = np.arange(len(traffic.arrival_us))
+    arrival = (traffic.arrival_us if arrival_us is None else arrival_us)[rows]
     window_us = DAY_US // files_per_day
-    segment = (traffic.arrival_us - START_US) // window_us
-    day = traffic.ts_us // DAY_US
+    segment = (arrival - START_US) // window_us
+    day = traffic.ts_us[rows] // DAY_US
     order = np.lexsort((day, segment))
     segment, day = segment[order], day[order]
     boundary = np.flatnonzero((np.diff(segment) != 0) | (np.diff(day) != 0)) + 1
-    starts = np.concatenate([[0], boundary])
-    ends = np.concatenate([boundary, [len(order)]])
+    starts = np.concatenate([[0], boundary]).astype(np.int64)
+    ends = np.concatenate([boundary, [len(order)]]).astype(np.int64)
     source_col = layout.MESSAGE_SCHEMA.get_field_index("source")
+    received_col = layout.MESSAGE_SCHEMA.get_field_index("received_at")
     for a, b in zip(starts, ends, strict=True):
         seg, d = int(segment[a]), int(day[a])
         date = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y-%m-%d")
-        part = traffic.build(order[a:b])
-        src = _join(f"bench/{seg:08d}@", _strs(np.arange(b - a)))
+        part = traffic.build(rows[order[a:b]])
+        src = _join(f"{label}/{seg:08d}@", _strs(np.arange(b - a)))
         part = part.set_column(source_col, layout.MESSAGE_SCHEMA.field("source"), src)
+        received = pa.array(arrival[order[a:b]], pa.timestamp("us", tz="UTC"))
+        part = part.set_column(received_col, layout.MESSAGE_SCHEMA.field("received_at"), received)
         part = part.sort_by(
             [("channel_id", "ascending"), ("customer_id", "ascending"), ("ts", "ascending")]
         )
-        # One commit per segment and date, as the collector's flush makes.
-        rows = tables.with_partition(layout.MESSAGES, part)
-        tables.append(lake_location(lake), layout.MESSAGES, rows, f"bench-{seg:08d}-{date}")
-    return len(starts)
+        yield f"{label}-{seg:08d}-{date}", tables.with_partition(layout.MESSAGES, part)
+
+
+def write_small_files(commits: Iterator[tuple[str, pa.Table]], lake: Path) -> int:
+    """Append each commit to the lake's messages table, as the collector's flushes do."""
+    n = 0
+    for txn, rows in commits:
+        tables.append(lake_location(lake), layout.MESSAGES, rows, txn)
+        n += 1
+    return n
 
 
 def _data_files(lake: Path) -> list[str]:
@@ -445,30 +481,116 @@ def _data_files(lake: Path) -> list[str]:
 # --------------------------------------------------------------------------- lakes
 
 
-def build_lakes(root: Path, n_messages: int, seed: int, files_per_day: int) -> tuple[Path, Path]:
-    """The small-file lake (collector-shaped) and a compacted copy, cached under ``root``."""
+def copy_lake(src: Path, dst: Path) -> None:
+    """A copy of a lake whose data files are hard links (they are never modified in place) and
+    whose logs are real copies, so commits to the copy never touch the original."""
+
+    def link_or_copy(s: str, d: str) -> None:
+        if s.endswith(".parquet"):
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, copy_function=link_or_copy)
+
+
+def _compact(src: Path, dst: Path) -> None:
     from hooklake.collector.compact import compact
 
+    copy_lake(src, dst)
+    t = time.perf_counter()
+    report = compact(dst, vacuum=True, retention=timedelta(0))
+    print(
+        f"compacted {report.files_merged:,} files into {report.files_written:,} "
+        f"in {time.perf_counter() - t:.0f} s"
+    )
+
+
+def held_out_rows(
+    traffic: Generated, share: float, late: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored rows held out of the update experiment's lake, ``share`` of them: the newest
+    arrivals (new traffic), and a ``late`` part of random older rows (late deliveries)."""
+    n = len(traffic.arrival_us)
+    held = round(n * share)
+    n_new = held - round(held * late)
+    by_arrival = np.argsort(traffic.arrival_us, kind="stable")
+    new, older = by_arrival[n - n_new :], by_arrival[: n - n_new]
+    rng = np.random.default_rng(seed)
+    return np.sort(new), np.sort(rng.choice(older, held - n_new, replace=False))
+
+
+@dataclass
+class Lakes:
+    small: Path
+    compacted: Path
+    #: The update experiment: the compacted lake without the held-out rows, and the held-out
+    #: rows as collector commits (one Parquet file, column _txn names each row's commit).
+    update_base: Path
+    held_out: Path
+
+
+def build_lakes(root: Path, n_messages: int, seed: int, files_per_day: int) -> Lakes:
+    """The small-file lake (collector-shaped), a compacted copy, and the update experiment's
+    lake and held-out rows, cached under ``root``."""
     base = root / f"m{n_messages}-s{seed}-f{files_per_day}"
-    small, compacted = base / "small", base / "compacted"
-    if not (base / "small.done").exists():
+    lakes = Lakes(
+        base / "small", base / "compacted", base / "update-base", base / "held-out.parquet"
+    )
+    done = {name: base / f"{name}.done" for name in ("small", "compacted", "update")}
+    traffic: Generated | None = None
+    if not done["small"].exists():
         shutil.rmtree(base, ignore_errors=True)
         t = time.perf_counter()
-        files = write_small_files(generate(n_messages, seed), small, files_per_day)
-        (base / "small.done").write_text(str(files))
+        traffic = generate(n_messages, seed)
+        files = write_small_files(collector_commits(traffic, files_per_day), lakes.small)
+        done["small"].write_text(str(files))
         seconds = time.perf_counter() - t
-        print(f"generated {n_messages:,} messages into {files:,} files in {seconds:.0f} s")
-    if not (base / "compacted.done").exists():
-        shutil.rmtree(compacted, ignore_errors=True)
-        shutil.copytree(small, compacted, copy_function=os.link)  # hard links: no copying
+        print(f"generated {n_messages:,} messages into {files:,} commits in {seconds:.0f} s")
+    if not done["compacted"].exists():
+        _compact(lakes.small, lakes.compacted)
+        done["compacted"].write_text("")
+    if not done["update"].exists():
         t = time.perf_counter()
-        report = compact(compacted, vacuum=True, retention=timedelta(0))
-        (base / "compacted.done").write_text(f"{time.perf_counter() - t:.1f}")
+        traffic = traffic or generate(n_messages, seed)
+        new, late = held_out_rows(traffic, share=0.01, late=0.1, seed=seed)
+        held = np.concatenate([new, late])
+        kept = np.setdiff1d(np.arange(len(traffic.arrival_us)), held)
+        small = base / "update-small"
+        shutil.rmtree(small, ignore_errors=True)
+        # Compacted anyway: one commit per day and date is as good as collector-shaped commits
+        # and writes many times faster.
+        write_small_files(collector_commits(traffic, 1, kept), small)
+        _compact(small, lakes.update_base)
+        shutil.rmtree(small)
+        # Late rows are delivered now, with the new traffic: arrival times among the newest.
+        arrival = traffic.arrival_us.copy()
+        first, last = arrival[new].min(), arrival[new].max()
+        arrival[late] = np.random.default_rng(seed + 1).integers(first, last + 1, len(late))
+        parts = [
+            rows.append_column("_txn", pa.array([txn] * rows.num_rows))
+            for txn, rows in collector_commits(traffic, files_per_day, held, arrival, "held")
+        ]
+        pq.write_table(pa.concat_tables(parts), lakes.held_out)
+        done["update"].write_text(f"{len(held)} {len(late)} {len(parts)}")
         print(
-            f"compacted {report.files_merged:,} files into {report.files_written:,} "
-            f"in {time.perf_counter() - t:.0f} s"
+            f"update experiment: held out {len(held):,} rows ({len(late):,} late) "
+            f"in {len(parts):,} commits; built in {time.perf_counter() - t:.0f} s"
         )
-    return small, compacted
+    return lakes
+
+
+def append_held_out(held_out: Path, lake: Path) -> int:
+    """Append the held-out rows to ``lake`` in their collector commits; returns the commits."""
+    rows = pq.read_table(held_out)
+    txn = rows["_txn"].to_numpy(zero_copy_only=False)
+    rows = rows.drop_columns(["_txn"])
+    starts = np.concatenate([[0], np.flatnonzero(txn[1:] != txn[:-1]) + 1, [len(txn)]])
+    return write_small_files(
+        ((str(txn[a]), rows.slice(a, b - a)) for a, b in itertools.pairwise(starts)),
+        lake,
+    )
 
 
 # --------------------------------------------------------------------------- variants
@@ -480,6 +602,22 @@ FROM t AS u
 JOIN t AS a ON a.conversation_id = u.conversation_id AND a.turn_index = u.turn_index + 1
 WHERE u.role = 'user' AND a.role = 'assistant'
 """
+TURNS_SQL = "SELECT * FROM turns WHERE conversation_id = ? ORDER BY turn_index"
+MESSAGES_SQL = "SELECT * FROM messages WHERE channel_id = ? AND customer_id = ? ORDER BY position"
+# The columns the pandas and Polars jobs read.
+COLUMNS = [
+    "message_key",
+    "channel_id",
+    "customer_id",
+    "ts",
+    "seq",
+    "sender_type",
+    "text",
+    "received_at",
+    "source",
+    "action",
+    "agent_id",
+]
 
 
 def _cpu() -> float:
@@ -498,18 +636,18 @@ def run_scan(lake: Path, out: Path | None) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t, "cpu_seconds": _cpu() - cpu, "chars": total}
 
 
-def run_views(lake: Path, out: Path | None) -> dict[str, Any]:
+def _run_views(lake: Path, out: Path | None, index: bool) -> dict[str, Any]:
     from hooklake import Lake
 
     t, cpu = time.perf_counter(), _cpu()
-    with Lake(lake) as lk:
+    with Lake(lake, index=index) as lk:
+        if index and (lk.index is None or lk.pending_rows):
+            raise SystemExit("views-index: the lake's index is missing or behind")
         conversations = lk.sql("SELECT * FROM conversations").to_arrow_table()
         split = time.perf_counter() - t
         pairs = lk.sql(PAIRS_SQL).to_arrow_table()
     seconds, cpu = time.perf_counter() - t, _cpu() - cpu
     if out is not None:
-        import pyarrow.parquet as pq
-
         pq.write_table(conversations.drop_columns(["duration"]), out / "conversations.parquet")
         pq.write_table(pairs, out / "pairs.parquet")
     return {
@@ -521,30 +659,26 @@ def run_views(lake: Path, out: Path | None) -> dict[str, Any]:
     }
 
 
+def run_views_raw(lake: Path, out: Path | None) -> dict[str, Any]:
+    return _run_views(lake, out, index=False)
+
+
+def run_views_index(lake: Path, out: Path | None) -> dict[str, Any]:
+    return _run_views(lake, out, index=True)
+
+
 def run_pandas(lake: Path, out: Path | None) -> dict[str, Any]:
     """The same two results in plain pandas: what an analyst would write without Hooklake."""
     import pandas as pd
 
     t, cpu = time.perf_counter(), _cpu()
     files = _data_files(lake)
-    cols = [
-        "message_key",
-        "channel_id",
-        "channel_type",
-        "customer_id",
-        "ts",
-        "seq",
-        "sender_type",
-        "text",
-        "received_at",
-        "source",
-        "action",
-        "agent_id",
-    ]
     # pyarrow reads a list of files; the stubs only know single paths.
-    df = pd.read_parquet(files, columns=cols)  # type: ignore[call-overload]
+    df = pd.read_parquet(files, columns=COLUMNS)  # type: ignore[call-overload]
     # Retried deliveries: keep the earliest arrival of each message.
-    df = df.sort_values(["received_at", "source"]).drop_duplicates("message_key", keep="first")
+    df = df.sort_values(["received_at", "source"]).drop_duplicates(
+        ["channel_id", "customer_id", "message_key"], keep="first"
+    )
     df = df.sort_values(
         ["channel_id", "customer_id", "ts", "seq", "received_at", "source"], na_position="last"
     ).reset_index(drop=True)
@@ -610,7 +744,186 @@ def run_pandas(lake: Path, out: Path | None) -> dict[str, Any]:
     return {"seconds": seconds, "cpu_seconds": cpu, "conversations": len(conv), "pairs": len(pairs)}
 
 
-VARIANTS = {"scan": run_scan, "views": run_views, "pandas": run_pandas}
+def run_polars(lake: Path, out: Path | None) -> dict[str, Any]:
+    """The same two results in Polars' lazy API on the streaming engine."""
+    import polars as pl
+
+    t, cpu = time.perf_counter(), _cpu()
+    files = _data_files(lake)
+    c = pl.col
+    # One sort puts each customer's stream in order; a retried delivery has its message's ts
+    # and seq, so its earliest arrival comes first and keep="first" deduplicates.
+    df = (
+        pl.scan_parquet(files, hive_partitioning=False)
+        .select(COLUMNS)
+        .sort(["channel_id", "customer_id", "ts", "seq", "received_at", "source"], nulls_last=True)
+        .unique(["channel_id", "customer_id", "message_key"], keep="first", maintain_order=True)
+    )
+    same_customer = (c.channel_id == c.channel_id.shift()) & (
+        c.customer_id == c.customer_id.shift()
+    )
+    new = (~same_customer | (c.ts - c.ts.shift() > pl.duration(minutes=30))).fill_null(True)
+    df = df.with_columns(new=new).with_columns(
+        conv=c.new.cum_sum(),
+        started=pl.when(c.new).then(c.ts).forward_fill(),
+        role=c.sender_type.replace_strict(
+            {"customer": "user", "bot": "assistant", "agent": "assistant"}, default=None
+        ),
+        # A human agent held the conversation (see run_pandas).
+        evidence=c.action.eq_missing("assign")
+        | (c.agent_id.is_not_null() & c.action.ne_missing("unassign"))
+        | c.sender_type.eq_missing("agent"),
+    )
+    df = df.with_columns(
+        conversation_id=pl.concat_str(
+            c.channel_id, pl.lit("-"), c.customer_id, pl.lit("-"), c.started.dt.epoch("us") // 1000
+        )
+    )
+    conversations = df.group_by("conv").agg(
+        c.conversation_id.first(),
+        c.channel_id.first(),
+        c.customer_id.first(),
+        started_at=c.ts.min(),
+        ended_at=c.ts.max(),
+        n_messages=pl.len(),
+        **{f"n_{s}": c.sender_type.eq(s).sum() for s in ("customer", "bot", "agent", "sys")},
+        has_agent=c.evidence.any(),
+    )
+    said = df.filter(c.role.is_not_null())
+    said = said.with_columns(
+        turn=((c.role != c.role.shift()) | (c.conv != c.conv.shift())).fill_null(True).cum_sum(),
+        conv_start=(c.conv != c.conv.shift()).fill_null(True),
+    )
+    said = said.with_columns(
+        turn_index=c.turn - pl.when(c.conv_start).then(c.turn).forward_fill() + 1
+    )
+    # Rows keep their order within a group, so texts join in message order.
+    turns = (
+        said.group_by("turn")
+        .agg(
+            c.conv.first(),
+            c.conversation_id.first(),
+            c.role.first(),
+            c.turn_index.first(),
+            # Like the views: a turn without any text (uncaptioned media) has none.
+            pl.when(c.text.count() > 0).then(c.text.drop_nulls().str.join("\n")).alias("text"),
+        )
+        .sort("turn")
+    )
+    pairs = (
+        turns.with_columns(
+            next_role=c.role.shift(-1), next_conv=c.conv.shift(-1), response=c.text.shift(-1)
+        )
+        .filter((c.role == "user") & (c.next_role == "assistant") & (c.next_conv == c.conv))
+        .select("conversation_id", "turn_index", c.text.alias("prompt"), "response")
+    )
+    conv_df, pairs_df = pl.collect_all([conversations, pairs], engine="streaming")
+    seconds, cpu = time.perf_counter() - t, _cpu() - cpu
+    if out is not None:
+        conv_df.drop("conv").write_parquet(out / "conversations.parquet")
+        pairs_df.write_parquet(out / "pairs.parquet")
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "conversations": conv_df.height,
+        "pairs": pairs_df.height,
+    }
+
+
+def run_index_rebuild(lake: Path, out: Path | None) -> dict[str, Any]:
+    from hooklake.index import update_index
+
+    t, cpu = time.perf_counter(), _cpu()
+    report = update_index(lake, rebuild=True)
+    return {
+        "seconds": time.perf_counter() - t,
+        "cpu_seconds": _cpu() - cpu,
+        "action": report.action,
+        "rows": report.rows_written,
+    }
+
+
+def run_index_update(lake: Path, out: Path | None) -> dict[str, Any]:
+    from hooklake.index import update_index
+
+    t, cpu = time.perf_counter(), _cpu()
+    report = update_index(lake)
+    return {
+        "seconds": time.perf_counter() - t,
+        "cpu_seconds": _cpu() - cpu,
+        "action": report.action,
+        "customers": report.customers,
+        "rows": report.rows_written,
+    }
+
+
+def run_count(lake: Path, out: Path | None) -> dict[str, Any]:
+    """A fresh Lake counting conversations (it computes what the index is behind on)."""
+    from hooklake import Lake
+
+    t, cpu = time.perf_counter(), _cpu()
+    with Lake(lake) as lk:
+        ((n,),) = lk.sql("SELECT count(*) FROM conversations").fetchall()
+        pending = lk.pending_rows
+    return {
+        "seconds": time.perf_counter() - t,
+        "cpu_seconds": _cpu() - cpu,
+        "conversations": n,
+        "pending_rows": pending,
+    }
+
+
+def _point(lake: Path, out: Path | None, index: bool) -> dict[str, Any]:
+    """Median time of fresh-Lake point queries on the picks in ``out / picks.json``."""
+    from hooklake import Lake
+
+    assert out is not None
+    picks = json.loads((out / "picks.json").read_text())
+
+    def once(sql: str, params: list[Any]) -> tuple[float, int]:
+        t = time.perf_counter()
+        with Lake(lake, index=index) as lk:
+            n = lk.sql(sql, params=params).to_arrow_table().num_rows
+        return time.perf_counter() - t, n
+
+    once(TURNS_SQL, [picks["conversations"][0]])  # imports and first file opens: not counted
+    # Without the index each query recomputes the lake: fewer of them make the baseline.
+    n = picks["n"] if index else picks["n_raw"]
+    t, cpu = time.perf_counter(), _cpu()
+    turns = [once(TURNS_SQL, [cid]) for cid in picks["conversations"][:n]]
+    messages = [once(MESSAGES_SQL, list(key)) for key in picks["customers"][:n]]
+    if not all(n for _, n in turns + messages):
+        raise SystemExit("a point query found no rows")
+    return {
+        "seconds": time.perf_counter() - t,
+        "cpu_seconds": _cpu() - cpu,
+        "turns_median": statistics.median(s for s, _ in turns),
+        "turns_max": max(s for s, _ in turns),
+        "messages_median": statistics.median(s for s, _ in messages),
+        "messages_max": max(s for s, _ in messages),
+    }
+
+
+def run_point_index(lake: Path, out: Path | None) -> dict[str, Any]:
+    return _point(lake, out, index=True)
+
+
+def run_point_raw(lake: Path, out: Path | None) -> dict[str, Any]:
+    return _point(lake, out, index=False)
+
+
+VARIANTS: dict[str, Callable[[Path, Path | None], dict[str, Any]]] = {
+    "scan": run_scan,
+    "views-raw": run_views_raw,
+    "views-index": run_views_index,
+    "pandas": run_pandas,
+    "polars": run_polars,
+    "index-rebuild": run_index_rebuild,
+    "index-update": run_index_update,
+    "count": run_count,
+    "point-index": run_point_index,
+    "point-raw": run_point_raw,
+}
 
 
 def _peak_rss_mb() -> float:
@@ -645,8 +958,27 @@ def _measure_once(variant: str, lake: Path, out: Path | None, memory_limit: str)
     return result
 
 
+def pick_point_queries(lake: Path, out: Path, n: int, n_raw: int, seed: int) -> None:
+    """``n`` random conversations and ``n`` random customers of ``lake`` into picks.json."""
+    from hooklake import Lake
+
+    with Lake(lake) as lk:
+        conv = lk.sql("SELECT conversation_id, channel_id, customer_id FROM conversations")
+        rows = conv.fetchall()
+    rng = np.random.default_rng(seed)
+    customers = sorted({(ch, cu) for _, ch, cu in rows})
+    picks = {
+        "n": n,
+        "n_raw": min(n, n_raw),
+        "conversations": [rows[i][0] for i in rng.choice(len(rows), n, replace=False)],
+        "customers": [customers[i] for i in rng.choice(len(customers), n, replace=False)],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "picks.json").write_text(json.dumps(picks))
+
+
 def compare_outputs(a: Path, b: Path) -> list[str]:
-    """Differences between the views' and pandas' results (empty when they agree)."""
+    """Differences between two variants' results (empty when they agree)."""
     import duckdb
 
     con = duckdb.connect()
@@ -670,6 +1002,10 @@ def compare_outputs(a: Path, b: Path) -> list[str]:
     return problems
 
 
+def _goal(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -689,11 +1025,19 @@ def main() -> None:
     parser.add_argument(
         "--memory-limit",
         default="1GB",
-        help="DuckDB memory limit of the views and scan runs (HOOKLAKE_MEMORY_LIMIT); "
-        "1GB keeps the whole process under 2 GB",
+        help="DuckDB memory limit of the DuckDB runs (HOOKLAKE_MEMORY_LIMIT); 1GB keeps the "
+        "views' process within the 1.5 GB goal",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each DuckDB variant; the fastest counts"
+    )
+    parser.add_argument(
+        "--point-queries", type=int, default=20, help="random conversations and customers"
+    )
+    parser.add_argument(
+        "--raw-point-queries",
+        type=int,
+        help="point queries without the index (each recomputes the lake; default: as many)",
     )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--lake", type=Path, help=argparse.SUPPRESS)
@@ -706,55 +1050,149 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    small, compacted = build_lakes(args.dir, args.messages, args.seed, args.files_per_day)
-    n_small = len(_data_files(small))
-    n_compacted = len(_data_files(compacted))
+    args.dir.mkdir(parents=True, exist_ok=True)
+    lakes = build_lakes(args.dir, args.messages, args.seed, args.files_per_day)
+    small, compacted = lakes.small, lakes.compacted
+    n_small, n_compacted = len(_data_files(small)), len(_data_files(compacted))
     check = not args.no_check
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        limit, n = args.memory_limit, args.repeat
+    limit, n = args.memory_limit, args.repeat
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp_dir:
+        tmp = Path(tmp_dir)
+
+        def out(name: str) -> Path | None:
+            return tmp / name if check else None
+
+        # The index lives in the lake directory; views-raw, pandas and Polars never read it.
+        shutil.rmtree(compacted / layout.INDEX, ignore_errors=True)
         scan = measure("scan", compacted, None, limit, n)
-        views = measure("views", compacted, Path(tmp) / "views" if check else None, limit, n)
-        pandas = measure("pandas", compacted, Path(tmp) / "pandas" if check else None, limit)
+        raw = measure("views-raw", compacted, out("views-raw"), limit, n)
+        rebuild = measure("index-rebuild", compacted, None, limit, n)
+        index = measure("views-index", compacted, out("views-index"), limit, n)
+        pandas = measure("pandas", compacted, out("pandas"), limit)
+        polars = measure("polars", compacted, out("polars"), limit)
+        n_raw = args.raw_point_queries or args.point_queries
+        pick_point_queries(compacted, tmp / "points", args.point_queries, n_raw, args.seed)
+        point_index = measure("point-index", compacted, tmp / "points", limit)
+        point_raw = measure("point-raw", compacted, tmp / "points", limit)
         small_scan = measure("scan", small, None, limit, n)
-        small_views = measure("views", small, None, limit, n)
-        problems = compare_outputs(Path(tmp) / "views", Path(tmp) / "pandas") if check else []
+        small_raw = measure("views-raw", small, None, limit, n)
+        problems = []
+        if check:
+            for other in ("views-index", "pandas", "polars"):
+                problems += compare_outputs(tmp / "views-raw", tmp / other)
+
+        # Index update: a copy of the lake without the held-out rows, indexed, then the rows
+        # appended as collector commits; no repeats (an update works only once).
+        work = args.dir / f"m{args.messages}-s{args.seed}-f{args.files_per_day}" / "update-run"
+        copy_lake(lakes.update_base, work)
+        u_rebuild = measure("index-rebuild", work, None, limit)
+        t = time.perf_counter()
+        commits = append_held_out(lakes.held_out, work)
+        append_seconds = time.perf_counter() - t
+        behind = measure("count", work, None, limit)
+        update = measure("index-update", work, None, limit)
+        after = measure("count", work, None, limit)
+        shutil.rmtree(work)
 
     def line(name: str, r: dict[str, Any]) -> str:
         return (
-            f"  {name:34s} {r['seconds']:8.2f} s   cpu {r['cpu_seconds']:7.2f} s   "
+            f"  {name:38s} {r['seconds']:8.2f} s   cpu {r['cpu_seconds']:7.2f} s   "
             f"peak {r['peak_mb']:7.0f} MB"
         )
 
     print(
         f"\n{args.messages:,} messages; compacted lake {n_compacted:,} files, "
         f"small-file lake {n_small:,} files; {os.cpu_count()} cores; "
-        f"DuckDB memory limit {args.memory_limit}"
+        f"DuckDB memory limit {args.memory_limit}; fastest of {n}"
     )
-    print(f"  {views['conversations']:,} conversations, {views['pairs']:,} user→assistant pairs")
+    print(f"  {raw['conversations']:,} conversations, {raw['pairs']:,} user→assistant pairs")
+    print("conversations + pairs (compacted lake):")
     print(line("scan of text column (floor)", scan))
-    print(line("views: conversations + pairs", views))
-    print(line("pandas: conversations + pairs", pandas))
+    print(line("views, no index (full recomputation)", raw))
+    print(line("index rebuild", rebuild))
+    print(line("views, index up to date", index))
+    print(line("pandas", pandas))
+    print(line("polars (lazy, streaming)", polars))
+    for name, r in (("no index", raw), ("index", index)):
+        print(
+            f"  (views, {name}: conversations {r['conversations_seconds']:.2f} s, "
+            f"pairs {r['seconds'] - r['conversations_seconds']:.2f} s)"
+        )
+    x_scan = index["seconds"] / scan["seconds"]
+    x_polars = polars["seconds"] / index["seconds"]
+    # CPU time ratios too: on a busy machine they move less than wall-clock ones.
+    cpu_scan = index["cpu_seconds"] / scan["cpu_seconds"]
+    cpu_polars = polars["cpu_seconds"] / index["cpu_seconds"]
     print(
-        f"  (views: conversations {views['conversations_seconds']:.2f} s, "
-        f"pairs {views['seconds'] - views['conversations_seconds']:.2f} s)"
+        f"  views-index / scan:         {x_scan:6.1f}x  goal <= 3x: {_goal(x_scan <= 3)} "
+        f"(in CPU time {cpu_scan:.1f}x)"
     )
     print(
-        f"  speedup over pandas: {pandas['seconds'] / views['seconds']:.1f}x (target >= 8x); "
-        f"in CPU time {pandas['cpu_seconds'] / views['cpu_seconds']:.1f}x"
+        f"  views-index over polars:    {x_polars:6.1f}x  goal >= 5x: {_goal(x_polars >= 5)} "
+        f"(in CPU time {cpu_polars:.1f}x)"
     )
-    print(f"  views / scan:        {views['seconds'] / scan['seconds']:.1f}x (target <= 12x)")
-    print(f"  views peak memory:   {views['peak_mb']:.0f} MB (target <= 2048 MB)")
+    print(
+        f"  views-index peak memory: {index['peak_mb']:6.0f} MB  goal <= 1536 MB: "
+        f"{_goal(index['peak_mb'] <= 1536)}"
+    )
+    print(
+        f"  index over no index:        {raw['seconds'] / index['seconds']:6.1f}x;  "
+        f"over pandas {pandas['seconds'] / index['seconds']:.1f}x;  "
+        f"index rebuild / views-raw {rebuild['seconds'] / raw['seconds']:.2f}"
+    )
+    worst = max(point_index["turns_median"], point_index["messages_median"])
+    print(
+        f"point queries (fresh Lake each, median of {args.point_queries} with the index, "
+        f"{n_raw} without; max in brackets):"
+    )
+    for name, key in (
+        ("one conversation's turns", "turns"),
+        ("one customer's messages", "messages"),
+    ):
+        print(
+            f"  {name:26s} index {point_index[key + '_median']:6.3f} s "
+            f"({point_index[key + '_max']:.3f})   no index {point_raw[key + '_median']:6.3f} s "
+            f"({point_raw[key + '_max']:.3f})   speedup "
+            f"{point_raw[key + '_median'] / point_index[key + '_median']:.0f}x"
+        )
+    print(
+        f"  goal <= 0.2 s with the index: {_goal(worst <= 0.2)} (and no slower on 10M than "
+        "on 1M: compare the summary lines of runs at both sizes)"
+    )
+    share = update["seconds"] / u_rebuild["seconds"]
+    held = (lakes.update_base.parent / "update.done").read_text().split()
+    print(
+        f"index update after 1% new messages ({int(held[0]):,} rows, {int(held[1]):,} late, "
+        f"appended in {commits:,} commits in {append_seconds:.0f} s):"
+    )
+    print(line("index rebuild (lake without them)", u_rebuild))
+    print(line("index update", update))
+    print(
+        f"  {update['customers']:,} customers recomputed, {update['rows']:,} rows written "
+        f"({update['action']}); update / rebuild {share:.1%}  goal <= 5%: {_goal(share <= 0.05)}"
+    )
+    print(line(f"fresh Lake, count, index behind ({behind['pending_rows']:,} rows)", behind))
+    print(line("fresh Lake, count, index up to date", after))
     print("small files, before compaction:")
     print(line("scan of text column", small_scan))
-    print(line("views: conversations + pairs", small_views))
+    print(line("views, no index", small_raw))
     print(
         f"  small-file penalty: scan {small_scan['seconds'] / scan['seconds']:.1f}x, "
-        f"views {small_views['seconds'] / views['seconds']:.1f}x slower than compacted"
+        f"views {small_raw['seconds'] / raw['seconds']:.1f}x slower than compacted"
     )
     if check:
-        print("results: " + ("views and pandas agree" if not problems else "; ".join(problems)))
-        if problems:
-            raise SystemExit(1)
+        agree = "views (index and no index), pandas and polars agree"
+        print("results: " + (agree if not problems else "; ".join(problems)))
+    print(
+        f"summary {args.messages:,} msgs | scan {scan['seconds']:.2f} s | views-index "
+        f"{index['seconds']:.2f} s {x_scan:.1f}x scan {index['peak_mb']:.0f} MB | views-raw "
+        f"{raw['seconds']:.2f} s | polars {polars['seconds']:.2f} s ({x_polars:.1f}x) | pandas "
+        f"{pandas['seconds']:.2f} s | turns {point_index['turns_median']:.3f} s | messages "
+        f"{point_index['messages_median']:.3f} s | rebuild {u_rebuild['seconds']:.2f} s | "
+        f"update {update['seconds']:.2f} s ({share:.1%})"
+    )
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+
 def bodies(n: int, seed: int = 7) -> list[bytes]:
     """``n`` real-shaped bodies from the simulator (every payload shape, retries included)."""
     from hooklake.simulate import bodies as simulated
