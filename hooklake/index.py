@@ -127,6 +127,8 @@ _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
     "handover_rows",
 )  # fmt: skip
+#: The messages table's partition column, as DuckDB reads it from directory names.
+_DATE = {tables.PARTITION_COLUMN: "DATE"}
 #: The index's partition columns, as DuckDB reads them from directory names.
 _PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR"}
 _VERSION_TXN = "hooklake:index"
@@ -287,6 +289,10 @@ def changes_since(loc: LakeLocation, messages: DeltaTable, since: int) -> Change
         return None
     before = {f.path for f in tables.data_files(old)}
     after = {f.path for f in tables.data_files(messages)}
+    if loc.local is not None and any(
+        not (loc.local / layout.MESSAGES / p).exists() for p in before - after
+    ):
+        return None  # compacted and vacuumed since: what was new can no longer be told apart
     return Changes(
         since, until, tuple(sorted(after - before)), tuple(sorted(before - after)), old, messages
     )
@@ -406,7 +412,7 @@ def _rebuild(
             messages,
             files,
             tables.table_schema(layout.MESSAGES),
-            {tables.PARTITION_COLUMN: "DATE"},
+            _DATE,
         )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(gap)])
         rows = sum(f.rows for f in tables.data_files(messages))
@@ -472,10 +478,7 @@ def _recompute(
             ("hooklake_index_added", changes.new, changes.added),
             ("hooklake_index_removed", changes.old, changes.removed),
         ):
-            # Few files, so an Arrow dataset wherever the lake is.
-            db.register(
-                con, name, tables.file_dataset(dt, paths) if paths else schema.empty_table()
-            )
+            db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(state.session_gap)])
         con.execute(query_sql("index_touched"))
         for view in _COMPUTED_VIEWS:
