@@ -414,7 +414,7 @@ def _rebuild(
             tables.table_schema(layout.MESSAGES),
             _DATE,
         )
-        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(gap)])
+        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(gap)])
         rows = sum(f.rows for f in tables.data_files(messages))
         ranges = _customer_ranges(con, "hooklake_message_files", rows)
 
@@ -479,7 +479,7 @@ def _recompute(
             ("hooklake_index_removed", changes.old, changes.removed),
         ):
             db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
-        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(state.session_gap)])
+        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(state.session_gap)])
         con.execute(query_sql("index_touched"))
         for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view, **view_fields()))
@@ -553,7 +553,7 @@ def _commit(
             commit_properties=CommitProperties(
                 app_transactions=[
                     Transaction(_VERSION_TXN, messages_version),
-                    Transaction(_GAP_TXN, _microseconds(gap)),
+                    Transaction(_GAP_TXN, microseconds(gap)),
                 ]
             ),
         )
@@ -586,7 +586,8 @@ def _generation(messages_version: int) -> str:
     return f"{messages_version:012d}-{secrets.token_hex(4)}"
 
 
-def _microseconds(gap: timedelta) -> int:
+def microseconds(gap: timedelta) -> int:
+    """``gap`` in whole microseconds, as the views' session gap variable holds it."""
     return (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from deltalake import WriterProperties
+from deltalake import DeltaTable, WriterProperties
 
 from hooklake import index, layout, tables
 from hooklake.collector.flush import check_not_legacy
@@ -105,14 +105,7 @@ def compact(
             metrics = dt.optimize.compact(
                 target_size=target_size, writer_properties=WriterProperties(compression="ZSTD")
             )
-            deleted: list[str] = []
-            if vacuum:
-                deleted = dt.vacuum(
-                    retention_hours=int(retention.total_seconds() // 3600),
-                    dry_run=False,
-                    # Delta refuses less than a week unless told; the user chose the retention.
-                    enforce_retention_duration=False,
-                )
+            deleted = _vacuum(dt, retention) if vacuum else []
             report.tables.append(
                 TableCompaction(
                     table=table,
@@ -127,6 +120,17 @@ def compact(
     return report
 
 
+def _vacuum(dt: DeltaTable, retention: timedelta) -> list[str]:
+    """Delete the files of ``dt`` that no version younger than ``retention`` needs."""
+    deleted: list[str] = dt.vacuum(
+        retention_hours=int(retention.total_seconds() // 3600),
+        dry_run=False,
+        # Delta refuses less than a week unless told; the user chose the retention.
+        enforce_retention_duration=False,
+    )
+    return deleted
+
+
 def _compact_index(
     loc: LakeLocation, report: CompactReport, vacuum: bool, retention: timedelta
 ) -> None:
@@ -138,13 +142,7 @@ def _compact_index(
         before, files_before = dt.version(), len(dt.file_uris())
         folded = index.fold_index(loc)
         dt = tables.open_table(loc, layout.INDEX) or dt
-        deleted: list[str] = []
-        if vacuum:
-            deleted = dt.vacuum(
-                retention_hours=int(retention.total_seconds() // 3600),
-                dry_run=False,
-                enforce_retention_duration=False,
-            )
+        deleted = _vacuum(dt, retention) if vacuum else []
         report.tables.append(
             TableCompaction(
                 table=layout.INDEX,

@@ -33,7 +33,13 @@ from hooklake import layout, tables
 from hooklake.db import connect, lake_errors, query_sql, register_table_files, view_sql
 from hooklake.errors import ConfigError, LakeError
 from hooklake.fields import view_fields
-from hooklake.index import IndexState, changes_since, define_index_views, pending_rows
+from hooklake.index import (
+    IndexState,
+    changes_since,
+    define_index_views,
+    microseconds,
+    pending_rows,
+)
 from hooklake.index import read_state as read_index_state
 from hooklake.storage import LakeLocation, lake_location
 
@@ -384,7 +390,7 @@ class Lake:
     def _define_views(self, con: duckdb.DuckDBPyConnection) -> None:
         with lake_errors(f"cannot define the views of lake {self.path}"):
             con.execute(
-                "SET VARIABLE hooklake_session_gap_us = ?", [_microseconds(self.session_gap)]
+                "SET VARIABLE hooklake_session_gap_us = ?", [microseconds(self.session_gap)]
             )
             for table, name in _TABLE_NAMES.items():
                 self._register_table(con, table, name)
@@ -461,10 +467,6 @@ def _as_time(value: AsOf) -> datetime:
             "such as 2026-11-27T10:00:00Z"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _microseconds(gap: timedelta) -> int:
-    return (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
 
 
 def check_lake(loc: LakeLocation) -> None:

@@ -44,8 +44,9 @@ def _with_stored(table: pa.Table) -> pa.Table:
     return rows.set_column(rows.schema.get_field_index("message"), "message", stored)
 
 
-def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """Re-cut batches of rows ordered by conversation so that none splits a conversation."""
+def cut_whole(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Re-cut batches of rows ordered by conversation so that none splits a conversation
+    (the last conversation of a batch waits for the next one)."""
     carry: pa.Table | None = None
     for batch in batches:
         if batch.num_rows == 0:
@@ -57,9 +58,15 @@ def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]
         last = pc.index(ids, ids[-1]).as_py()
         carry = table.slice(last)
         if last:
-            yield _with_stored(table.slice(0, last).combine_chunks())
+            yield table.slice(0, last).combine_chunks()
     if carry is not None and carry.num_rows:
-        yield _with_stored(carry.combine_chunks())
+        yield carry.combine_chunks()
+
+
+def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """The build query's batches as tables of whole conversations, stored messages merged."""
+    for table in cut_whole(batches):
+        yield _with_stored(table)
 
 
 def conversation_batches(

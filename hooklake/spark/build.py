@@ -30,12 +30,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hooklake.datasets.formats import writer_class
 from hooklake.datasets.recipe import Recipe
 from hooklake.datasets.shape import BUILD_COLUMNS, BUILD_SCHEMA, ShapedBatch, shape_batch
 from hooklake.datasets.signals import Rules
+from hooklake.datasets.stream import cut_whole
 from hooklake.db import spark_sql as sql_text
 from hooklake.spark.order import ordered_rows
 from hooklake.spark.read import LakePath, cannot_read, message_rows, snapshot
@@ -60,25 +60,12 @@ def shape_partition(
     conversation may straddle two batches) in, one pickled :class:`ShapedBatch` per batch
     of whole conversations out."""
     rules = Rules(recipe) if signals else None
-    held: pa.Table | None = None  # the tail of the previous batch: a conversation maybe unfinished
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        rows = pa.Table.from_batches([batch])
-        if held is not None:
-            rows = pa.concat_tables([held, rows])
-        ids = rows.column("conversation_id")
-        # Sorted by conversation: the last conversation's rows are the tail.
-        cut = pc.index(ids, ids[-1]).as_py()
-        held = rows.slice(cut)
-        if cut:
-            yield _encode(rows.slice(0, cut), recipe, rules)
-    if held is not None:
-        yield _encode(held, recipe, rules)
+    for rows in cut_whole(batches):
+        yield _encode(rows, recipe, rules)
 
 
 def _encode(rows: pa.Table, recipe: Recipe, rules: Rules | None) -> pa.RecordBatch:
-    shaped = shape_batch(rows.cast(BUILD_SCHEMA).combine_chunks(), recipe, rules)
+    shaped = shape_batch(rows.cast(BUILD_SCHEMA), recipe, rules)
     data = pickle.dumps(shaped, protocol=pickle.HIGHEST_PROTOCOL)
     return pa.record_batch({"shaped": pa.array([data], pa.binary())})
 
