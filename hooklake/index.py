@@ -77,6 +77,8 @@ CONVERSATION_SUMMARY = pa.struct(
         ("n_agent", pa.int64()),
         ("n_sys", pa.int64()),
         ("has_agent", pa.bool_()),
+        ("channel_name", pa.string()),
+        ("channel_type", pa.string()),
     ]
 )
 #: ... and on a turn's first message (views/turns.sql, without conversation_id).
@@ -150,6 +152,7 @@ def index_schema() -> pa.Schema:
     schema = schema.append(pa.field("_conversation", CONVERSATION_SUMMARY))
     schema = schema.append(pa.field("_turn", TURN_SUMMARY))
     schema = schema.append(pa.field("_handover", HANDOVER_SUMMARY))
+    schema = schema.append(pa.field("_since", _TS))
     return schema.append(pa.field("layer", pa.int8(), nullable=False)).append(
         pa.field("generation", pa.string(), nullable=False)
     )
@@ -238,7 +241,8 @@ def read_state(loc: LakeLocation, dt: DeltaTable | None = None) -> IndexState | 
         gap_us = dt.transaction_version(_GAP_TXN)
         if covered is None or gap_us is None:
             return None  # created, but killed before its first rows were committed
-        if pa.schema(dt.schema().to_arrow()).names != index_schema().names:
+        stored, wanted = pa.schema(dt.schema().to_arrow()), index_schema()
+        if [(f.name, f.type) for f in stored] != [(f.name, f.type) for f in wanted]:
             return None  # written by another version of Hooklake: the next update rebuilds it
         actions = pa.table(dt.get_add_actions(flatten=True))
     files = sorted(
@@ -383,7 +387,15 @@ def define_index_views(
     pending: pa.Table | None = None,
 ) -> None:
     """Define ``hooklake_index_rows`` on ``con``: the index version ``state`` plus ``pending``
-    rows, one row per message, each customer from their newest generation."""
+    rows, one row per message, each from the newest generation that holds its customer's
+    stream at its time."""
+    if not state.increments and (pending is None or pending.num_rows == 0):
+        db.register_table_files(
+            con, "hooklake_index_base", loc, layout.INDEX, state.table,
+            [f.path for f in state.base], index_schema(), _PARTITIONS,
+        )  # fmt: skip
+        con.execute(view_sql("index_base_rows"))
+        return
     for name, files in (
         ("hooklake_index_base", state.base),
         ("hooklake_index_increments", state.increments),
@@ -415,6 +427,7 @@ def _rebuild(
             _DATE,
         )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(gap)])
+        con.execute(query_sql("index_whole"))
         rows = sum(f.rows for f in tables.data_files(messages))
         ranges = _customer_ranges(con, "hooklake_message_files", rows)
 

@@ -64,6 +64,12 @@ def assert_index_agrees(lake_dir: Path, rows: list[dict[str, Any]], gap: timedel
         got, want = views(indexed), views(raw)
         for name in VIEWS:
             assert got[name] == want[name], name
+        # Updates recompute a customer from a point on and carry the stream's numbering on.
+        ordered = (
+            "SELECT message_key, _rn, _run, role, _started_at, conversation_id, position "
+            "FROM hooklake_messages_ordered ORDER BY channel_id, customer_id, _rn"
+        )
+        assert indexed.sql(ordered).fetchall() == raw.sql(ordered).fetchall()
         placed = {
             key: (position, conv)
             for key, conv, position in indexed.sql(

@@ -2,6 +2,7 @@
 -- the chunk's range ({{customers}}), as one new base, in index order.
 SELECT
     *,
+    NULL::TIMESTAMPTZ AS _since,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation
 FROM hooklake_index_rows

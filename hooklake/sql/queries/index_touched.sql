@@ -1,9 +1,9 @@
--- An index update's input (index.py): the customers that new stored rows touch, and
--- hooklake_message_rows redefined as those customers' rows only, from the index (already
--- deduplicated: the earliest arrival of each key so far) and from the new rows. The views'
--- own SQL then recomputes exactly those customers.
+-- An index update's input (index.py): for each customer that new stored rows touch, the point
+-- from which their stream can change, and hooklake_message_rows redefined as those customers'
+-- rows from that point (from the index, already deduplicated: the earliest arrival of each
+-- key so far) plus the new rows. The views' own SQL then recomputes exactly that much.
 --
--- hooklake_index_added: rows of the data files the messages table gained;
+-- hooklake_index_added: rows of the data files the messages table gained,
 -- hooklake_index_removed: rows of the files it lost. A compaction removes files and adds the
 -- same rows in new ones, so rows found among the removed ones are not new.
 CREATE OR REPLACE TEMP TABLE hooklake_index_new_rows AS
@@ -17,21 +17,87 @@ WHERE NOT EXISTS (
       AND r.source = a.source
 );
 
-CREATE OR REPLACE TEMP TABLE hooklake_index_touched AS
-SELECT DISTINCT channel_id, customer_id
-FROM hooklake_index_new_rows;
+-- What the index holds of the touched customers, as much as finding the point needs.
+CREATE OR REPLACE TEMP TABLE hooklake_index_seen AS
+SELECT channel_id, customer_id, ts, _started_at, _rn, _run, role, message_key
+FROM hooklake_index_rows AS i
+WHERE EXISTS (
+    SELECT 1
+    FROM hooklake_index_new_rows AS n
+    WHERE n.channel_id IS NOT DISTINCT FROM i.channel_id
+      AND n.customer_id = i.customer_id
+);
 
-CREATE OR REPLACE TEMP VIEW hooklake_message_rows AS
+-- The point: the start of the conversation the customer's earliest change falls in (or
+-- follows). A change is a new row, or the stored copy of a key delivered again (an earlier
+-- arrival replaces it). Conversations before the point end more than a session gap before
+-- it, so nothing at or after it changes them, and `since` is null when the whole stream changes.
+--
+-- The customer's recomputed stream starts with an anchor: the last stored row before the
+-- point that has a role, so the first turn after the point knows the role before it. The
+-- anchor is recomputed as row 1 and not written. rn_offset and run_offset carry the
+-- recomputed _rn and _run on from the rows before the point.
+CREATE OR REPLACE TEMP TABLE hooklake_index_touched AS
+WITH earliest AS (
+    SELECT channel_id, customer_id, min(ts) AS ts
+    FROM (
+        SELECT channel_id, customer_id, ts FROM hooklake_index_new_rows
+        UNION ALL
+        SELECT s.channel_id, s.customer_id, s.ts
+        FROM hooklake_index_seen AS s
+        JOIN hooklake_index_new_rows AS n
+            ON n.channel_id IS NOT DISTINCT FROM s.channel_id
+            AND n.customer_id = s.customer_id
+            AND n.message_key = s.message_key
+    )
+    GROUP BY channel_id, customer_id
+),
+points AS (
+    SELECT e.channel_id, e.customer_id, max(s._started_at) AS since
+    FROM earliest AS e
+    LEFT JOIN hooklake_index_seen AS s
+        ON s.channel_id IS NOT DISTINCT FROM e.channel_id
+        AND s.customer_id = e.customer_id
+        AND s._started_at <= e.ts
+    GROUP BY e.channel_id, e.customer_id
+),
+before AS (
+    SELECT
+        p.channel_id,
+        p.customer_id,
+        p.since,
+        count(s._rn) AS n_before,
+        coalesce(max(s._run), 0) AS run_before,
+        max(s._rn) FILTER (WHERE s.role IS NOT NULL) AS anchor_rn
+    FROM points AS p
+    LEFT JOIN hooklake_index_seen AS s
+        ON s.channel_id IS NOT DISTINCT FROM p.channel_id
+        AND s.customer_id = p.customer_id
+        AND s.ts < p.since
+    GROUP BY p.channel_id, p.customer_id, p.since
+)
+SELECT
+    channel_id,
+    customer_id,
+    since,
+    anchor_rn,
+    n_before - CASE WHEN anchor_rn IS NULL THEN 0 ELSE 1 END AS rn_offset,
+    run_before - CASE WHEN anchor_rn IS NULL THEN 0 ELSE 1 END AS run_offset
+FROM before;
+
+-- Materialised: the views below read these rows many times, and they are few.
+CREATE OR REPLACE TEMP TABLE hooklake_index_input AS
 SELECT i.* EXCLUDE (
     role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn,
     _handover
 )
 FROM hooklake_index_rows AS i
-WHERE EXISTS (
-    SELECT 1
-    FROM hooklake_index_touched AS t
-    WHERE t.channel_id IS NOT DISTINCT FROM i.channel_id
-      AND t.customer_id IS NOT DISTINCT FROM i.customer_id
-)
+JOIN hooklake_index_touched AS t
+    ON t.channel_id IS NOT DISTINCT FROM i.channel_id
+    AND t.customer_id = i.customer_id
+WHERE t.since IS NULL OR i.ts >= t.since OR i._rn = t.anchor_rn
 UNION ALL BY NAME
 SELECT * FROM hooklake_index_new_rows;
+
+CREATE OR REPLACE TEMP VIEW hooklake_message_rows AS
+SELECT * FROM hooklake_index_input;

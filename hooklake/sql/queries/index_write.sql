@@ -1,9 +1,16 @@
 -- The rows an index write stores: hooklake_messages_ordered (for the customers being written)
 -- with each conversation's figures on its first message, each turn on the turn's first
 -- message and each hand-off on the message it starts at (read back by
--- views/index_summaries.sql), in index order: by customer, then by the customer's stream. $layer and $generation are the rows' partition (see index.py).
+-- views/index_summaries.sql), in index order: by customer, then by the customer's stream.
+-- An update recomputes a customer from a point on (hooklake_index_touched, see
+-- index_touched.sql; empty for a rebuild): its anchor row is not written, _rn and _run carry on
+-- from the rows before the point, and _since records the point. $layer and $generation are the
+-- rows' partition (see index.py).
 SELECT
-    o.*,
+    o.* REPLACE (
+        o._rn + coalesce(p.rn_offset, 0) AS _rn,
+        o._run + coalesce(p.run_offset, 0) AS _run
+    ),
     CASE WHEN c.conversation_id IS NOT NULL THEN {
         'ended_at': c.ended_at,
         'n_messages': c.n_messages,
@@ -11,7 +18,9 @@ SELECT
         'n_bot': c.n_bot,
         'n_agent': c.n_agent,
         'n_sys': c.n_sys,
-        'has_agent': c.has_agent
+        'has_agent': c.has_agent,
+        'channel_name': c.channel_name,
+        'channel_type': c.channel_type
     } END AS _conversation,
     CASE WHEN t.conversation_id IS NOT NULL THEN {
         'turn_index': t.turn_index,
@@ -33,6 +42,7 @@ SELECT
         'first_agent_reply_at': h.first_agent_reply_at,
         'source': h.source
     } END AS _handover,
+    p.since AS _since,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation
 FROM hooklake_messages_ordered AS o
@@ -42,4 +52,7 @@ LEFT JOIN hooklake_turns AS t
     ON t.conversation_id = o.conversation_id AND t.first_position = o.position
 LEFT JOIN hooklake_handovers AS h
     ON h.conversation_id = o.conversation_id AND h.position = o.position
+LEFT JOIN hooklake_index_touched AS p
+    ON p.channel_id IS NOT DISTINCT FROM o.channel_id AND p.customer_id = o.customer_id
+WHERE p.anchor_rn IS NULL OR o._rn > 1
 ORDER BY o.channel_id, o.customer_id, o._rn;

@@ -3,12 +3,13 @@
 -- the conversation at some point (it has a row in handovers), whether or not they wrote.
 CREATE OR REPLACE TEMP VIEW conversations AS
 WITH channels AS (
-    -- Names and types belong to the channel; report the latest ones the lake has seen.
+    -- Names and types belong to the channel; report the latest ones the lake has seen: those of
+    -- the last message of the channel's conversation that ended last.
     SELECT
         channel_id,
-        arg_max(channel_name, ts) AS channel_name,
-        arg_max(channel_type, ts) AS channel_type
-    FROM hooklake_message_rows
+        arg_max(channel_name, (ended_at, conversation_id)) AS channel_name,
+        arg_max(channel_type, (ended_at, conversation_id)) AS channel_type
+    FROM hooklake_conversation_counts
     GROUP BY channel_id
 )
 SELECT
