@@ -66,6 +66,11 @@ def connect(
         con = duckdb.connect(str(database), read_only=read_only, config=config)
         # TimeZone needs the built-in ICU extension, which loads only after the connection opens.
         con.execute("SET TimeZone = 'UTC'")
+        # Defining the views binds each one, and every binding of a view over the lake's files
+        # would parse the same Parquet footers again. Data files never change once written, so
+        # a cached footer is never stale. (Parquet is built in: LOAD downloads nothing.)
+        con.execute("LOAD parquet")
+        con.execute("SET parquet_metadata_cache = true")
         # A progress bar would scribble over the output of `hooklake sql` and notebooks.
         # In Jupyter without ipywidgets it is already off and DuckDB refuses to touch it.
         with contextlib.suppress(duckdb.InvalidInputException):

@@ -210,12 +210,15 @@ class Lake:
         self.path: Path | str = self.location.local or self.location.uri
         self.session_gap = as_session_gap(session_gap)
         self.as_of = as_of
-        check_lake(self.location)
         self._tables: dict[str, DeltaTable | None] = {}
         self._index: IndexState | None = None
         self._pending: pa.Table | None = None
         self._con = connect(threads=threads, memory_limit=memory_limit)
-        self.refresh()
+        try:
+            self.refresh()
+        except BaseException:
+            self._con.close()
+            raise
 
     def __repr__(self) -> str:
         return f"Lake({str(self.path)!r}, session_gap={self.session_gap!r})"

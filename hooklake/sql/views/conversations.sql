@@ -7,8 +7,8 @@ WITH channels AS (
     -- the last message of the channel's conversation that ended last.
     SELECT
         channel_id,
-        arg_max(channel_name, (ended_at, conversation_id)) AS channel_name,
-        arg_max(channel_type, (ended_at, conversation_id)) AS channel_type
+        arg_max(channel_name, (ended_at, customer_id)) AS channel_name,
+        arg_max(channel_type, (ended_at, customer_id)) AS channel_type
     FROM hooklake_conversation_counts
     GROUP BY channel_id
 )
