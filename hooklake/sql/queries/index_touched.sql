@@ -28,10 +28,13 @@ WHERE EXISTS (
       AND n.customer_id = i.customer_id
 );
 
--- The point: the start of the conversation the customer's earliest change falls in (or
--- follows). A change is a new row, or the stored copy of a key delivered again (an earlier
--- arrival replaces it). Conversations before the point end more than a session gap before
--- it, so nothing at or after it changes them, and `since` is null when the whole stream changes.
+-- The point: where the customer's earliest change falls. A change is a new row, or the stored
+-- copy of a key delivered again (an earlier arrival replaces it). When the change joins or
+-- falls inside a stored conversation, the point is that conversation's start. When it comes
+-- more than a session gap after the conversation before it, the point is the change itself
+-- (a returning customer: nothing stored is rewritten). Conversations before the point end
+-- more than a session gap before it, so nothing at or after it changes them, and `since` is
+-- null when the whole stream changes.
 --
 -- The customer's recomputed stream starts with an anchor: the last stored row before the
 -- point that has a role, so the first turn after the point knows the role before it. The
@@ -52,14 +55,36 @@ WITH earliest AS (
     )
     GROUP BY channel_id, customer_id
 ),
-points AS (
-    SELECT e.channel_id, e.customer_id, max(s._started_at) AS since
+stored AS (
+    SELECT channel_id, customer_id, _started_at, max(ts) AS ended_at
+    FROM hooklake_index_seen
+    GROUP BY channel_id, customer_id, _started_at
+),
+containing AS (
+    -- The stored conversation the earliest change joins, falls in, or follows.
+    SELECT
+        e.channel_id,
+        e.customer_id,
+        e.ts,
+        max(c._started_at) AS started_at,
+        arg_max(c.ended_at, c._started_at) AS ended_at
     FROM earliest AS e
-    LEFT JOIN hooklake_index_seen AS s
-        ON s.channel_id IS NOT DISTINCT FROM e.channel_id
-        AND s.customer_id = e.customer_id
-        AND s._started_at <= e.ts
-    GROUP BY e.channel_id, e.customer_id
+    LEFT JOIN stored AS c
+        ON c.channel_id IS NOT DISTINCT FROM e.channel_id
+        AND c.customer_id = e.customer_id
+        AND c._started_at <= e.ts
+    GROUP BY e.channel_id, e.customer_id, e.ts
+),
+points AS (
+    SELECT
+        channel_id,
+        customer_id,
+        CASE
+            WHEN epoch_us(ts) - epoch_us(ended_at) > getvariable('hooklake_session_gap_us')
+                THEN ts
+            ELSE started_at
+        END AS since
+    FROM containing
 ),
 before AS (
     SELECT
