@@ -493,7 +493,11 @@ def _recompute(
         ):
             db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(state.session_gap)])
-        con.execute(query_sql("index_touched"))
+        con.execute(query_sql("index_new_rows"))
+        found = con.execute("SELECT DISTINCT customer_id FROM hooklake_index_new_rows").fetchall()
+        # customer_id is never null in stored rows; NULL keeps the list valid when none are new.
+        ids = ", ".join(str(int(c)) for (c,) in found) or "NULL"
+        con.execute(query_sql("index_touched", customer_ids=ids))
         for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view, **view_fields()))
         return _written(con, INCREMENT, generation)

@@ -1,27 +1,16 @@
--- An index update's input (index.py): for each customer that new stored rows touch, the point
--- from which their stream can change, and hooklake_message_rows redefined as those customers'
--- rows from that point (from the index, already deduplicated: the earliest arrival of each
--- key so far) plus the new rows. The views' own SQL then recomputes exactly that much.
---
--- hooklake_index_added: rows of the data files the messages table gained,
--- hooklake_index_removed: rows of the files it lost. A compaction removes files and adds the
--- same rows in new ones, so rows found among the removed ones are not new.
-CREATE OR REPLACE TEMP TABLE hooklake_index_new_rows AS
-SELECT a.*
-FROM hooklake_index_added AS a
-WHERE NOT EXISTS (
-    SELECT 1
-    FROM hooklake_index_removed AS r
-    WHERE r.message_key = a.message_key
-      AND r.received_at = a.received_at
-      AND r.source = a.source
-);
+-- An index update's input (index.py): for each customer that new stored rows
+-- (hooklake_index_new_rows, index_new_rows.sql) touch, the point from which their stream can
+-- change, and hooklake_message_rows redefined as those customers' rows from that point (from
+-- the index, already deduplicated: the earliest arrival of each key so far) plus the new rows.
+-- The views' own SQL then recomputes exactly that much. {{customer_ids}} lists the touched
+-- customers' ids: a constant list reaches the index's Parquet scan, which then decodes the
+-- other columns only where those customers' rows are.
 
 -- What the index holds of the touched customers, as much as finding the point needs.
 CREATE OR REPLACE TEMP TABLE hooklake_index_seen AS
 SELECT channel_id, customer_id, ts, _started_at, _rn, _run, role, message_key
 FROM hooklake_index_rows AS i
-WHERE EXISTS (
+WHERE i.customer_id IN ({{customer_ids}}) AND EXISTS (
     SELECT 1
     FROM hooklake_index_new_rows AS n
     WHERE n.channel_id IS NOT DISTINCT FROM i.channel_id
@@ -120,7 +109,8 @@ FROM hooklake_index_rows AS i
 JOIN hooklake_index_touched AS t
     ON t.channel_id IS NOT DISTINCT FROM i.channel_id
     AND t.customer_id = i.customer_id
-WHERE t.since IS NULL OR i.ts >= t.since OR i._rn = t.anchor_rn
+WHERE i.customer_id IN ({{customer_ids}})
+  AND (t.since IS NULL OR i.ts >= t.since OR i._rn = t.anchor_rn)
 UNION ALL BY NAME
 SELECT * FROM hooklake_index_new_rows;
 
