@@ -13,18 +13,25 @@ lake's own tables::
 
 A customer's messages only ever depend on that customer's stored rows, so new rows change
 the index for the customers they touch and no one else (the way incremental sessionisation
-reprocesses only the sessions new events touch). An update reads the files the ``messages``
-table gained since the version the index covers, takes the touched customers' rows from the
-index, merges the new rows in, runs the same SQL the views run over just those customers, and
-appends the result as one increment in one commit. Late and duplicate deliveries need nothing
-special: the customer is recomputed from everything known about them.
+reprocesses only the sessions new events touch), and within a customer's stream only from the
+conversation the earliest new row falls in: conversations that ended more than a session gap
+before it cannot change. An update reads the files the ``messages`` table gained since the
+version the index covers, finds that point for each touched customer, takes the customer's
+rows from the point on from the index, merges the new rows in, runs the same SQL the views run
+over just those rows (carrying the stream's row and turn numbering on from before the point;
+``queries/index_touched.sql``), and appends the result as one increment in one commit, each
+row marked with its customer's point (``_since``). Late and duplicate deliveries need nothing
+special: they move the point back to the conversation they belong to.
 
 Generations are ``<messages version, 12 digits>-<random>``, so they sort by the state they
-describe. For each customer the rows of their newest increment win over the base; increments
+describe. A row counts from the newest generation that holds its customer's stream at its
+time: an increment's rows count up to the earliest point of the customer's newer increments,
+the base's before the earliest point of all of them (``views/index_rows.sql``); increments
 not newer than the base are ignored. That makes every interleaving safe: a crash leaves
 uncommitted files no version lists, two updaters racing each write a complete state for
-their customers, and a fold (which rewrites base and increments as a new base once the
-increments grow past a quarter of it) or a rebuild never hides a newer increment.
+their customers from their points on (the one that saw more has the earlier points), and a
+fold (which rewrites base and increments as a new base once the increments grow past a
+quarter of it) or a rebuild never hides a newer increment.
 
 The index commit carries two Delta transaction ids: the ``messages`` version it covers and
 the session gap (microseconds) it was computed with. The raw tables stay the source of truth:
