@@ -8,8 +8,13 @@ result, ``hooklake_messages_ordered``'s rows for one session gap, as a Delta tab
 lake's own tables::
 
     lake/index/_delta_log/
-    lake/index/layer=0/generation=<G>/...   the base: every customer, sorted by customer
-    lake/index/layer=1/generation=<G>/...   increments: customers that new rows touched
+    lake/index/layer=0/generation=<G>/kind=message/...        the base: every customer,
+    lake/index/layer=0/generation=<G>/kind=conversation/...   sorted by customer
+    lake/index/layer=1/generation=<G>/kind=.../...            increments: what new rows changed
+
+Each message is a ``message`` row; each conversation also has a ``conversation`` row (its first
+message's ids and times, with the conversation's figures), in files of their own, so the
+``conversations`` view reads a few rows per conversation instead of filtering every message.
 
 A customer's messages only ever depend on that customer's stored rows, so new rows change
 the index for the customers they touch and no one else (the way incremental sessionisation
@@ -54,6 +59,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError
 
@@ -139,7 +145,8 @@ _COMPUTED_VIEWS = (
 #: The messages table's partition column, as DuckDB reads it from directory names.
 _DATE = {tables.PARTITION_COLUMN: "DATE"}
 #: The index's partition columns, as DuckDB reads them from directory names.
-_PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR"}
+_PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR", "kind": "VARCHAR"}
+_PARTITION_BY = list(_PARTITIONS)
 _VERSION_TXN = "hooklake:index"
 _GAP_TXN = "hooklake:index-gap-us"
 #: Delta operations after which an update can still work from the files added and removed.
@@ -160,9 +167,9 @@ def index_schema() -> pa.Schema:
     schema = schema.append(pa.field("_turn", TURN_SUMMARY))
     schema = schema.append(pa.field("_handover", HANDOVER_SUMMARY))
     schema = schema.append(pa.field("_since", _TS))
-    return schema.append(pa.field("layer", pa.int8(), nullable=False)).append(
-        pa.field("generation", pa.string(), nullable=False)
-    )
+    schema = schema.append(pa.field("layer", pa.int8(), nullable=False))
+    schema = schema.append(pa.field("generation", pa.string(), nullable=False))
+    return schema.append(pa.field("kind", pa.string(), nullable=False))
 
 
 @dataclass(frozen=True, order=True)
@@ -549,13 +556,14 @@ def _commit(
     gap: timedelta,
     dt: DeltaTable | None = None,
 ) -> int:
-    """Write ``rows`` in one commit that also records what the index now covers."""
+    """Write ``rows`` in one commit that also records what the index now covers; returns the
+    message rows written."""
     counted = 0
 
     def count(batches: pa.RecordBatchReader) -> Any:
         nonlocal counted
         for b in batches:
-            counted += b.num_rows
+            counted += pc.sum(pc.equal(b.column("kind"), "message")).as_py() or 0
             yield b
         if crash_point is not None:
             crash_point("rows")
@@ -571,7 +579,7 @@ def _commit(
             mode="overwrite" if mode == "overwrite" else "append",
             # A rebuild replaces an index another version of Hooklake wrote, schema and all.
             schema_mode="overwrite" if mode == "overwrite" else None,
-            partition_by=["layer", "generation"],
+            partition_by=_PARTITION_BY,
             writer_properties=_WRITER,
             storage_options=loc.storage_options or None if dt is None else None,
             commit_properties=CommitProperties(
@@ -592,7 +600,7 @@ def _ensure_index(loc: LakeLocation) -> DeltaTable:
         DeltaTable.create(
             loc.table_uri(layout.INDEX),
             schema=index_schema(),
-            partition_by=["layer", "generation"],
+            partition_by=_PARTITION_BY,
             mode="ignore",
             # The log keeps per-file statistics; none of these columns hold personal data.
             configuration={

@@ -27,8 +27,7 @@ SELECT
     c.has_agent,
     ch.channel_name,
     ch.channel_type,
-    -- UTC dates, like the date partitions, whatever the session's time zone.
-    CAST(timezone('UTC', c._started_at) AS DATE) AS first_date,
-    CAST(timezone('UTC', c.ended_at) AS DATE) AS last_date
+    hooklake_utc_date(c._started_at) AS first_date,
+    hooklake_utc_date(c.ended_at) AS last_date
 FROM hooklake_conversation_counts AS c
 LEFT JOIN channels AS ch ON ch.channel_id IS NOT DISTINCT FROM c.channel_id;

@@ -1,13 +1,12 @@
 -- hooklake_conversation_counts, hooklake_turns and hooklake_handovers read from the
 -- conversation index, for the session gap it was computed with: each conversation's figures
--- sit on its first message (_conversation), each turn on its first message (_turn), each
+-- sit on its conversation row (_conversation), each turn on its first message (_turn), each
 -- hand-off on the message it starts at (_handover), so these are filtered scans instead of
 -- windows and groupings over every message. Same columns as conversation_counts.sql,
 -- turn_rows.sql and handover_rows.sql compute.
 CREATE OR REPLACE TEMP VIEW hooklake_conversation_counts AS
 SELECT conversation_id, channel_id, customer_id, _started_at, _conversation.*
-FROM hooklake_index_rows
-WHERE _conversation.n_messages IS NOT NULL;
+FROM hooklake_index_conversations;
 
 CREATE OR REPLACE TEMP VIEW hooklake_turns AS
 SELECT conversation_id, _turn.*
