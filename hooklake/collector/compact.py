@@ -106,6 +106,7 @@ def compact(
                 target_size=target_size, writer_properties=WriterProperties(compression="ZSTD")
             )
             deleted = _vacuum(dt, retention) if vacuum else []
+            _checkpoint(dt)
             report.tables.append(
                 TableCompaction(
                     table=table,
@@ -131,6 +132,14 @@ def _vacuum(dt: DeltaTable, retention: timedelta) -> list[str]:
     return deleted
 
 
+def _checkpoint(dt: DeltaTable) -> None:
+    """Checkpoint ``dt``'s latest version, so opening the table reads one Parquet file of the
+    files it has now instead of replaying the commits (a compaction's removes, thousands of
+    collector appends) since the last checkpoint: a fresh ``Lake`` opens several times faster."""
+    dt.update_incremental()
+    dt.create_checkpoint()
+
+
 def _compact_index(
     loc: LakeLocation, report: CompactReport, vacuum: bool, retention: timedelta
 ) -> None:
@@ -143,6 +152,7 @@ def _compact_index(
         folded = index.fold_index(loc)
         dt = tables.open_table(loc, layout.INDEX) or dt
         deleted = _vacuum(dt, retention) if vacuum else []
+        _checkpoint(dt)
         report.tables.append(
             TableCompaction(
                 table=layout.INDEX,

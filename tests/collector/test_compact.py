@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +40,13 @@ def _simulated_lake(lake: Path, customers: int = 30, chunk: int = 25) -> None:
 
 
 def _parquet_on_disk(lake: Path) -> list[Path]:
-    return sorted(p for t in layout.TABLES for p in layout.table_dir(lake, t).rglob("*.parquet"))
+    """The data files on disk (checkpoints in the Delta log are not data)."""
+    return sorted(
+        p
+        for t in layout.TABLES
+        for p in layout.table_dir(lake, t).rglob("*.parquet")
+        if "_delta_log" not in p.parts
+    )
 
 
 def test_compaction_merges_each_partition_into_one_file_in_one_commit(tmp_path: Path) -> None:
@@ -59,6 +66,9 @@ def test_compaction_merges_each_partition_into_one_file_in_one_commit(tmp_path: 
         assert len({f.date for f in files}) == len(files), "one file per partition"
         after = {v.table: v.version for v in lake.versions()}
     assert after[layout.MESSAGES] == versions[layout.MESSAGES] + 1
+    # A checkpoint of the compacted version: the next reader replays no commit.
+    checkpoint = json.loads((tmp_path / "messages" / "_delta_log" / "_last_checkpoint").read_text())
+    assert checkpoint["version"] == after[layout.MESSAGES]
 
 
 def test_compaction_is_idempotent(tmp_path: Path) -> None:
