@@ -354,6 +354,8 @@ def generate(n_messages: int, seed: int = 7) -> Generated:
     texts = pc.if_else(pa.array(sender == 3), pa.array(event_text), texts)
     no_text = (mtype == "iframe") | ((mtype == "image") & (r < 0.9))
     texts = pc.if_else(pa.array(no_text), pa.nulls(n_messages, pa.string()), texts)
+    if isinstance(texts, pa.ChunkedArray):  # each take from a chunked array would scan it
+        texts = texts.combine_chunks()
 
     sender_type = np.array(["customer", "bot", "agent", "sys"])[sender]
     channel_id = 2_900_000 + channel_idx * 1117
