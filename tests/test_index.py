@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -294,6 +295,35 @@ def test_an_index_for_another_gap_is_rebuilt_and_the_cli_reports(
     assert "covers messages version" in result.output
     result = runner.invoke(main, ["index", "--lake", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_an_index_another_version_wrote_is_rebuilt(tmp_path: Path, rng: SeededRandom) -> None:
+    """Readers do not read an index in another layout; stats says so, and the next update
+    rebuilds it."""
+    from deltalake import CommitProperties, Transaction, write_deltalake
+
+    rows = _simulated_rows(rng, 10, 120)
+    write_rows(tmp_path, rows, name="a")
+    schema = index.index_schema()
+    older = pa.schema([f for f in schema if f.name not in ("_since", "kind")])
+    write_deltalake(
+        str(tmp_path / "index"),
+        older.empty_table(),
+        partition_by=["layer", "generation"],
+        commit_properties=CommitProperties(
+            app_transactions=[
+                Transaction(index._VERSION_TXN, 0),
+                Transaction(index._GAP_TXN, index.microseconds(timedelta(minutes=30))),
+            ]
+        ),
+    )
+    with Lake(tmp_path) as lake:
+        assert lake.index is None
+        assert "must rebuild" in lake.stats().index
+    assert index.update_index(tmp_path).action == "rebuilt"
+    with Lake(tmp_path) as lake:
+        assert lake.index is not None and "covers messages version" in lake.stats().index
+    assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
 
 
 def test_erasure_removes_the_customer_from_the_index(tmp_path: Path, rng: SeededRandom) -> None:

@@ -51,11 +51,12 @@ def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
 
 def _update_index(lake: str) -> None:
     """Fold what was just flushed into the conversation index, once someone created one
-    (`hooklake index`): readers then compute nothing for the customers it touched."""
-    from hooklake import index
+    (`hooklake index`): readers then compute nothing for the customers it touched. An index
+    another version of Hooklake wrote is rebuilt."""
+    from hooklake import index, layout, tables
 
     try:
-        if index.read_state(lake_location(lake)) is not None:
+        if tables.open_table(lake_location(lake), layout.INDEX) is not None:
             index.update_index(lake)
     except Exception:  # the index is derived data: the next flush, or any reader, catches up
         log.exception("conversation index update failed; it will be retried")

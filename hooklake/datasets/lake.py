@@ -342,6 +342,12 @@ class Lake:
     def _index_summary(self) -> str:
         state = self._index
         if state is None:
+            stale = self.use_index and self.as_of is None
+            if stale and tables.open_table(self.location, layout.INDEX) is not None:
+                return (
+                    "not read: `hooklake index` must rebuild it (another version of Hooklake "
+                    "wrote it, or rows were erased while it was behind)"
+                )
             return ""
         text = (
             f"version {state.version}, covers messages version {state.messages_version}, "
