@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hooklake.datasets.dialogues import batch_examples, handles
 from hooklake.datasets.examples import Conversation, conversation_examples_of
 from hooklake.datasets.recipe import Recipe
 from hooklake.datasets.redact import Redactor, known_values
@@ -76,6 +77,7 @@ BUILD_SCHEMA = pa.schema(
 #: What Python's ``str.strip()`` strips, for Arrow's trim to do the same.
 _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 _SILENT, _TEXT, _OTHER = 0, 1, 2
+_SENDER_CODE = {s: i for i, s in enumerate(SENDER_ROLES)}
 
 
 @dataclass
@@ -250,6 +252,24 @@ def shape_batch(
     customer_ids = pc.take(table.column("customer_id"), pa.array(starts[:-1])).to_pylist()
     splitter = Splitter(recipe.split.fractions(), recipe.split.seed)
     group_by = recipe.split.group_by
+    if rules is None and handles(recipe):
+        senders_code = _lookup_codes(table.column("sender_type"), _SENDER_CODE, -1)[rows]
+        made, why = batch_examples(
+            recipe, len(ids), owner, senders_code, texts, keys, ids, channels, customer_ids
+        )
+        for k, conv_id in enumerate(ids):
+            group = group_key(group_by, conv_id, channels[k], customer_ids[k])
+            split = splitter(group)
+            out.conversations.append(conv_id)
+            out.groups.append(group)
+            out.conversation_splits.append(split)
+            example = made[k]
+            if example is None:
+                out.dropped[why[k] or ""] += 1
+                continue
+            out.examples.append(example)
+            out.splits.append(split)
+        return out
     said = [
         Rendered(*SENDER_ROLES[s or ""], t, key)
         for s, t, key in zip(senders, texts, keys, strict=True)
