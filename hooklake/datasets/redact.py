@@ -31,6 +31,7 @@ values are looked for in a conversation's texts joined. The result is exactly wh
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
@@ -39,6 +40,8 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,6 +57,9 @@ _EMAIL = rf"(?P<email>(?<![{_ATEXT}])[{_ATEXT}]+@(?:[\w-]+\.)+[A-Za-z][\w-]+)"
 _IBAN = r"(?P<iban>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b)"
 _NUMBER = r"(?P<num>(?<![\w+])\+?\(?\d(?:[\d \-.()/]{0,24}\d)?(?!\w))"
 _DIGIT = re.compile(r"[0-9]")
+# What any IBAN or any number of seven characters or more holds (RE2, for Arrow): ``\d``
+# then at least three digits or separators then ``\d`` (a number may open with "+(").
+_LONG_NUMBER = r"\p{Nd}[\p{Nd} \-.()/]{3,}\p{Nd}|[A-Z]{2}\p{Nd}{2}"
 
 
 @lru_cache(maxsize=8)
@@ -213,15 +219,27 @@ class Redactor:
         if not out:
             return out
         arr = pa.array(out, pa.large_string())
-        digits = pc.match_substring_regex(arr, "[0-9]").to_numpy(zero_copy_only=False)
-        other = pc.or_(
-            pc.match_substring(arr, "@"),
-            pc.or_(pc.match_substring(arr, "://"), pc.match_substring(arr, "www.")),
-        ).to_numpy(zero_copy_only=False)
-        # Which branches a text may hold decides which matches it gets (a text without an ASCII
-        # digit is not searched for numbers, even Unicode ones), so the two kinds go apart.
-        self._scan(_PII, out, digits.nonzero()[0].tolist())
-        self._scan(_pattern(True, True, False), out, (other & ~digits).nonzero()[0].tolist())
+
+        def has(pattern: str, regex: bool = False) -> npt.NDArray[np.bool_]:
+            found = (pc.match_substring_regex if regex else pc.match_substring)(arr, pattern)
+            return found.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+        digits = has("[0-9]", regex=True)
+        email = has("@")
+        url = has("://") | has("www.")
+        # A text without an ASCII digit is not searched for numbers, even Unicode ones, so
+        # texts go apart by the branches they may hold. A branch that cannot match in a text
+        # (the e-mail one without "@", the URL one without "://" or "www.") changes nothing,
+        # so each group gets only its own branches. Texts holding nothing but numbers and no
+        # run a phone, card or IBAN could match are left alone: shorter numbers stay as they are.
+        long_number = has(_LONG_NUMBER, regex=True)
+        for u, e, d in itertools.product((False, True), repeat=3):
+            group = (url == u) & (email == e) & (digits == d)
+            if not (u or e or d):
+                continue
+            if not (u or e):
+                group &= long_number
+            self._scan(_pattern(u, e, d), out, group.nonzero()[0].tolist())
         by_owner: defaultdict[int, list[int]] = defaultdict(list)
         for i, o in enumerate(owners):
             if known[o]:
