@@ -22,6 +22,7 @@ ROLES = ("system", "user", "assistant")
 _ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
 #: Weight codes: no weight, 0, 1 (anything else, which no example carries, is "other").
 NO_WEIGHT, WEIGHT_0, WEIGHT_1, OTHER_WEIGHT = 0, 1, 2, 3
+_WEIGHT_CODE = {0: WEIGHT_0, 1: WEIGHT_1}
 
 
 @dataclass(frozen=True)
@@ -58,18 +59,19 @@ class FlatExamples:
         )
 
 
-def _weight_code(w: int | None) -> int:
-    return NO_WEIGHT if w is None else WEIGHT_0 if w == 0 else WEIGHT_1 if w == 1 else OTHER_WEIGHT
-
-
 def flatten(examples: Sequence[Example]) -> FlatExamples:
     """The messages of ``examples`` as columns."""
     sizes = [len(ex.messages) for ex in examples]
     messages = [m for ex in examples for m in ex.messages]
+    role = _ROLE_CODE.get
+    weight = _WEIGHT_CODE.get
+    weights = [m.weight for m in messages]
     return FlatExamples(
         np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).astype(np.int64),
-        np.fromiter((_ROLE_CODE.get(m.role, -1) for m in messages), np.int64, len(messages)),
+        np.array([role(m.role, -1) for m in messages], dtype=np.int64),
         pa.array([m.content for m in messages], pa.string()),
-        np.fromiter((_weight_code(m.weight) for m in messages), np.int64, len(messages)),
-        np.fromiter((m.human for m in messages), np.bool_, len(messages)),
+        np.array(
+            [NO_WEIGHT if w is None else weight(w, OTHER_WEIGHT) for w in weights], dtype=np.int64
+        ),
+        np.array([m.human for m in messages], dtype=np.bool_),
     )

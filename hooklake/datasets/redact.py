@@ -358,10 +358,22 @@ def _known_pattern(hits: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], 
     return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE), kinds
 
 
-def _values(key: str, value: Any) -> Iterable[tuple[str, str]]:
-    if isinstance(value, bool) or value is None or key.lower() in _NOT_PERSONAL:
-        return
-    text = str(value).strip()
+def _values(key: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, bool) or value is None:
+        return ()
+    return _text_values(key, str(value))
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_values(key: str, value: str) -> tuple[tuple[str, str], ...]:
+    # Cached: the same fields (country, plan, a returning customer's e-mail) come back in
+    # snapshot after snapshot.
+    if key.lower() in _NOT_PERSONAL:
+        return ()
+    return tuple((v.lower(), kind) for v, kind in _text_value_pairs(key, value.strip()))
+
+
+def _text_value_pairs(key: str, text: str) -> Iterable[tuple[str, str]]:
     if key == "name":
         if _AUTO_NAME.match(text) or len(text) < 3:
             return
@@ -401,6 +413,4 @@ def _customer_values(raw: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(customer, dict):
         return ()
-    return tuple(
-        (v.lower(), kind) for key, value in customer.items() for v, kind in _values(str(key), value)
-    )
+    return tuple(pair for key, value in customer.items() for pair in _values(str(key), value))

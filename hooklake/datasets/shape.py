@@ -184,6 +184,31 @@ def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
     return np.array(rows, dtype=np.int64), [shown[i] or "" for i in rows]
 
 
+def _known_by_conversation(
+    customers: pa.ChunkedArray,
+    conv_of_row: npt.NDArray[np.int64],
+    owner: npt.NDArray[np.int64],
+    count: int,
+) -> list[tuple[tuple[str, str], ...]]:
+    """The known values (:func:`~.redact.known_values`) of each of ``count`` conversations
+    that has rendered rows (``owner``), from the distinct ``customer`` snapshots of its rows:
+    each distinct snapshot of the batch is read from Arrow once."""
+    encoded = pc.dictionary_encode(customers).combine_chunks()
+    values: list[str | None] = [*encoded.dictionary.to_pylist(), None]
+    codes = encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    # Distinct (conversation, snapshot) pairs, ordered by conversation.
+    pairs = np.unique(conv_of_row * len(values) + codes.astype(np.int64))
+    conv, code = np.divmod(pairs, len(values))
+    bounds = np.searchsorted(conv, np.arange(count + 1)).tolist()
+    codes_of = code.tolist()
+    wanted = np.zeros(count, dtype=bool)
+    wanted[owner] = True
+    return [
+        known_values([values[c] for c in codes_of[bounds[k] : bounds[k + 1]]]) if w else ()
+        for k, w in enumerate(wanted.tolist())
+    ]
+
+
 def shape_batch(
     batch: pa.RecordBatch | pa.Table,
     recipe: Recipe,
@@ -229,13 +254,9 @@ def shape_batch(
 
     redactor = Redactor()
     if recipe.redact.pii and len(rows):
-        customers = table.column("customer").to_pylist()
-        convs_with_text = set(owners)
-        bounds = starts.tolist()
-        known = [
-            known_values(set(customers[bounds[k] : bounds[k + 1]])) if k in convs_with_text else ()
-            for k in range(len(bounds) - 1)
-        ]
+        known = _known_by_conversation(
+            table.column("customer"), conv_of_row, owner, len(starts) - 1
+        )
         paid = [j for j, p in enumerate(payloads) if p]
         redacted = redactor.redact_batch(
             [*texts, *(payloads[j] or "" for j in paid)],
