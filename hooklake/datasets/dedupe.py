@@ -86,8 +86,10 @@ class Deduper:
 
 def flat_fingerprints(flat: FlatExamples) -> list[int]:
     """:func:`fingerprints` of the examples in ``flat``, their texts joined by Arrow too."""
-    folded = pa.array([t.casefold() for t in flat.contents.to_pylist()], pa.large_string())
-    texts = pc.utf8_trim(pc.replace_substring_regex(folded, _RE2_SPACE, " "), characters=" ")
+    # str.split() splits at runs of what ``\s`` matches and drops the ends: normalise().
+    texts = pa.array(
+        [" ".join(t.casefold().split()) for t in flat.contents.to_pylist()], pa.large_string()
+    )
     roles = pa.array(ROLES, pa.large_string()).take(pa.array(flat.roles))
 
     def s(text: str) -> pa.Scalar:
