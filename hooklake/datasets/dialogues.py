@@ -110,32 +110,37 @@ def batch_examples(
     picked = pa.array(texts).take(pa.array(rows[msg_rows]))
     lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), picked)
     turn_texts: list[str] = pc.binary_join(lists, "\n").to_pylist()
-    sel_user: list[bool] = t_user[sel].tolist()
-    sel_human: list[bool] = t_human[sel].tolist()
+    said = [
+        Message("user", text) if user else Message("assistant", text, 1, human)
+        for text, user, human in zip(
+            turn_texts, t_user[sel].tolist(), t_human[sel].tolist(), strict=True
+        )
+    ]
+    kept_keys = [keys[i] for i in rows.tolist()]
 
     prompt = recipe.examples.system_prompt
-    head = [Message("system", prompt)] if prompt else []
     minimum = recipe.filter.min_user_turns
-    conv_of = t_own[conv_start].tolist()
     # Kept turns of each conversation are a contiguous range of ``sel``; so are their keys.
     turn_at = np.searchsorted(sel, conv_start)
     row_from = turn_start[np.minimum(first_user, big - 1)]
     row_to = turn_end[np.maximum(last_asst, 0)]
-    for j, k in enumerate(conv_of):
-        c, u = int(count[j]), int(users[j])
+    for k, c, u, at, first, end in zip(
+        t_own[conv_start].tolist(),
+        count.tolist(),
+        users.tolist(),
+        turn_at.tolist(),
+        row_from.tolist(),
+        row_to.tolist(),
+        strict=True,
+    ):
         if c == 0:
             continue
         if u < minimum:
             why[k] = TOO_FEW
             continue
-        at = int(turn_at[j])
-        messages = list(head)
-        for t in range(at, at + c):
-            if sel_user[t]:
-                messages.append(Message("user", turn_texts[t]))
-            else:
-                messages.append(Message("assistant", turn_texts[t], 1, sel_human[t]))
-        source = [keys[i] for i in rows[int(row_from[j]) : int(row_to[j])].tolist()]
-        examples[k] = Example(messages, ids[k], channels[k], customers[k], source)
+        messages = said[at : at + c]
+        if prompt:
+            messages.insert(0, Message("system", prompt))
+        examples[k] = Example(messages, ids[k], channels[k], customers[k], kept_keys[first:end])
         why[k] = None
     return examples, why
