@@ -11,7 +11,10 @@ build order is kept, :mod:`.dedupe`) and writing.
 Per message, the work is columnar: roles and kinds are looked up once per distinct value,
 texts and buttons are trimmed by Arrow, only dialogs, cards and media (about a fifth of the
 messages) are rendered one by one from their stored JSON, and redaction scans the whole batch
-in a few regex passes. :mod:`.reference` is the plain per-message version this must equal.
+in a few regex passes. Recipes that make one example per conversation (the common case) get
+their turns and examples from :mod:`.dialogues`, over arrays; the others conversation by
+conversation (:mod:`.examples`). :mod:`.reference` is the plain per-message version this must
+equal.
 """
 
 from __future__ import annotations
