@@ -42,7 +42,8 @@ def _with_stored(table: pa.Table) -> pa.Table:
     source[np.flatnonzero(first) - 1] = np.flatnonzero(first)
     picks = source[messages]
     stored = pc.take(table.column("message"), pa.array(picks, mask=picks < 0, type=pa.int64()))
-    rows = table.take(pa.array(messages))
+    # Only the columns the core reads are carried over.
+    rows = table.select(list(BUILD_COLUMNS)).take(pa.array(messages))
     return rows.set_column(rows.schema.get_field_index("message"), "message", stored)
 
 
