@@ -167,24 +167,24 @@ def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
     )
     kinds = kinds_table[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(False)]
     wanted = roles >= 0
-    shown: list[str | None] = [None] * batch.num_rows
     text_rows = np.flatnonzero(wanted & (kinds == _TEXT))
-    if len(text_rows):
-        trimmed = pc.utf8_trim(
-            pc.take(batch.column("text"), pa.array(text_rows)), characters=_WHITESPACE
-        ).to_pylist()
-        for i, t in zip(text_rows.tolist(), trimmed, strict=True):
-            shown[i] = t
+    trimmed = pc.utf8_trim(
+        pc.take(batch.column("text"), pa.array(text_rows, pa.int64())), characters=_WHITESPACE
+    )
     other_rows = np.flatnonzero(wanted & (kinds == _OTHER))
-    if len(other_rows):
-        take = pa.array(other_rows)
-        cols = [
-            pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url", "message")
-        ]
-        for i, kind, text, url, message in zip(other_rows.tolist(), *cols, strict=True):
-            shown[i] = render_text(kind, text, url, message, media)
-    rows = [i for i, t in enumerate(shown) if t]
-    return np.array(rows, dtype=np.int64), [shown[i] or "" for i in rows]
+    take = pa.array(other_rows, pa.int64())
+    cols = [pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url", "message")]
+    rendered = pa.array(
+        [render_text(k, text, url, msg, media) for k, text, url, msg in zip(*cols, strict=True)],
+        pa.string(),
+    )
+    # Both kinds back in row order; rows that show nothing ("" or no text) go.
+    at = np.concatenate((text_rows, other_rows))
+    order = np.argsort(at, kind="stable")
+    shown = pa.concat_arrays([trimmed.combine_chunks(), rendered]).take(pa.array(order))
+    keep = pc.fill_null(pc.greater(pc.binary_length(shown), 0), False)
+    rows = at[order][keep.to_numpy(zero_copy_only=False)]
+    return rows.astype(np.int64), shown.filter(keep).to_pylist()
 
 
 def _known_by_conversation(
