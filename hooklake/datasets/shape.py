@@ -249,10 +249,18 @@ def shape_batch(
     conv_of_row = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     owner = conv_of_row[rows] if len(rows) else np.zeros(0, dtype=np.int64)
     take = pa.array(rows)
-    senders = pc.take(table.column("sender_type"), take).to_pylist()
     keys = pc.take(table.column("message_key"), take).to_pylist()
-    kinds = pc.take(table.column("type"), take).to_pylist()
-    payloads = pc.take(table.column("payload"), take).to_pylist()
+    paid_column = pc.take(table.column("payload"), take)
+    payloads: list[str | None] = [None] * len(rows)
+    # Payloads are few (button clicks): only the rows that hold one are read.
+    valid = pc.is_valid(paid_column)
+    for j, p in zip(
+        np.flatnonzero(valid.to_numpy(zero_copy_only=False)).tolist(),
+        paid_column.filter(valid).to_pylist(),
+        strict=True,
+    ):
+        payloads[j] = p
+    paid = [j for j, p in enumerate(payloads) if p]
     owners: list[int] = owner.tolist()
 
     redactor = Redactor()
@@ -260,7 +268,6 @@ def shape_batch(
         known = _known_by_conversation(
             table.column("customer"), conv_of_row, owner, len(starts) - 1
         )
-        paid = [j for j, p in enumerate(payloads) if p]
         redacted = redactor.redact_batch(
             [*texts, *(payloads[j] or "" for j in paid)],
             [*owners, *(owners[j] for j in paid)],
@@ -294,6 +301,8 @@ def shape_batch(
             out.examples.append(example)
             out.splits.append(split)
         return out
+    senders = pc.take(table.column("sender_type"), take).to_pylist()
+    kinds = pc.take(table.column("type"), take).to_pylist()
     said = [
         Rendered(*SENDER_ROLES[s or ""], t, key)
         for s, t, key in zip(senders, texts, keys, strict=True)
