@@ -38,7 +38,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import accumulate
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -240,20 +239,27 @@ class Redactor:
             if not (u or e):
                 group &= long_number
             self._scan(_pattern(u, e, d), out, group.nonzero()[0].tolist())
-        by_owner: defaultdict[int, list[int]] = defaultdict(list)
-        for i, o in enumerate(owners):
-            if known[o]:
-                by_owner[o].append(i)
-        for o, idx in by_owner.items():
-            lows = [out[i].lower() for i in idx]
-            joined = "\n".join(lows)
-            present = tuple(kv for kv in known[o] if kv[0] in joined)
+        # Each conversation's texts with known values, grouped (texts of one conversation
+        # need not be next to each other in ``texts``).
+        owner = np.asarray(owners, dtype=np.int64)
+        with_known = np.array([bool(k) for k in known], dtype=bool)
+        picked = np.flatnonzero(with_known[owner]) if len(known) else owner[:0]
+        picked = picked[np.argsort(owner[picked], kind="stable")]
+        cuts = np.flatnonzero(np.diff(owner[picked])) + 1
+        for idx in np.split(picked, cuts) if len(picked) else []:
+            texts_of = [out[i] for i in idx.tolist()]
+            # Lower-casing the joined texts equals joining them lower-cased: no case mapping
+            # looks across a newline (the final sigma's context stops at one).
+            joined = "\n".join(texts_of).lower()
+            values = known[owners[idx[0]]]
+            present = tuple(kv for kv in values if kv[0] in joined)
             if not present:
                 continue
-            for i, low in zip(idx, lows, strict=True):
+            for i, text in zip(idx.tolist(), texts_of, strict=True):
+                low = text.lower()
                 hits = tuple(kv for kv in present if kv[0] in low)
                 if hits:
-                    out[i] = self._sub_known(out[i], hits)
+                    out[i] = self._sub_known(text, hits)
         return out
 
     def _scan(self, pattern: re.Pattern[str], out: list[str], idx: list[int]) -> None:
@@ -358,12 +364,6 @@ def _known_pattern(hits: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], 
     return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE), kinds
 
 
-def _values(key: str, value: Any) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, bool) or value is None:
-        return ()
-    return _text_values(key, str(value))
-
-
 @lru_cache(maxsize=1 << 16)
 def _text_values(key: str, value: str) -> tuple[tuple[str, str], ...]:
     # Cached: the same fields (country, plan, a returning customer's e-mail) come back in
@@ -413,4 +413,8 @@ def _customer_values(raw: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(customer, dict):
         return ()
-    return tuple(pair for key, value in customer.items() for pair in _values(str(key), value))
+    found: list[tuple[str, str]] = []
+    for key, value in customer.items():
+        if value is not None and not isinstance(value, bool):
+            found += _text_values(str(key), str(value))
+    return tuple(found)
