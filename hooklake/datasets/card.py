@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow.compute as pc
 
 from hooklake import __version__
+from hooklake.datasets.flat import ROLES, WEIGHT_1, FlatExamples
 from hooklake.datasets.formats import SUFFIXES, writer_class
 from hooklake.datasets.recipe import SPLITS, Recipe
 from hooklake.datasets.redact import KINDS, REDACTOR_VERSION
@@ -63,6 +66,18 @@ class SplitStats:
             if m.role == "assistant":
                 self.agent_replies += m.human
                 self.trained_replies += m.weight == 1
+
+    def add_flat(self, flat: FlatExamples) -> None:
+        """:meth:`add` for every example of ``flat`` at once."""
+        self.examples += len(flat)
+        per_role = np.bincount(flat.roles[flat.roles >= 0], minlength=len(ROLES))
+        for role, n in zip(ROLES, per_role.tolist(), strict=True):
+            if n:
+                self.roles[role] += n
+        self.chars += int(pc.sum(pc.utf8_length(flat.contents)).as_py() or 0)
+        assistant = flat.roles == ROLES.index("assistant")
+        self.agent_replies += int((assistant & flat.humans).sum())
+        self.trained_replies += int((assistant & (flat.weights == WEIGHT_1)).sum())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SplitStats:

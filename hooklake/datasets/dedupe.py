@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hooklake.datasets.flat import ROLES, FlatExamples
 from hooklake.datasets.render import Message
 
 _SPACE = re.compile(r"\s+")
@@ -81,3 +82,23 @@ class Deduper:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def flat_fingerprints(flat: FlatExamples) -> list[int]:
+    """:func:`fingerprints` of the examples in ``flat``, their texts joined by Arrow too."""
+    # str.split() splits at runs of what ``\s`` matches and drops the ends: normalise().
+    texts = pa.array(
+        [" ".join(t.casefold().split()) for t in flat.contents.to_pylist()], pa.large_string()
+    )
+    roles = pa.array(ROLES, pa.large_string()).take(pa.array(flat.roles))
+
+    def s(text: str) -> pa.Scalar:
+        return pa.scalar(text, pa.large_string())
+
+    parts = pc.binary_join_element_wise(roles, s("\x1f"), texts, s("\x1e"), s(""))
+    lists = pa.LargeListArray.from_arrays(pa.array(flat.starts, pa.int64()), parts)
+    data = pc.cast(pc.binary_join(lists, s("")), pa.large_binary())
+    return [
+        int.from_bytes(hashlib.blake2b(d, digest_size=8).digest(), "little")
+        for d in data.to_pylist()
+    ]

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import orjson
 
 from hooklake.datasets.card import DatasetStats
-from hooklake.datasets.dedupe import Deduper, fingerprints
+from hooklake.datasets.dedupe import Deduper, fingerprints, flat_fingerprints
+from hooklake.datasets.flat import flatten
 from hooklake.datasets.recipe import SPLITS
 from hooklake.datasets.render import Example, Message
 from hooklake.datasets.shape import ShapedBatch
@@ -58,28 +60,39 @@ class BuildOutput:
         ):
             self.groups[SPLITS[code]].add(group)
             self.conversations.append((cid, group, code))
-        kept: dict[str, list[Example]] = {s: [] for s in SPLITS}
+        kept: dict[str, list[int]] = {s: [] for s in SPLITS}
         used: set[str] = set()
-        digests = (
-            fingerprints([compared(ex) for ex in shaped.examples])
-            if self.deduper is not None
-            else []
-        )
+        # Dialogue examples (no rejected reply, no label, known roles) go through the rest as
+        # columns; preference and feedback rows one by one.
+        flat = flatten(shaped.examples) if _plain(shaped.examples) else None
+        if flat is not None and bool((flat.roles < 0).any()):
+            flat = None
+        digests: list[int] = []
+        if self.deduper is not None:
+            digests = (
+                flat_fingerprints(flat)
+                if flat is not None
+                else fingerprints([compared(ex) for ex in shaped.examples])
+            )
         for i, (ex, code) in enumerate(zip(shaped.examples, shaped.splits, strict=True)):
             if self.deduper is not None and not self.deduper.first_time_digest(digests[i]):
                 st.dropped["duplicate_examples"] += 1
                 continue
-            split = SPLITS[code]
-            kept[split].append(ex)
+            kept[SPLITS[code]].append(i)
             used.add(ex.conversation_id)
         st.conversations_used += len(used)
-        for split, examples in kept.items():
-            if not examples:
+        for split, picks in kept.items():
+            if not picks:
                 continue
-            self.writer.write_many(split, examples)
+            examples = [shaped.examples[i] for i in picks]
+            part = flat.subset(np.array(picks, dtype=np.int64)) if flat is not None else None
+            self.writer.write_many(split, examples, part)
             self.sources[split].write(
                 b"".join(orjson.dumps(ex.sources or ex.source_keys) + b"\n" for ex in examples)
             )
+            if part is not None:
+                st.splits[split].add_flat(part)
+                continue
             for ex in examples:
                 st.splits[split].add(ex)
                 st.add_signal(ex)
@@ -87,3 +100,8 @@ class BuildOutput:
     def close_sources(self) -> None:
         for fh in self.sources.values():
             fh.close()
+
+
+def _plain(examples: list[Example]) -> bool:
+    """Whether every example is a plain dialogue: no rejected reply, label or signal."""
+    return all(ex.rejected is None and ex.label is None and ex.signal is None for ex in examples)

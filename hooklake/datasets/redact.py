@@ -31,14 +31,16 @@ values are looked for in a conversation's texts joined. The result is exactly wh
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import accumulate
-from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,6 +56,9 @@ _EMAIL = rf"(?P<email>(?<![{_ATEXT}])[{_ATEXT}]+@(?:[\w-]+\.)+[A-Za-z][\w-]+)"
 _IBAN = r"(?P<iban>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b)"
 _NUMBER = r"(?P<num>(?<![\w+])\+?\(?\d(?:[\d \-.()/]{0,24}\d)?(?!\w))"
 _DIGIT = re.compile(r"[0-9]")
+# What any IBAN or any number of seven characters or more holds (RE2, for Arrow): ``\d``
+# then at least three digits or separators then ``\d`` (a number may open with "+(").
+_LONG_NUMBER = r"\p{Nd}[\p{Nd} \-.()/]{3,}\p{Nd}|[A-Z]{2}\p{Nd}{2}"
 
 
 @lru_cache(maxsize=8)
@@ -213,29 +218,48 @@ class Redactor:
         if not out:
             return out
         arr = pa.array(out, pa.large_string())
-        digits = pc.match_substring_regex(arr, "[0-9]").to_numpy(zero_copy_only=False)
-        other = pc.or_(
-            pc.match_substring(arr, "@"),
-            pc.or_(pc.match_substring(arr, "://"), pc.match_substring(arr, "www.")),
-        ).to_numpy(zero_copy_only=False)
-        # Which branches a text may hold decides which matches it gets (a text without an ASCII
-        # digit is not searched for numbers, even Unicode ones), so the two kinds go apart.
-        self._scan(_PII, out, digits.nonzero()[0].tolist())
-        self._scan(_pattern(True, True, False), out, (other & ~digits).nonzero()[0].tolist())
-        by_owner: defaultdict[int, list[int]] = defaultdict(list)
-        for i, o in enumerate(owners):
-            if known[o]:
-                by_owner[o].append(i)
-        for o, idx in by_owner.items():
-            lows = [out[i].lower() for i in idx]
-            joined = "\n".join(lows)
-            present = tuple(kv for kv in known[o] if kv[0] in joined)
+
+        def has(pattern: str, regex: bool = False) -> npt.NDArray[np.bool_]:
+            found = (pc.match_substring_regex if regex else pc.match_substring)(arr, pattern)
+            return found.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+        digits = has("[0-9]", regex=True)
+        email = has("@")
+        url = has("://") | has("www.")
+        # A text without an ASCII digit is not searched for numbers, even Unicode ones, so
+        # texts go apart by the branches they may hold. A branch that cannot match in a text
+        # (the e-mail one without "@", the URL one without "://" or "www.") changes nothing,
+        # so each group gets only its own branches. Texts holding nothing but numbers and no
+        # run a phone, card or IBAN could match are left alone: shorter numbers stay as they are.
+        long_number = has(_LONG_NUMBER, regex=True)
+        for u, e, d in itertools.product((False, True), repeat=3):
+            group = (url == u) & (email == e) & (digits == d)
+            if not (u or e or d):
+                continue
+            if not (u or e):
+                group &= long_number
+            self._scan(_pattern(u, e, d), out, group.nonzero()[0].tolist())
+        # Each conversation's texts with known values, grouped (texts of one conversation
+        # need not be next to each other in ``texts``).
+        owner = np.asarray(owners, dtype=np.int64)
+        with_known = np.array([bool(k) for k in known], dtype=bool)
+        picked = np.flatnonzero(with_known[owner]) if len(known) else owner[:0]
+        picked = picked[np.argsort(owner[picked], kind="stable")]
+        cuts = np.flatnonzero(np.diff(owner[picked])) + 1
+        for idx in np.split(picked, cuts) if len(picked) else []:
+            texts_of = [out[i] for i in idx.tolist()]
+            # Lower-casing the joined texts equals joining them lower-cased: no case mapping
+            # looks across a newline (the final sigma's context stops at one).
+            joined = "\n".join(texts_of).lower()
+            values = known[owners[idx[0]]]
+            present = tuple(kv for kv in values if kv[0] in joined)
             if not present:
                 continue
-            for i, low in zip(idx, lows, strict=True):
+            for i, text in zip(idx.tolist(), texts_of, strict=True):
+                low = text.lower()
                 hits = tuple(kv for kv in present if kv[0] in low)
                 if hits:
-                    out[i] = self._sub_known(out[i], hits)
+                    out[i] = self._sub_known(text, hits)
         return out
 
     def _scan(self, pattern: re.Pattern[str], out: list[str], idx: list[int]) -> None:
@@ -340,10 +364,16 @@ def _known_pattern(hits: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], 
     return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE), kinds
 
 
-def _values(key: str, value: Any) -> Iterable[tuple[str, str]]:
-    if isinstance(value, bool) or value is None or key.lower() in _NOT_PERSONAL:
-        return
-    text = str(value).strip()
+@lru_cache(maxsize=1 << 16)
+def _text_values(key: str, value: str) -> tuple[tuple[str, str], ...]:
+    # Cached: the same fields (country, plan, a returning customer's e-mail) come back in
+    # snapshot after snapshot.
+    if key.lower() in _NOT_PERSONAL:
+        return ()
+    return tuple((v.lower(), kind) for v, kind in _text_value_pairs(key, value.strip()))
+
+
+def _text_value_pairs(key: str, text: str) -> Iterable[tuple[str, str]]:
     if key == "name":
         if _AUTO_NAME.match(text) or len(text) < 3:
             return
@@ -383,6 +413,8 @@ def _customer_values(raw: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(customer, dict):
         return ()
-    return tuple(
-        (v.lower(), kind) for key, value in customer.items() for v, kind in _values(str(key), value)
-    )
+    found: list[tuple[str, str]] = []
+    for key, value in customer.items():
+        if value is not None and not isinstance(value, bool):
+            found += _text_values(str(key), str(value))
+    return tuple(found)

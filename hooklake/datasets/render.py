@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -138,6 +139,12 @@ def _message(message_json: str | None) -> dict[str, Any]:
     return message if isinstance(message, dict) else {}
 
 
+@lru_cache(maxsize=4096)
+def _dialog(question: str | None, buttons: tuple[str, ...]) -> str:
+    # Cached: a bot asks the same few questions with the same buttons over and over.
+    return _join([question, *(f"- {o}" for o in map(_option, buttons) if o)])
+
+
 def _placeholder(kind: str, detail: str | None) -> str:
     return f"[{kind}: {detail}]" if detail else f"[{kind}]"
 
@@ -193,6 +200,9 @@ def render_text(
     if kind == "dialog":
         message = _message(message_json)
         question = text or _str(lookup(message, "title"))
+        buttons = lookup(message, "buttons")
+        if isinstance(buttons, list) and all(type(b) is str for b in buttons):
+            return _dialog(question, tuple(buttons))
         return _join([question, *(f"- {o}" for o in _options(message))])
     if kind == "card_template":
         message = _message(message_json)

@@ -11,7 +11,10 @@ build order is kept, :mod:`.dedupe`) and writing.
 Per message, the work is columnar: roles and kinds are looked up once per distinct value,
 texts and buttons are trimmed by Arrow, only dialogs, cards and media (about a fifth of the
 messages) are rendered one by one from their stored JSON, and redaction scans the whole batch
-in a few regex passes. :mod:`.reference` is the plain per-message version this must equal.
+in a few regex passes. Recipes that make one example per conversation (the common case) get
+their turns and examples from :mod:`.dialogues`, over arrays; the others conversation by
+conversation (:mod:`.examples`). :mod:`.reference` is the plain per-message version this must
+equal.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hooklake.datasets.dialogues import batch_examples, handles
 from hooklake.datasets.examples import Conversation, conversation_examples_of
 from hooklake.datasets.recipe import Recipe
 from hooklake.datasets.redact import Redactor, known_values
@@ -76,6 +80,7 @@ BUILD_SCHEMA = pa.schema(
 #: What Python's ``str.strip()`` strips, for Arrow's trim to do the same.
 _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 _SILENT, _TEXT, _OTHER = 0, 1, 2
+_SENDER_CODE = {s: i for i, s in enumerate(SENDER_ROLES)}
 
 
 @dataclass
@@ -162,24 +167,49 @@ def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
     )
     kinds = kinds_table[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(False)]
     wanted = roles >= 0
-    shown: list[str | None] = [None] * batch.num_rows
     text_rows = np.flatnonzero(wanted & (kinds == _TEXT))
-    if len(text_rows):
-        trimmed = pc.utf8_trim(
-            pc.take(batch.column("text"), pa.array(text_rows)), characters=_WHITESPACE
-        ).to_pylist()
-        for i, t in zip(text_rows.tolist(), trimmed, strict=True):
-            shown[i] = t
+    trimmed = pc.utf8_trim(
+        pc.take(batch.column("text"), pa.array(text_rows, pa.int64())), characters=_WHITESPACE
+    )
     other_rows = np.flatnonzero(wanted & (kinds == _OTHER))
-    if len(other_rows):
-        take = pa.array(other_rows)
-        cols = [
-            pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url", "message")
-        ]
-        for i, kind, text, url, message in zip(other_rows.tolist(), *cols, strict=True):
-            shown[i] = render_text(kind, text, url, message, media)
-    rows = [i for i, t in enumerate(shown) if t]
-    return np.array(rows, dtype=np.int64), [shown[i] or "" for i in rows]
+    take = pa.array(other_rows, pa.int64())
+    cols = [pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url", "message")]
+    rendered = pa.array(
+        [render_text(k, text, url, msg, media) for k, text, url, msg in zip(*cols, strict=True)],
+        pa.string(),
+    )
+    # Both kinds back in row order; rows that show nothing ("" or no text) go.
+    at = np.concatenate((text_rows, other_rows))
+    order = np.argsort(at, kind="stable")
+    shown = pa.concat_arrays([trimmed.combine_chunks(), rendered]).take(pa.array(order))
+    keep = pc.fill_null(pc.greater(pc.binary_length(shown), 0), False)
+    rows = at[order][keep.to_numpy(zero_copy_only=False)]
+    return rows.astype(np.int64), shown.filter(keep).to_pylist()
+
+
+def _known_by_conversation(
+    customers: pa.ChunkedArray,
+    conv_of_row: npt.NDArray[np.int64],
+    owner: npt.NDArray[np.int64],
+    count: int,
+) -> list[tuple[tuple[str, str], ...]]:
+    """The known values (:func:`~.redact.known_values`) of each of ``count`` conversations
+    that has rendered rows (``owner``), from the distinct ``customer`` snapshots of its rows:
+    each distinct snapshot of the batch is read from Arrow once."""
+    encoded = pc.dictionary_encode(customers).combine_chunks()
+    values: list[str | None] = [*encoded.dictionary.to_pylist(), None]
+    codes = encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    # Distinct (conversation, snapshot) pairs, ordered by conversation.
+    pairs = np.unique(conv_of_row * len(values) + codes.astype(np.int64))
+    conv, code = np.divmod(pairs, len(values))
+    bounds = np.searchsorted(conv, np.arange(count + 1)).tolist()
+    codes_of = code.tolist()
+    wanted = np.zeros(count, dtype=bool)
+    wanted[owner] = True
+    return [
+        known_values([values[c] for c in codes_of[bounds[k] : bounds[k + 1]]]) if w else ()
+        for k, w in enumerate(wanted.tolist())
+    ]
 
 
 def shape_batch(
@@ -219,22 +249,25 @@ def shape_batch(
     conv_of_row = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     owner = conv_of_row[rows] if len(rows) else np.zeros(0, dtype=np.int64)
     take = pa.array(rows)
-    senders = pc.take(table.column("sender_type"), take).to_pylist()
     keys = pc.take(table.column("message_key"), take).to_pylist()
-    kinds = pc.take(table.column("type"), take).to_pylist()
-    payloads = pc.take(table.column("payload"), take).to_pylist()
+    paid_column = pc.take(table.column("payload"), take)
+    payloads: list[str | None] = [None] * len(rows)
+    # Payloads are few (button clicks): only the rows that hold one are read.
+    valid = pc.is_valid(paid_column)
+    for j, p in zip(
+        np.flatnonzero(valid.to_numpy(zero_copy_only=False)).tolist(),
+        paid_column.filter(valid).to_pylist(),
+        strict=True,
+    ):
+        payloads[j] = p
+    paid = [j for j, p in enumerate(payloads) if p]
     owners: list[int] = owner.tolist()
 
     redactor = Redactor()
     if recipe.redact.pii and len(rows):
-        customers = table.column("customer").to_pylist()
-        convs_with_text = set(owners)
-        bounds = starts.tolist()
-        known = [
-            known_values(set(customers[bounds[k] : bounds[k + 1]])) if k in convs_with_text else ()
-            for k in range(len(bounds) - 1)
-        ]
-        paid = [j for j, p in enumerate(payloads) if p]
+        known = _known_by_conversation(
+            table.column("customer"), conv_of_row, owner, len(starts) - 1
+        )
         redacted = redactor.redact_batch(
             [*texts, *(payloads[j] or "" for j in paid)],
             [*owners, *(owners[j] for j in paid)],
@@ -250,6 +283,26 @@ def shape_batch(
     customer_ids = pc.take(table.column("customer_id"), pa.array(starts[:-1])).to_pylist()
     splitter = Splitter(recipe.split.fractions(), recipe.split.seed)
     group_by = recipe.split.group_by
+    if rules is None and handles(recipe):
+        senders_code = _lookup_codes(table.column("sender_type"), _SENDER_CODE, -1)[rows]
+        made, why = batch_examples(
+            recipe, len(ids), owner, senders_code, texts, keys, ids, channels, customer_ids
+        )
+        for k, conv_id in enumerate(ids):
+            group = group_key(group_by, conv_id, channels[k], customer_ids[k])
+            split = splitter(group)
+            out.conversations.append(conv_id)
+            out.groups.append(group)
+            out.conversation_splits.append(split)
+            example = made[k]
+            if example is None:
+                out.dropped[why[k] or ""] += 1
+                continue
+            out.examples.append(example)
+            out.splits.append(split)
+        return out
+    senders = pc.take(table.column("sender_type"), take).to_pylist()
+    kinds = pc.take(table.column("type"), take).to_pylist()
     said = [
         Rendered(*SENDER_ROLES[s or ""], t, key)
         for s, t, key in zip(senders, texts, keys, strict=True)

@@ -1,10 +1,12 @@
 """Stream a recipe's messages out of DuckDB as Arrow batches of whole conversations.
 
-``build_messages.sql`` returns the messages in build order (conversation, then position);
-DuckDB hands them over in batches of :data:`BATCH_ROWS` rows that cut conversations anywhere.
+``build_messages.sql`` (``build_messages_indexed.sql`` for a lake read through its
+conversation index) returns the messages in build order (conversation, then position); DuckDB
+hands them over in batches of :data:`BATCH_ROWS` rows that cut conversations anywhere.
 :func:`conversation_batches` re-cuts them so each batch ends where a conversation ends (the
 last conversation waits for the next batch), puts each message's stored JSON (a row of its
-own in the query) on the message's row, and yields tables :func:`.shape.shape_batch` takes.
+own in the query without an index) on the message's row, and yields tables
+:func:`.shape.shape_batch` takes.
 Memory holds one batch (and one conversation of the next) whatever the size of the lake;
 DuckDB spills its sort past its memory limit.
 """
@@ -40,7 +42,8 @@ def _with_stored(table: pa.Table) -> pa.Table:
     source[np.flatnonzero(first) - 1] = np.flatnonzero(first)
     picks = source[messages]
     stored = pc.take(table.column("message"), pa.array(picks, mask=picks < 0, type=pa.int64()))
-    rows = table.take(pa.array(messages))
+    # Only the columns the core reads are carried over.
+    rows = table.select(list(BUILD_COLUMNS)).take(pa.array(messages))
     return rows.set_column(rows.schema.get_field_index("message"), "message", stored)
 
 
@@ -64,9 +67,10 @@ def cut_whole(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
 
 
 def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """The build query's batches as tables of whole conversations, stored messages merged."""
+    """The build query's batches as tables of whole conversations, stored messages merged
+    (when they come as rows of their own)."""
     for table in cut_whole(batches):
-        yield _with_stored(table)
+        yield _with_stored(table) if "_part" in table.column_names else table
 
 
 def conversation_batches(
@@ -95,7 +99,9 @@ def conversation_batches(
         # The query ends in ORDER BY: keeping the order of its inputs on the way there only
         # holds memory (without this it ran out of a 512MB limit now and then).
         lake.connection.execute("SET preserve_insertion_order = false")
-        rel = lake.connection.sql(query_sql("build_messages"), params=params)
+        # Through the conversation index the stored messages are a column like any other.
+        query = "build_messages" if lake.index is None else "build_messages_indexed"
+        rel = lake.connection.sql(query_sql(query), params=params)
         # DuckDB 1.4 renamed fetch_record_batch() to to_arrow_reader().
         if hasattr(rel, "to_arrow_reader"):
             reader = rel.to_arrow_reader(BATCH_ROWS)

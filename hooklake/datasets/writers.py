@@ -33,6 +33,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
+from hooklake.datasets.flat import FlatExamples, flatten
+from hooklake.datasets.jsonl import openai_lines, openai_ok
 from hooklake.datasets.recipe import SPLITS
 from hooklake.datasets.render import Example
 from hooklake.errors import BuildError
@@ -139,8 +141,11 @@ class Writer(ABC):
         self._write(self._sinks[split], example, split, self.counts[split] + 1)
         self.counts[split] += 1
 
-    def write_many(self, split: str, examples: Sequence[Example]) -> None:
-        """Append ``examples`` to ``split`` in order (a format may write them in one go)."""
+    def write_many(
+        self, split: str, examples: Sequence[Example], flat: FlatExamples | None = None
+    ) -> None:
+        """Append ``examples`` to ``split`` in order (a format may write them in one go, from
+        their columns ``flat`` when the caller has them)."""
         for example in examples:
             self.write(split, example)
 
@@ -255,7 +260,9 @@ class JsonlWriter(Writer):
             )
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
-    def write_many(self, split: str, examples: Sequence[Example]) -> None:
+    def write_many(
+        self, split: str, examples: Sequence[Example], flat: FlatExamples | None = None
+    ) -> None:
         # One write call per batch and split instead of one per line.
         first = self.counts[split] + 1
         lines = [self._line(ex, split, first + i) for i, ex in enumerate(examples)]
@@ -327,6 +334,18 @@ class OpenAIWriter(JsonlWriter):
 
     def record(self, example: Example) -> dict[str, Any]:
         return openai_record(example, self.weighted)
+
+    def write_many(
+        self, split: str, examples: Sequence[Example], flat: FlatExamples | None = None
+    ) -> None:
+        # The whole batch by Arrow when every example clears the checks (the usual case);
+        # otherwise line by line, which stops at the first bad line and names it.
+        flat = flat if flat is not None else flatten(examples)
+        if examples and openai_ok(flat, self.weighted).all():
+            self._sinks[split].write(openai_lines(flat, self.weighted))
+            self.counts[split] += len(examples)
+            return
+        super().write_many(split, examples)
 
     def check(self, record: dict[str, Any]) -> str | None:
         return openai_problem(record)

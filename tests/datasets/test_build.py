@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hooklake.datasets.lake import Lake
 from hooklake.datasets.recipe import Recipe, load_recipe, parse_recipe
 from hooklake.datasets.writers import openai_problem
 from hooklake.errors import BuildError
+from hooklake.index import update_index
 from hooklake.simulate import simulate
 from tests.datasets.test_writers import load_hf
 
@@ -371,3 +373,23 @@ def test_every_conversation_gives_0_1s_examples_and_only_splits_moved(
     assert {c: v[1] for c, v in new.items()} == {c: v[1] for c, v in old.items()}
     moved = sorted(c for c in new if new[c][0] != old[c][0])
     assert len(moved) == 78
+
+
+@pytest.mark.parametrize("recipe", ["support-bot.toml", "bot-turns-hf.toml", "bot-preference.toml"])
+def test_a_build_through_the_conversation_index_gives_the_same_files(
+    sim_lake: Path, tmp_path: Path, recipe: str
+) -> None:
+    """With an index the build reads stored messages as a column (build_messages_indexed.sql),
+    without one as rows of their own (build_messages.sql): the files are the same."""
+    indexed = tmp_path / "indexed"
+    shutil.copytree(sim_lake, indexed)
+    update_index(indexed)
+    with Lake(indexed) as lake:
+        assert lake.index is not None
+    plain = build(RECIPES / recipe, sim_lake, tmp_path / "plain", progress=False)
+    through = build(RECIPES / recipe, indexed, tmp_path / "through", progress=False)
+    assert plain.examples > 0
+    names = sorted(p.name for p in plain.out_dir.iterdir())
+    assert names == sorted(p.name for p in through.out_dir.iterdir())
+    for name in names:
+        assert (plain.out_dir / name).read_bytes() == (through.out_dir / name).read_bytes(), name

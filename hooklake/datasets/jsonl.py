@@ -1,0 +1,99 @@
+"""The ``openai`` format's lines for a whole batch of examples, written by Arrow.
+
+:class:`~.writers.OpenAIWriter` checks each record and serialises it with orjson, one example
+at a time. For a batch laid out as columns (:mod:`.flat`) the same bytes come from a few
+Arrow passes: texts escaped as orjson escapes them, message objects and lines joined from
+their parts. The checks :func:`~.writers.openai_problem` makes become comparisons over the
+columns; a batch holding an example they cannot clear goes back to the writer's own path,
+which names the line and the problem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hooklake.datasets.flat import NO_WEIGHT, OTHER_WEIGHT, ROLES, WEIGHT_1, FlatExamples
+
+SYSTEM, USER, ASSISTANT = 0, 1, 2
+#: What ``str.strip()`` strips (the check wants text left after it).
+_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+#: orjson's short escapes; every other character below U+0020 becomes ``\\u00XX``.
+_SHORT = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_SHORT_RARE = (("\b", "\\b"), ("\f", "\\f"))
+_OTHER_CONTROL = "[\\x00-\\x07\\x0b\\x0e-\\x1f]"
+
+
+def json_strings(texts: pa.StringArray) -> pa.StringArray:
+    """Each text as a JSON string, quotes included, byte for byte what ``orjson.dumps`` gives."""
+    out = texts
+    for old, new in _SHORT:
+        out = pc.replace_substring(out, old, new)
+    for old, new in _SHORT_RARE:
+        if pc.any(pc.match_substring(out, old)).as_py():
+            out = pc.replace_substring(out, old, new)
+    quoted = pc.binary_join_element_wise('"', out, '"', "")
+    odd = pc.match_substring_regex(texts, _OTHER_CONTROL).to_numpy(zero_copy_only=False)
+    if not odd.any():
+        return quoted
+    # Other control characters are rare: orjson itself writes those texts.
+    values = quoted.to_pylist()
+    raw = texts.to_pylist()
+    for i in np.flatnonzero(odd).tolist():
+        values[i] = orjson.dumps(raw[i]).decode()
+    return pa.array(values, pa.string())
+
+
+def openai_ok(flat: FlatExamples, weighted: bool) -> npt.NDArray[np.bool_]:
+    """Examples sure to pass :func:`~.writers.openai_problem`: an optional system message
+    first, then user and assistant alternating from the user and ending with the assistant,
+    every text with something besides whitespace, 0/1 weights on assistant messages only and
+    at least one 1 when there are weights."""
+    sizes = np.diff(flat.starts)
+    ok = np.zeros(len(flat), dtype=bool)
+    full = np.flatnonzero(sizes > 0)
+    if not len(full):
+        return ok
+    roles = flat.roles
+    first = flat.starts[:-1]
+    owner = flat.example_of
+    j = np.arange(len(roles)) - first[owner]
+    has_system = roles[first[owner]] == SYSTEM
+    expected = np.where((j - has_system) % 2 == 0, USER, ASSISTANT)
+    good = np.where(roles == SYSTEM, j == 0, roles == expected)
+    trimmed = pc.utf8_trim(flat.contents, characters=_WHITESPACE)
+    good &= pc.greater(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False)
+    shown = flat.weights != NO_WEIGHT if weighted else np.zeros(len(roles), dtype=bool)
+    good &= ~shown | ((roles == ASSISTANT) & (flat.weights != OTHER_WEIGHT))
+    # Empty examples hold no messages, so the other examples' runs stay whole without them.
+    at = first[full]
+    ok[full] = np.logical_and.reduceat(good, at) & (roles[flat.starts[full + 1] - 1] == ASSISTANT)
+    if weighted:
+        ok[full] &= ~np.logical_or.reduceat(shown, at) | np.logical_or.reduceat(
+            flat.weights == WEIGHT_1, at
+        )
+    return ok
+
+
+def openai_lines(flat: FlatExamples, weighted: bool) -> bytes:
+    """The ``openai`` lines of every example in ``flat``, newline after each, as one block."""
+    if len(flat) == 0:
+        return b""
+    roles = pa.array(ROLES, pa.string()).take(pa.array(flat.roles))
+    weight_part: pa.Array | pa.Scalar = pa.scalar("", pa.string())
+    if weighted:
+        weights = pa.array(["", ',"weight":0', ',"weight":1', ""], pa.string())
+        weight_part = weights.take(pa.array(flat.weights))
+    objects = pc.binary_join_element_wise(
+        '{"role":"', roles, '","content":', json_strings(flat.contents), weight_part, "}", ""
+    )
+    lists = pa.ListArray.from_arrays(pa.array(flat.starts, pa.int32()), objects)
+    lines = pc.binary_join_element_wise('{"messages":[', pc.binary_join(lists, ","), "]}\n", "")
+    # The lines lie back to back in the array's data buffer.
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset :]
+    start, end = int(offsets[0]), int(offsets[len(lines)])
+    block: bytes = lines.buffers()[2].slice(start, end - start).to_pybytes()
+    return block
