@@ -7,66 +7,72 @@
 -- index_touched.sql; empty for a rebuild): its anchor row is not written, _rn and _run carry on
 -- from the rows before the point, and _since records the point. $layer and $generation are the
 -- rows' partition (see index.py).
-WITH written AS MATERIALIZED (
-    SELECT
-        o.* REPLACE (
-            o._rn + coalesce(p.rn_offset, 0) AS _rn,
-            o._run + coalesce(p.run_offset, 0) AS _run
-        ),
-        CASE WHEN c.conversation_id IS NOT NULL THEN {
-            'ended_at': c.ended_at,
-            'n_messages': c.n_messages,
-            'n_customer': c.n_customer,
-            'n_bot': c.n_bot,
-            'n_agent': c.n_agent,
-            'n_sys': c.n_sys,
-            'has_agent': c.has_agent,
-            'channel_name': c.channel_name,
-            'channel_type': c.channel_type
-        } END AS _conversation,
-        CASE WHEN t.conversation_id IS NOT NULL THEN {
-            'turn_index': t.turn_index,
-            'role': t.role,
-            'sender_type': t.sender_type,
-            'has_agent': t.has_agent,
-            'text': t.text,
-            'started_at': t.started_at,
-            'ended_at': t.ended_at,
-            'message_keys': t.message_keys,
-            'n_messages': t.n_messages,
-            'first_position': t.first_position,
-            'last_position': t.last_position
-        } END AS _turn,
-        CASE WHEN h.conversation_id IS NOT NULL THEN {
-            'agent_id': h.agent_id,
-            'assigned_at': h.assigned_at,
-            'unassigned_at': h.unassigned_at,
-            'first_agent_reply_at': h.first_agent_reply_at,
-            'source': h.source
-        } END AS _handover,
-        p.since AS _since,
-        CAST($layer AS TINYINT) AS layer,
-        CAST($generation AS VARCHAR) AS generation
-    FROM hooklake_messages_ordered AS o
-    LEFT JOIN hooklake_conversation_counts AS c
-        ON o.position = 1 AND c.conversation_id = o.conversation_id
-    LEFT JOIN hooklake_turns AS t
-        ON t.conversation_id = o.conversation_id AND t.first_position = o.position
-    LEFT JOIN hooklake_handovers AS h
-        ON h.conversation_id = o.conversation_id AND h.position = o.position
-    LEFT JOIN hooklake_index_touched AS p
-        ON p.channel_id IS NOT DISTINCT FROM o.channel_id AND p.customer_id = o.customer_id
-    WHERE p.anchor_rn IS NULL OR o._rn > 1
-)
-SELECT * REPLACE (NULL AS _conversation), 'message' AS kind
-FROM written
+SELECT
+    o.* REPLACE (
+        o._rn + coalesce(p.rn_offset, 0) AS _rn,
+        o._run + coalesce(p.run_offset, 0) AS _run
+    ),
+    NULL AS _conversation,
+    CASE WHEN t.conversation_id IS NOT NULL THEN {
+        'turn_index': t.turn_index,
+        'role': t.role,
+        'sender_type': t.sender_type,
+        'has_agent': t.has_agent,
+        'text': t.text,
+        'started_at': t.started_at,
+        'ended_at': t.ended_at,
+        'message_keys': t.message_keys,
+        'n_messages': t.n_messages,
+        'first_position': t.first_position,
+        'last_position': t.last_position
+    } END AS _turn,
+    CASE WHEN h.conversation_id IS NOT NULL THEN {
+        'agent_id': h.agent_id,
+        'assigned_at': h.assigned_at,
+        'unassigned_at': h.unassigned_at,
+        'first_agent_reply_at': h.first_agent_reply_at,
+        'source': h.source
+    } END AS _handover,
+    p.since AS _since,
+    CAST($layer AS TINYINT) AS layer,
+    CAST($generation AS VARCHAR) AS generation,
+    'message' AS kind
+FROM hooklake_messages_ordered AS o
+LEFT JOIN hooklake_turns AS t
+    ON t.conversation_id = o.conversation_id AND t.first_position = o.position
+LEFT JOIN hooklake_handovers AS h
+    ON h.conversation_id = o.conversation_id AND h.position = o.position
+LEFT JOIN hooklake_index_touched AS p
+    ON p.channel_id IS NOT DISTINCT FROM o.channel_id AND p.customer_id = o.customer_id
+WHERE p.anchor_rn IS NULL OR o._rn > 1
 UNION ALL
 SELECT
-    * REPLACE (
-        NULL AS text, NULL AS payload, NULL AS data, NULL AS customer, NULL AS raw,
-        NULL AS _turn, NULL AS _handover
+    o.* REPLACE (
+        o._rn + coalesce(p.rn_offset, 0) AS _rn,
+        o._run + coalesce(p.run_offset, 0) AS _run,
+        NULL AS text, NULL AS payload, NULL AS data, NULL AS customer, NULL AS raw
     ),
+    {
+        'ended_at': c.ended_at,
+        'n_messages': c.n_messages,
+        'n_customer': c.n_customer,
+        'n_bot': c.n_bot,
+        'n_agent': c.n_agent,
+        'n_sys': c.n_sys,
+        'has_agent': c.has_agent,
+        'channel_name': c.channel_name,
+        'channel_type': c.channel_type
+    } AS _conversation,
+    NULL AS _turn,
+    NULL AS _handover,
+    p.since AS _since,
+    CAST($layer AS TINYINT) AS layer,
+    CAST($generation AS VARCHAR) AS generation,
     'conversation' AS kind
-FROM written
-WHERE _conversation IS NOT NULL
+FROM hooklake_messages_ordered AS o
+JOIN hooklake_conversation_counts AS c
+    ON o.position = 1 AND c.conversation_id = o.conversation_id
+LEFT JOIN hooklake_index_touched AS p
+    ON p.channel_id IS NOT DISTINCT FROM o.channel_id AND p.customer_id = o.customer_id
+WHERE p.anchor_rn IS NULL OR o._rn > 1
 ORDER BY channel_id, customer_id, _rn, kind DESC;
