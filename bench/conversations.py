@@ -957,6 +957,8 @@ def _measure_once(variant: str, lake: Path, out: Path | None, memory_limit: str)
     if proc.returncode != 0:
         raise SystemExit(f"variant {variant} failed with exit code {proc.returncode}")
     result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    # As it goes, on stderr: a run that fails later (hours into 10M) keeps what it measured.
+    print(f"{variant} on {lake.name}: {json.dumps(result)}", file=sys.stderr, flush=True)
     return result
 
 
