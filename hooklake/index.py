@@ -400,28 +400,25 @@ def define_index_views(
     state: IndexState,
     pending: pa.Table | None = None,
 ) -> None:
-    """Define ``hooklake_index_rows`` on ``con``: the index version ``state`` plus ``pending``
-    rows, one row per message, each from the newest generation that holds its customer's
-    stream at its time."""
+    """Define ``hooklake_index_rows`` (one row per message) and ``hooklake_index_conversations``
+    on ``con``: the index version ``state`` plus ``pending`` rows, each row from the newest
+    generation that holds its customer's stream at its time."""
+    db.register_table_files(
+        con, "hooklake_index_base", loc, layout.INDEX, state.table,
+        [f.path for f in state.base], index_schema(), _PARTITIONS,
+    )  # fmt: skip
     if not state.increments and (pending is None or pending.num_rows == 0):
+        con.execute(view_sql("index_base_rows"))  # nothing newer: no resolution to run
+    else:
         db.register_table_files(
-            con, "hooklake_index_base", loc, layout.INDEX, state.table,
-            [f.path for f in state.base], index_schema(), _PARTITIONS,
+            con, "hooklake_index_increments", loc, layout.INDEX, state.table,
+            [f.path for f in state.increments], index_schema(), _PARTITIONS,
         )  # fmt: skip
-        con.execute(view_sql("index_base_rows"))
-        return
-    for name, files in (
-        ("hooklake_index_base", state.base),
-        ("hooklake_index_increments", state.increments),
-    ):
-        paths = [f.path for f in files]
-        db.register_table_files(
-            con, name, loc, layout.INDEX, state.table, paths, index_schema(), _PARTITIONS
-        )
-    if pending is None:
-        pending = index_schema().empty_table()
-    db.register(con, "hooklake_index_pending", pending)
-    con.execute(view_sql("index_rows"))
+        if pending is None:
+            pending = index_schema().empty_table()
+        db.register(con, "hooklake_index_pending", pending)
+        con.execute(view_sql("index_rows"))
+    con.execute(view_sql("index_kinds"))
 
 
 def _rebuild(

@@ -1,12 +1,5 @@
--- hooklake_index_all, hooklake_index_rows and hooklake_index_conversations when the index
--- version read has no increments and the reader computed no rows (the index is folded and up
--- to date): its base, as it is (see index_rows.sql).
+-- hooklake_index_all when the index version read has no increments and the reader computed
+-- no rows (the index is folded and up to date): its base, as it is (see index_rows.sql).
 CREATE OR REPLACE TEMP VIEW hooklake_index_all AS
 SELECT * EXCLUDE (_since, layer, generation)
 FROM hooklake_index_base;
-
-CREATE OR REPLACE TEMP VIEW hooklake_index_rows AS
-SELECT * EXCLUDE (kind) FROM hooklake_index_all WHERE kind = 'message';
-
-CREATE OR REPLACE TEMP VIEW hooklake_index_conversations AS
-SELECT * EXCLUDE (kind) FROM hooklake_index_all WHERE kind = 'conversation';

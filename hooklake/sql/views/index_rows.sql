@@ -1,6 +1,5 @@
--- hooklake_index_all: one version of the conversation index (index.py): its message rows
--- (hooklake_index_rows: one per message, in the columns of hooklake_messages_ordered) and its
--- conversation rows (hooklake_index_conversations), told apart by `kind`. The base (hooklake_index_base) holds every
+-- hooklake_index_all: one version of the conversation index (index.py), its message and
+-- conversation rows told apart by `kind` (index_kinds.sql splits them). The base (hooklake_index_base) holds every
 -- customer's whole stream; each newer generation of a customer (hooklake_index_increments,
 -- committed; hooklake_index_pending, computed by this reader from rows the index does not
 -- cover yet) holds the customer's stream from _since on (null: all of it), recomputed.
@@ -51,10 +50,3 @@ JOIN hooklake_index_cuts AS c
     AND c.customer_id = n.customer_id
     AND c.generation = n.generation
 WHERE c.until IS NULL OR n.ts < c.until;
-
--- A filter on kind reaches the scans as a partition filter: each reads only its own files.
-CREATE OR REPLACE TEMP VIEW hooklake_index_rows AS
-SELECT * EXCLUDE (kind) FROM hooklake_index_all WHERE kind = 'message';
-
-CREATE OR REPLACE TEMP VIEW hooklake_index_conversations AS
-SELECT * EXCLUDE (kind) FROM hooklake_index_all WHERE kind = 'conversation';
