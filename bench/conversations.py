@@ -10,9 +10,10 @@ conversation index is built afresh in every run (its build time is a baseline).
 Each variant runs in its own subprocess (time and peak RSS are that process's alone):
 
 - ``scan``: DuckDB reading the text column of every file (the floor: no query can read less),
-- ``views-raw``: ``conversations`` plus user→assistant turn pairs through
-  ``Lake(..., index=False)``, a full recomputation from the raw tables,
-- ``views-index``: the same through ``Lake(...)`` with the index up to date,
+- ``views-raw``: ``conversations`` plus user→assistant turn pairs (the ``turn_pairs`` view)
+  through ``Lake(..., index=False)``, a full recomputation from the raw tables,
+- ``views-index``: the same through ``Lake(...)`` with the index up to date, and
+  ``views-index-join`` with the pairs written as a self-join of ``turns`` instead,
 - ``pandas`` and ``polars`` (lazy, streaming engine): the same two results written the natural
   way on the same files; all four results are checked to be equal,
 - point queries: one conversation's turns and one customer's messages, each from a fresh
@@ -597,7 +598,11 @@ def append_held_out(held_out: Path, lake: Path) -> int:
 
 # --------------------------------------------------------------------------- variants
 
-PAIRS_SQL = """
+# Pairs as an analyst reads them from Hooklake: the turn_pairs view.
+PAIRS_SQL = "SELECT conversation_id, turn_index, prompt, response FROM turn_pairs"
+# ... and as one writes them from the turns view alone (the self-join the pandas and Polars
+# jobs do too): measured with the index, for comparison.
+JOIN_PAIRS_SQL = """
 WITH t AS MATERIALIZED (SELECT conversation_id, turn_index, role, text FROM turns)
 SELECT u.conversation_id, u.turn_index, u.text AS prompt, a.text AS response
 FROM t AS u
@@ -638,7 +643,9 @@ def run_scan(lake: Path, out: Path | None) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t, "cpu_seconds": _cpu() - cpu, "chars": total}
 
 
-def _run_views(lake: Path, out: Path | None, index: bool) -> dict[str, Any]:
+def _run_views(
+    lake: Path, out: Path | None, index: bool, pairs_sql: str = PAIRS_SQL
+) -> dict[str, Any]:
     from hooklake import Lake
 
     t, cpu = time.perf_counter(), _cpu()
@@ -647,7 +654,7 @@ def _run_views(lake: Path, out: Path | None, index: bool) -> dict[str, Any]:
             raise SystemExit("views-index: the lake's index is missing or behind")
         conversations = lk.sql("SELECT * FROM conversations").to_arrow_table()
         split = time.perf_counter() - t
-        pairs = lk.sql(PAIRS_SQL).to_arrow_table()
+        pairs = lk.sql(pairs_sql).to_arrow_table()
     seconds, cpu = time.perf_counter() - t, _cpu() - cpu
     if out is not None:
         pq.write_table(conversations.drop_columns(["duration"]), out / "conversations.parquet")
@@ -667,6 +674,10 @@ def run_views_raw(lake: Path, out: Path | None) -> dict[str, Any]:
 
 def run_views_index(lake: Path, out: Path | None) -> dict[str, Any]:
     return _run_views(lake, out, index=True)
+
+
+def run_views_index_join(lake: Path, out: Path | None) -> dict[str, Any]:
+    return _run_views(lake, out, index=True, pairs_sql=JOIN_PAIRS_SQL)
 
 
 def run_pandas(lake: Path, out: Path | None) -> dict[str, Any]:
@@ -918,6 +929,7 @@ VARIANTS: dict[str, Callable[[Path, Path | None], dict[str, Any]]] = {
     "scan": run_scan,
     "views-raw": run_views_raw,
     "views-index": run_views_index,
+    "views-index-join": run_views_index_join,
     "pandas": run_pandas,
     "polars": run_polars,
     "index-rebuild": run_index_rebuild,
@@ -1072,6 +1084,7 @@ def main() -> None:
         raw = measure("views-raw", compacted, out("views-raw"), limit, n)
         rebuild = measure("index-rebuild", compacted, None, limit, n)
         index = measure("views-index", compacted, out("views-index"), limit, n)
+        index_join = measure("views-index-join", compacted, out("views-index-join"), limit, n)
         pandas = measure("pandas", compacted, out("pandas"), limit)
         polars = measure("polars", compacted, out("polars"), limit)
         n_raw = args.raw_point_queries or args.point_queries
@@ -1082,7 +1095,7 @@ def main() -> None:
         small_raw = measure("views-raw", small, None, limit, n)
         problems = []
         if check:
-            for other in ("views-index", "pandas", "polars"):
+            for other in ("views-index", "views-index-join", "pandas", "polars"):
                 problems += compare_outputs(tmp / "views-raw", tmp / other)
 
         # Index update: a copy of the lake without the held-out rows, indexed, then the rows
@@ -1115,9 +1128,10 @@ def main() -> None:
     print(line("views, no index (full recomputation)", raw))
     print(line("index rebuild", rebuild))
     print(line("views, index up to date", index))
+    print(line("  same, pairs as a self-join of turns", index_join))
     print(line("pandas", pandas))
     print(line("polars (lazy, streaming)", polars))
-    for name, r in (("no index", raw), ("index", index)):
+    for name, r in (("no index", raw), ("index", index), ("index, self-join", index_join)):
         print(
             f"  (views, {name}: conversations {r['conversations_seconds']:.2f} s, "
             f"pairs {r['seconds'] - r['conversations_seconds']:.2f} s)"

@@ -34,7 +34,7 @@ from hooklake.errors import LakeError
 from hooklake.storage import LakeLocation
 
 #: Views every Lake defines; named in error messages so a user sees what can be queried.
-VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
+VIEWS = ("messages", "conversations", "turns", "turn_pairs", "handovers", "rejected")
 
 
 def connect(

@@ -94,7 +94,8 @@ CONVERSATION_SUMMARY = pa.struct(
         ("channel_type", pa.string()),
     ]
 )
-#: ... and on a turn's first message (views/turns.sql, without conversation_id).
+#: ... and on a turn's first message (views/turn_rows.sql, without conversation_id; and
+#: views/turn_pair_rows.sql's answer on a customer turn).
 TURN_SUMMARY = pa.struct(
     [
         ("turn_index", pa.int64()),
@@ -108,6 +109,9 @@ TURN_SUMMARY = pa.struct(
         ("n_messages", pa.int64()),
         ("first_position", pa.int64()),
         ("last_position", pa.int64()),
+        # A customer turn's answer: the next turn (views/turn_pair_rows.sql).
+        ("response", pa.string()),
+        ("response_has_agent", pa.bool_()),
     ]
 )
 #: ... and on the message a hand-off starts at (views/handover_rows.sql, without the ids,

@@ -32,6 +32,7 @@ VIEWS = {
     "messages": "channel_id, customer_id, message_key",
     "conversations": "conversation_id",
     "turns": "conversation_id, turn_index",
+    "turn_pairs": "conversation_id, turn_index",
     "handovers": "conversation_id, position",
 }
 SENDERS = st.sampled_from(["customer", "customer", "bot", "bot", "agent", "sys"])

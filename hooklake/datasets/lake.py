@@ -48,8 +48,8 @@ DEFAULT_SESSION_GAP = timedelta(minutes=30)
 # Order matters: each file builds on the views of the ones before it.
 _RAW_VIEWS = ("message_rows", "rejected_rows", "macros")
 _ORDERING_VIEWS = ("messages_unique", "messages_ordered")
-_SUMMARY_VIEWS = ("conversation_counts", "turn_rows", "handover_rows")
-_PUBLIC_VIEWS = ("messages", "conversations", "turns", "handovers", "rejected")
+_SUMMARY_VIEWS = ("conversation_counts", "turn_rows", "turn_pair_rows", "handover_rows")
+_PUBLIC_VIEWS = ("messages", "conversations", "turns", "turn_pairs", "handovers", "rejected")
 # Fields the views read from the stored message, where the field table says they are.
 _FIELD_SQL = view_fields()
 # The name each table's version is registered under in DuckDB (read by *_rows.sql).

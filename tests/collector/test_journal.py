@@ -243,7 +243,6 @@ def test_flushing_a_segment_twice_replaces_its_files_instead_of_duplicating(
     assert len(lake_rows(lake, REJECTED)) == 1
 
 
-
 def test_files_of_a_crashed_flush_are_never_data(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     _sealed_writer(lake, [record("a")])

@@ -69,6 +69,9 @@ def test_views_equal_the_reference(
                 "SELECT conversation_id, turn_index, role, message_keys FROM turns"
             ).fetchall()
             n_conversations = lake.sql("SELECT count(*) FROM conversations").fetchall()[0][0]
+            pairs = lake.sql(
+                "SELECT conversation_id, turn_index, prompt, response, has_agent FROM turn_pairs"
+            ).fetchall()
 
     firsts: dict[str, dict[str, Any]] = {}
     for r in sorted(rows, key=lambda r: (r["received_at"], r["source"])):
@@ -87,3 +90,14 @@ def test_views_equal_the_reference(
         got.setdefault(conv_of[conv_id], []).append((role, keys))
         assert index == len(got[conv_of[conv_id]])
     assert got == {k: v for k, v in ref.turns.items() if v}
+
+    # turn_pairs: each customer turn with the next turn of its conversation, which answers it.
+    want_pairs = set()
+    for conv, conv_turns in ref.turns.items():
+        for i, ((role, keys), (_, answer)) in enumerate(itertools.pairwise(conv_turns), 1):
+            if role == "user":
+                agent = any(firsts[k]["sender_type"] == "agent" for k in answer)
+                want_pairs.add((conv, i, "\n".join(keys), "\n".join(answer), agent))
+    got_pairs = {(conv_of[c], i, p, r, a) for c, i, p, r, a in pairs}
+    assert len(got_pairs) == len(pairs)
+    assert got_pairs == want_pairs

@@ -1,6 +1,6 @@
 -- The rows an index write stores: hooklake_messages_ordered (for the customers being written)
--- as `message` rows, each turn's figures on its first message and each hand-off on the
--- message it starts at, plus a `conversation` row per conversation: its first message's ids
+-- as `message` rows, each turn's figures on its first message (a customer turn's with the
+-- answering turn's text) and each hand-off on the message it starts at, plus a `conversation` row per conversation: its first message's ids
 -- and times without the payload columns, with the conversation's figures (read back by
 -- views/index_summaries.sql). In index order: by customer, then by the customer's stream.
 -- An update recomputes a customer from a point on (hooklake_index_touched, see
@@ -26,7 +26,9 @@ SELECT
         'message_keys': t.message_keys,
         'n_messages': t.n_messages,
         'first_position': t.first_position,
-        'last_position': t.last_position
+        'last_position': t.last_position,
+        'response': CASE WHEN t.role = 'user' THEN t.response END,
+        'response_has_agent': CASE WHEN t.role = 'user' THEN t.response_has_agent END
     } END AS _turn,
     CASE WHEN h.conversation_id IS NOT NULL THEN {
         'agent_id': h.agent_id,
@@ -40,7 +42,14 @@ SELECT
     CAST($generation AS VARCHAR) AS generation,
     'message' AS kind
 FROM hooklake_messages_ordered AS o
-LEFT JOIN hooklake_turns AS t
+LEFT JOIN (
+    SELECT
+        *,
+        lead(text) OVER next AS response,
+        lead(has_agent) OVER next AS response_has_agent
+    FROM hooklake_turns
+    WINDOW next AS (PARTITION BY conversation_id ORDER BY turn_index)
+) AS t
     ON t.conversation_id = o.conversation_id AND t.first_position = o.position
 LEFT JOIN hooklake_handovers AS h
     ON h.conversation_id = o.conversation_id AND h.position = o.position
