@@ -444,11 +444,11 @@ def _rebuild(
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(gap)])
         con.execute(query_sql("index_whole"))
         rows = sum(f.rows for f in tables.data_files(messages))
-        ranges = _customer_ranges(con, "hooklake_message_files", rows)
+        ranges = _stream_ranges(con, "hooklake_message_files", rows)
 
         def chunks() -> Iterator[pa.RecordBatch]:
-            for customers in ranges:
-                con.execute(view_sql("message_rows_chunk", customers=customers))
+            for streams in ranges:
+                con.execute(view_sql("message_rows_chunk", streams=streams))
                 for view in _COMPUTED_VIEWS:
                     con.execute(view_sql(view, **view_fields()))
                 yield from _written(con, BASE, generation)
@@ -478,11 +478,11 @@ def _fold(con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState) 
     with lake_errors("cannot fold the conversation index"):
         define_index_views(con, loc, state)
         rows = state.base_rows + state.increment_rows
-        ranges = _customer_ranges(con, "hooklake_index_rows", rows)
+        ranges = _stream_ranges(con, "hooklake_index_rows", rows)
 
         def chunks() -> Iterator[pa.RecordBatch]:
-            for customers in ranges:
-                query = query_sql("index_fold", customers=customers)
+            for streams in ranges:
+                query = query_sql("index_fold", streams=streams)
                 params = {"layer": BASE, "generation": generation}
                 yield from _stream(con.sql(query, params=params))
 
@@ -518,21 +518,51 @@ def _recompute(
         return _written(con, INCREMENT, generation)
 
 
-def _customer_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> list[str]:
-    """Conditions on customer_id that cut ``relation`` (``rows`` rows) into chunks of about
-    :data:`CHUNK_ROWS` rows, together covering every row once (null ids in the first)."""
+def _stream_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> list[str]:
+    """Conditions that cut ``relation`` (``rows`` rows) into chunks of about
+    :data:`CHUNK_ROWS` rows, together covering every row once, each a range of customer
+    streams in index order: by channel, then customer (null ids last).
+
+    Ranges of that order, rather than of customer ids alone, keep the chunks' rows in one
+    order, so each row group spans a narrow range of channels, customers and conversation ids
+    and a point query's filters skip all but a few. (With chunks by customer id, every chunk
+    restarted the channels, and a conversation id fell in the range of ~200 of the 1,842 row
+    groups of a 10M-message index. The Delta writer takes its input's batches in turns, not in
+    order, so a row group can still span two batches apart.)
+    """
     n = max(1, math.ceil(rows / CHUNK_ROWS))
     if n == 1:
         return ["true"]
     points = [i / n for i in range(1, n)]
-    found = con.execute(f"SELECT quantile_disc(customer_id, ?) FROM {relation}", [points])
+    found = con.execute(
+        "SELECT quantile_disc({'c': channel_id, 'u': customer_id}, ?) "
+        f"FROM {relation} WHERE channel_id IS NOT NULL AND customer_id IS NOT NULL",
+        [points],
+    )
     ((cuts,),) = found.fetchall()
-    bounds = sorted({int(c) for c in cuts or () if c is not None})
+    bounds = sorted({(int(c["c"]), int(c["u"])) for c in cuts or ()})
     if not bounds:
         return ["true"]
-    out = [f"(customer_id IS NULL OR customer_id <= {bounds[0]})"]
-    out += [f"customer_id > {lo} AND customer_id <= {hi}" for lo, hi in itertools.pairwise(bounds)]
-    out.append(f"customer_id > {bounds[-1]}")
+
+    def upto(channel: int, customer: int) -> str:
+        return f"(channel_id < {channel} OR (channel_id = {channel} AND customer_id <= {customer}))"
+
+    def after(channel: int, customer: int) -> str:
+        # A null customer id sorts after every other of its channel, as in the index order.
+        return (
+            f"(channel_id > {channel} OR (channel_id = {channel} AND "
+            f"(customer_id > {customer} OR customer_id IS NULL)))"
+        )
+
+    # The plain range on channel_id beside each condition is what reaches a Parquet scan's
+    # statistics, so a chunk of a sorted index reads only its own row groups.
+    (c, u), (lc, lu) = bounds[0], bounds[-1]
+    out = [f"channel_id <= {c} AND {upto(c, u)}"]
+    out += [
+        f"channel_id BETWEEN {c0} AND {c1} AND {after(c0, u0)} AND {upto(c1, u1)}"
+        for (c0, u0), (c1, u1) in itertools.pairwise(bounds)
+    ]
+    out.append(f"(channel_id IS NULL OR (channel_id >= {lc} AND {after(lc, lu)}))")
     return out
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pyarrow as pa
 import pytest
@@ -271,6 +272,28 @@ def test_point_queries_reach_the_index_scan(tmp_path: Path, rng: SeededRandom) -
             plan = "\n".join(str(r[1]) for r in lake.sql("EXPLAIN " + query).fetchall())
             scan = plan[plan.index("READ_PARQUET") :]
             assert f"{column}=" in scan.replace(" ", "") or f"{column}=" in scan, plan
+
+
+@settings(max_examples=examples(60))
+@given(
+    st.lists(
+        st.tuples(st.none() | st.integers(1, 4), st.none() | st.integers(1, 30)),
+        max_size=60,
+    )
+)
+def test_stream_ranges_cut_the_index_order_into_consecutive_chunks(
+    keys: list[tuple[int | None, int | None]],
+) -> None:
+    """Every row falls in exactly one chunk, and the chunks follow one another in index order
+    (channel, then customer, nulls last), whatever ids and nulls the rows hold."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (channel_id BIGINT, customer_id BIGINT)")
+    if keys:
+        con.executemany("INSERT INTO t VALUES (?, ?)", keys)
+    chunks = index._stream_ranges(con, "t", len(keys))  # CHUNK_ROWS is 7 here
+    order = "ORDER BY channel_id NULLS LAST, customer_id NULLS LAST"
+    got = [con.execute(f"SELECT * FROM t WHERE {c} {order}").fetchall() for c in chunks]
+    assert [k for chunk in got for k in chunk] == con.execute(f"SELECT * FROM t {order}").fetchall()
 
 
 def test_an_index_for_another_gap_is_rebuilt_and_the_cli_reports(

@@ -1,5 +1,5 @@
--- One chunk of an index fold (index.py): the index's rows (both kinds) of the customers whose
--- ids fall in the chunk's range ({{customers}}), as one new base, in index order.
+-- One chunk of an index fold (index.py): the index's rows (both kinds) of the customer streams
+-- in the chunk's range ({{streams}}), as one new base, in index order.
 SELECT
     * EXCLUDE (kind),
     NULL::TIMESTAMPTZ AS _since,
@@ -7,5 +7,5 @@ SELECT
     CAST($generation AS VARCHAR) AS generation,
     kind
 FROM hooklake_index_all
-WHERE {{customers}}
+WHERE {{streams}}
 ORDER BY channel_id, customer_id, _rn, kind DESC;
