@@ -525,10 +525,11 @@ def _stream_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> 
 
     Ranges of that order, rather than of customer ids alone, keep the chunks' rows in one
     order, so each row group spans a narrow range of channels, customers and conversation ids
-    and a point query's filters skip all but a few. (With chunks by customer id, every chunk
-    restarted the channels, and a conversation id fell in the range of ~200 of the 1,842 row
-    groups of a 10M-message index. The Delta writer takes its input's batches in turns, not in
-    order, so a row group can still span two batches apart.)
+    and a point query's filters skip all but a few (1-3 of 616 row groups for a conversation of
+    a 10M-message index). With chunks by customer id, every chunk restarted the channels, and
+    the row groups where it did spanned wide ranges of conversation ids. (The Delta writer
+    takes its input's batches in turns, not in order, so a row group can still span two
+    batches that were not adjacent.)
     """
     n = max(1, math.ceil(rows / CHUNK_ROWS))
     if n == 1:
