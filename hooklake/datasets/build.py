@@ -88,9 +88,9 @@ class BuildReport:
     manifest: Path
     #: Counts over the whole dataset (all shards of an incremental build).
     stats: DatasetStats
-    #: Seconds per stage: open (the lake), query (waiting on DuckDB for the next batch),
-    #: stream (re-cutting batches), shape (render, redact, examples), write (dedupe, write,
-    #: card, manifest), total.
+    #: Seconds per stage: open (the lake), query (waiting for the next batch, which DuckDB
+    #: makes and the stream re-cuts while the previous one is shaped), shape (render, redact,
+    #: examples), write (dedupe, write, card, manifest), total.
     timings: dict[str, float] = field(default_factory=dict)
     #: Incremental builds: examples this build added (``examples`` counts all shards).
     added: int = 0

@@ -7,12 +7,14 @@ hands them over in batches of :data:`BATCH_ROWS` rows that cut conversations any
 last conversation waits for the next batch), puts each message's stored JSON (a row of its
 own in the query without an index) on the message's row, and yields tables
 :func:`.shape.shape_batch` takes.
-Memory holds one batch (and one conversation of the next) whatever the size of the lake;
-DuckDB spills its sort past its memory limit.
+DuckDB makes the next batch on a thread of its own while the caller shapes this one, so memory
+holds two batches (and one conversation of the next) whatever the size of the lake; DuckDB
+spills its sort past its memory limit.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,10 +22,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hooklake import layout
+from hooklake.datasets.ahead import ahead
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.recipe import Recipe
 from hooklake.datasets.shape import BUILD_COLUMNS
 from hooklake.db import lake_errors, query_sql
+
+#: Messages per range of conversations a build through the index sorts at a time: enough that
+#: the per-range scan is small beside the sort, few enough that the first range is ready soon
+#: and DuckDB's sort holds a fraction of the lake.
+RANGE_ROWS = 200_000
 
 #: Rows per Arrow batch pulled from DuckDB: big enough that per-batch costs (a regex pass
 #: over the batch, a few Arrow kernels) vanish, small enough to keep memory flat.
@@ -73,6 +82,21 @@ def whole_conversations(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]
         yield _with_stored(table) if "_part" in table.column_names else table
 
 
+def conversation_ranges(lake: Lake, range_rows: int) -> list[tuple[str | None, str | None]]:
+    """The ranges of conversation ids (first inclusive, last exclusive; ``None`` open-ended)
+    a build through the index reads one by one: about ``range_rows`` stored messages each."""
+    rows = sum(f.rows for f in lake.files(layout.MESSAGES))
+    count = -(-rows // range_rows)
+    if count <= 1:
+        return [(None, None)]
+    fractions = [i / count for i in range(1, count)]
+    ((bounds,),) = lake.connection.sql(
+        query_sql("build_ranges"), params={"fractions": fractions}
+    ).fetchall()
+    cuts: list[str | None] = [None, *sorted(set(bounds or [])), None]
+    return list(itertools.pairwise(cuts))
+
+
 def conversation_batches(
     lake: Lake,
     recipe: Recipe,
@@ -80,14 +104,19 @@ def conversation_batches(
     skip: Callable[[pa.Table], pa.Table] | None = None,
     on_rows: Callable[[int], Any] | None = None,
     on_wait: Callable[[str], Any] | None = None,
+    range_rows: int = RANGE_ROWS,
 ) -> Iterator[pa.Table]:
     """The recipe's messages (its channels, hooks and senders; dates are the core's) as
     tables of whole conversations with the :data:`~.shape.BUILD_COLUMNS`, in build order.
 
     ``skip`` may drop conversations from each table (an incremental build leaves out those it
     holds already and those still open); ``on_rows`` hears how many rows each DuckDB batch
-    held (the progress bar); ``on_wait`` is called with ``"query"`` after waiting on DuckDB
-    and ``"stream"`` after the re-cutting (for the build's clock).
+    held (the progress bar); ``on_wait`` is called with ``"query"`` after waiting for the
+    next table (for the build's clock). Through the index, the messages are sorted in ranges
+    of conversations of about ``range_rows`` stored messages (:func:`conversation_ranges`).
+
+    DuckDB makes and hands over the next table on another thread while the caller works on
+    this one (:func:`.ahead.ahead`), so memory holds two tables at most.
     """
     src = recipe.source
     params = {
@@ -99,27 +128,50 @@ def conversation_batches(
         # The query ends in ORDER BY: keeping the order of its inputs on the way there only
         # holds memory (without this it ran out of a 512MB limit now and then).
         lake.connection.execute("SET preserve_insertion_order = false")
-        # Through the conversation index the stored messages are a column like any other.
-        query = "build_messages" if lake.index is None else "build_messages_indexed"
-        rel = lake.connection.sql(query_sql(query), params=params)
-        # DuckDB 1.4 renamed fetch_record_batch() to to_arrow_reader().
-        if hasattr(rel, "to_arrow_reader"):
-            reader = rel.to_arrow_reader(BATCH_ROWS)
-        else:  # pragma: no cover - older DuckDB
-            reader = rel.fetch_record_batch(BATCH_ROWS)
+        # Through the conversation index the stored messages are a column like any other,
+        # and a range of conversations costs a range's share of the sort. Without an index,
+        # every range would run the views' windows over the whole lake: one range.
+        ranges: list[dict[str, str | None]] = [{}]
+        if lake.index is None:
+            query = "build_messages"
+        else:
+            query = "build_messages_indexed"
+            ranges = [{"lo": lo, "hi": hi} for lo, hi in conversation_ranges(lake, range_rows)]
 
-        def counted() -> Iterator[pa.RecordBatch]:
-            for batch in reader:
-                if on_wait is not None:
-                    on_wait("query")
-                if on_rows is not None:
-                    on_rows(batch.num_rows)
-                yield batch
+        def readers() -> Iterator[pa.RecordBatch]:
+            for bounds in ranges:
+                rel = lake.connection.sql(query_sql(query), params=params | bounds)
+                # DuckDB 1.4 renamed fetch_record_batch() to to_arrow_reader().
+                if hasattr(rel, "to_arrow_reader"):
+                    yield from rel.to_arrow_reader(BATCH_ROWS)
+                else:  # pragma: no cover - older DuckDB
+                    yield from rel.fetch_record_batch(BATCH_ROWS)
 
-        for table in whole_conversations(counted()):
-            if skip is not None:
-                table = skip(table)
+        reader = readers()
+
+        def cut() -> Iterator[tuple[pa.Table | None, int]]:
+            # On a thread of its own: DuckDB's next batch is made and re-cut while the
+            # caller shapes this one. With each table, the rows DuckDB handed over for it.
+            rows = 0
+
+            def counted() -> Iterator[pa.RecordBatch]:
+                nonlocal rows
+                for batch in reader:
+                    rows += batch.num_rows
+                    yield batch
+
+            for table in whole_conversations(counted()):
+                if skip is not None:
+                    table = skip(table)
+                yield table.select(list(BUILD_COLUMNS)), rows
+                rows = 0
+            if rows:
+                yield None, rows
+
+        for table, rows in ahead(cut()):
             if on_wait is not None:
-                on_wait("stream")
-            if table.num_rows:
-                yield table.select(list(BUILD_COLUMNS))
+                on_wait("query")
+            if on_rows is not None and rows:
+                on_rows(rows)
+            if table is not None and table.num_rows:
+                yield table
