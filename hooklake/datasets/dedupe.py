@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,6 +27,10 @@ from hooklake.datasets.render import Message
 _SPACE = re.compile(r"\s+")
 # What ``\s`` matches in a Python ``str`` pattern, spelled for RE2 (Arrow's regex engine).
 _RE2_SPACE = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()) + "]+"
+
+#: ASCII whitespace but a single space (``\s`` in ASCII: tab to carriage return, the four
+#: separators, space), in RE2.
+_OTHER_SPACE = "[\\t-\\r\\x1c-\\x1f]|  "
 
 
 def normalise(text: str) -> str:
@@ -84,12 +89,31 @@ class Deduper:
         return len(self._seen)
 
 
+def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
+    """:func:`normalise` of every text. Most texts are ASCII with single spaces: for them,
+    case folding is lower-casing ASCII letters and nothing but the ends needs trimming, which
+    Arrow does; the others (other whitespace, runs of it, other scripts) go through Python's
+    own case folding and splitting."""
+    out = pc.utf8_trim(pc.ascii_lower(pc.cast(texts, pa.large_string())), characters=" ")
+    odd = pc.or_(
+        pc.invert(pc.string_is_ascii(texts)), pc.match_substring_regex(texts, _OTHER_SPACE)
+    )
+    other = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    if not len(other):
+        return out
+    picks = pa.array(other, pa.int64())
+    fixed = pa.array(
+        [" ".join(t.casefold().split()) for t in texts.take(picks).to_pylist()], pa.large_string()
+    )
+    # Each text from the Arrow result, or from Python's where it needed more.
+    where = np.arange(len(texts), dtype=np.int64)
+    where[other] = len(texts) + np.arange(len(other))
+    return pa.concat_arrays([out, fixed]).take(pa.array(where))
+
+
 def flat_fingerprints(flat: FlatExamples) -> list[int]:
     """:func:`fingerprints` of the examples in ``flat``, their texts joined by Arrow too."""
-    # str.split() splits at runs of what ``\s`` matches and drops the ends: normalise().
-    texts = pa.array(
-        [" ".join(t.casefold().split()) for t in flat.contents.to_pylist()], pa.large_string()
-    )
+    texts = normalised(flat.contents)
     roles = pa.array(ROLES, pa.large_string()).take(pa.array(flat.roles))
 
     def s(text: str) -> pa.Scalar:
