@@ -7,9 +7,10 @@ hands them over in batches of :data:`BATCH_ROWS` rows that cut conversations any
 last conversation waits for the next batch), puts each message's stored JSON (a row of its
 own in the query without an index) on the message's row, and yields tables
 :func:`.shape.shape_batch` takes.
-DuckDB makes the next batch on a thread of its own while the caller shapes this one, so memory
-holds two batches (and one conversation of the next) whatever the size of the lake; DuckDB
-spills its sort past its memory limit.
+Through the conversation index DuckDB sorts the lake a range of conversations at a time and
+makes the next batch on a thread of its own while the caller shapes this one, so memory holds
+two batches (and one conversation of the next) whatever the size of the lake; DuckDB spills
+its sort past its memory limit.
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ def conversation_batches(
     next table (for the build's clock). Through the index, the messages are sorted in ranges
     of conversations of about ``range_rows`` stored messages (:func:`conversation_ranges`).
 
-    DuckDB makes and hands over the next table on another thread while the caller works on
-    this one (:func:`.ahead.ahead`), so memory holds two tables at most.
+    Through the index, DuckDB sorts the next range and hands over the next table on another
+    thread while the caller works on this one (:func:`.ahead.ahead`), so memory holds two
+    tables at most.
     """
     src = recipe.source
     params = {
@@ -168,7 +170,8 @@ def conversation_batches(
             if rows:
                 yield None, rows
 
-        for table, rows in ahead(cut()):
+        # One range is one blocking sort: nothing to overlap, only a batch more to hold.
+        for table, rows in ahead(cut()) if len(ranges) > 1 else cut():
             if on_wait is not None:
                 on_wait("query")
             if on_rows is not None and rows:
