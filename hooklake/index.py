@@ -144,7 +144,7 @@ ROW_GROUP_ROWS = 16_384
 #: The views whose SQL an index write runs over the customers it writes.
 _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
-    "handover_rows",
+    "turn_pair_rows", "handover_rows",
 )  # fmt: skip
 #: The messages table's partition column, as DuckDB reads it from directory names.
 _DATE = {tables.PARTITION_COLUMN: "DATE"}

@@ -27,8 +27,8 @@ SELECT
         'n_messages': t.n_messages,
         'first_position': t.first_position,
         'last_position': t.last_position,
-        'response': CASE WHEN t.role = 'user' THEN t.response END,
-        'response_has_agent': CASE WHEN t.role = 'user' THEN t.response_has_agent END
+        'response': t.response,
+        'response_has_agent': t.response_has_agent
     } END AS _turn,
     CASE WHEN h.conversation_id IS NOT NULL THEN {
         'agent_id': h.agent_id,
@@ -42,14 +42,7 @@ SELECT
     CAST($generation AS VARCHAR) AS generation,
     'message' AS kind
 FROM hooklake_messages_ordered AS o
-LEFT JOIN (
-    SELECT
-        *,
-        lead(text) OVER next AS response,
-        lead(has_agent) OVER next AS response_has_agent
-    FROM hooklake_turns
-    WINDOW next AS (PARTITION BY conversation_id ORDER BY turn_index)
-) AS t
+LEFT JOIN hooklake_turns_answered AS t
     ON t.conversation_id = o.conversation_id AND t.first_position = o.position
 LEFT JOIN hooklake_handovers AS h
     ON h.conversation_id = o.conversation_id AND h.position = o.position
