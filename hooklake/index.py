@@ -569,6 +569,7 @@ def _stream_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> 
 
 def _written(con: duckdb.DuckDBPyConnection, layer: int, generation: str) -> pa.RecordBatchReader:
     """``hooklake_messages_ordered`` as the index stores it (queries/index_write.sql)."""
+    con.execute(query_sql("index_ordered_once"))
     rel = con.sql(query_sql("index_write"), params={"layer": layer, "generation": generation})
     return _stream(rel)
 

@@ -7,8 +7,7 @@
 -- index_touched.sql; empty for a rebuild): its anchor row is not written, _rn and _run carry on
 -- from the rows before the point, and _since records the point. $layer and $generation are the
 -- rows' partition (see index.py).
--- The two branches each read hooklake_messages_ordered: sharing a materialised CTE would hold
--- every written row in memory at once (a reader catching up on 500k rows ran out of 1 GB).
+-- The two branches each read hooklake_messages_ordered, computed once (index_ordered_once.sql).
 SELECT
     o.* REPLACE (
         o._rn + coalesce(p.rn_offset, 0) AS _rn,
