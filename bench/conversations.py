@@ -22,7 +22,9 @@ Each variant runs in its own subprocess (time and peak RSS are that process's al
 - index update: the lake without 1% of its messages (the newest arrivals, and 10% of them
   late deliveries into old conversations) is indexed (``index rebuild``), the held-out rows
   are appended as collector commits, and ``update_index`` brings the index up to date; a
-  fresh ``Lake`` counts conversations while the index is behind and after the update,
+  fresh ``Lake`` counts conversations while the index is behind and after the update;
+  then the same rows again as a collector's flusher folds them in while they arrive: an
+  update after every k-th commit, 100 in all, with the merges and folds they decide on,
 - the small-file lake before compaction (scan and ``views-raw``): what ``hooklake compact``
   saves.
 
@@ -584,16 +586,18 @@ def build_lakes(root: Path, n_messages: int, seed: int, files_per_day: int) -> L
     return lakes
 
 
-def append_held_out(held_out: Path, lake: Path) -> int:
-    """Append the held-out rows to ``lake`` in their collector commits; returns the commits."""
+def held_out_commits(held_out: Path) -> list[tuple[str, pa.Table]]:
+    """The held-out rows as the collector committed them: (transaction id, rows) in order."""
     rows = pq.read_table(held_out)
     txn = rows["_txn"].to_numpy(zero_copy_only=False)
     rows = rows.drop_columns(["_txn"])
     starts = np.concatenate([[0], np.flatnonzero(txn[1:] != txn[:-1]) + 1, [len(txn)]])
-    return write_small_files(
-        ((str(txn[a]), rows.slice(a, b - a)) for a, b in itertools.pairwise(starts)),
-        lake,
-    )
+    return [(str(txn[a]), rows.slice(a, b - a)) for a, b in itertools.pairwise(starts)]
+
+
+def append_held_out(held_out: Path, lake: Path) -> int:
+    """Append the held-out rows to ``lake`` in their collector commits; returns the commits."""
+    return write_small_files(iter(held_out_commits(held_out)), lake)
 
 
 # --------------------------------------------------------------------------- variants
@@ -870,6 +874,32 @@ def run_index_update(lake: Path, out: Path | None) -> dict[str, Any]:
     }
 
 
+#: Index updates the follow variant makes while the held-out rows arrive.
+FOLLOW_UPDATES = 100
+
+
+def run_index_follow(lake: Path, out: Path | None) -> dict[str, Any]:
+    """The collector's flusher keeping an index current: the held-out rows (the file ``out``)
+    appended to ``lake`` commit by commit, with an index update after every k-th commit
+    (:data:`FOLLOW_UPDATES` updates in all, with the merges and folds they decide on). Only
+    the updates are timed."""
+    from hooklake.index import update_index
+
+    assert out is not None
+    commits = held_out_commits(out)
+    step = max(1, len(commits) // FOLLOW_UPDATES)
+    seconds = cpu = 0.0
+    actions: dict[str, int] = {}
+    for at in range(0, len(commits), step):
+        write_small_files(iter(commits[at : at + step]), lake)
+        t, c = time.perf_counter(), _cpu()
+        report = update_index(lake)
+        seconds += time.perf_counter() - t
+        cpu += _cpu() - c
+        actions[report.action] = actions.get(report.action, 0) + 1
+    return {"seconds": seconds, "cpu_seconds": cpu, "commits_per_update": step, **actions}
+
+
 def run_count(lake: Path, out: Path | None) -> dict[str, Any]:
     """A fresh Lake counting conversations (it computes what the index is behind on)."""
     from hooklake import Lake
@@ -934,6 +964,7 @@ VARIANTS: dict[str, Callable[[Path, Path | None], dict[str, Any]]] = {
     "polars": run_polars,
     "index-rebuild": run_index_rebuild,
     "index-update": run_index_update,
+    "index-follow": run_index_follow,
     "count": run_count,
     "point-index": run_point_index,
     "point-raw": run_point_raw,
@@ -1109,6 +1140,10 @@ def main() -> None:
         behind = measure("count", work, None, limit)
         update = measure("index-update", work, None, limit)
         after = measure("count", work, None, limit)
+        # The same rows again, as a collector's flusher folds them in while they arrive.
+        copy_lake(lakes.update_base, work)
+        measure("index-rebuild", work, None, limit)
+        follow = measure("index-follow", work, lakes.held_out, limit)
         shutil.rmtree(work)
 
     def line(name: str, r: dict[str, Any]) -> str:
@@ -1188,6 +1223,13 @@ def main() -> None:
     print(
         f"  {update['customers']:,} customers recomputed, {update['rows']:,} rows written "
         f"({update['action']}); update / rebuild {share:.1%}  goal <= 5%: {_goal(share <= 0.05)}"
+    )
+    print(line("the same rows, index updated as they arrive", follow))
+    done = ", ".join(f"{v} {k}" for k, v in follow.items() if k.startswith("updated"))
+    share_follow = follow["cpu_seconds"] / u_rebuild["cpu_seconds"]
+    print(
+        f"  an update every {follow['commits_per_update']} commits: {done}; "
+        f"all updates / rebuild {share_follow:.0%} in CPU time"
     )
     print(line(f"fresh Lake, count, index behind ({behind['pending_rows']:,} rows)", behind))
     print(line("fresh Lake, count, index up to date", after))

@@ -53,7 +53,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -61,7 +61,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from hooklake import db, layout, tables
 from hooklake.db import connect, lake_errors, query_sql, view_sql
@@ -136,11 +136,15 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 PENDING = "~pending"
 #: Fold the increments into a new base when they hold this share of the base's rows.
 FOLD_RATIO = 0.25
-#: ... or when there are this many increment files (each query opens every one).
-FOLD_FILES = 64
+#: Merge the newest increments into one when there are more files than this (each query
+#: opens every one; every update adds one or two).
+MERGE_FILES = 64
 #: Rows per Parquet row group: small enough that one customer's rows are read without much
 #: else, large enough that a full scan stays at disk speed.
 ROW_GROUP_ROWS = 16_384
+#: An update reads the index rows of at most this many touched customers pair by pair, and
+#: of more through a list of ids (see _touched_condition).
+PAIRS_SPELLED_OUT = 48
 #: The views whose SQL an index write runs over the customers it writes.
 _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
@@ -374,16 +378,43 @@ def update_index(
         if fold and after is not None and needs_fold(after):
             _fold(con, loc, after)
             return report("updated and folded", customers, rows)
+        run = merge_run(after) if fold and after is not None else ()
+        if after is not None and run and _merge(con, loc, after, run):
+            return report("updated and merged", customers, rows)
         return report("updated", customers, rows)
     finally:
         con.close()
 
 
 def needs_fold(state: IndexState) -> bool:
-    return (
-        state.increment_rows > FOLD_RATIO * max(state.base_rows, 1)
-        or len(state.increments) > FOLD_FILES
-    )
+    """Whether the increments have grown enough to rewrite the whole index as one base."""
+    return state.increment_rows > FOLD_RATIO * max(state.base_rows, 1)
+
+
+def merge_run(state: IndexState) -> tuple[IndexFile, ...]:
+    """The newest increments' files that a merge rewrites as one increment, once there are
+    more than :data:`MERGE_FILES`; none before.
+
+    Size-tiered, as log-structured stores compact: the run takes the newest generations and
+    stops at the first older one holding more rows than all those newer than it. Merged
+    increments thus roughly double in size from one level to the next, each row is rewritten
+    about log2(increment rows / update rows) times, and a merge costs what the merged
+    increments hold, never the base (a fold, which rewrites everything, waits until the
+    increments hold :data:`FOLD_RATIO` of the base).
+    """
+    if len(state.increments) <= MERGE_FILES:
+        return ()
+    sizes: dict[str, int] = {}
+    for f in state.increments:
+        sizes[f.generation] = sizes.get(f.generation, 0) + f.rows
+    run: set[str] = set()
+    total = 0
+    for generation in sorted(sizes, reverse=True):
+        if len(run) >= 2 and sizes[generation] > total:
+            break
+        run.add(generation)
+        total += sizes[generation]
+    return tuple(f for f in state.increments if f.generation in run)
 
 
 def pending_rows(
@@ -490,6 +521,38 @@ def _fold(con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState) 
         return _commit(loc, reader, "overwrite", state.messages_version, state.session_gap)
 
 
+def _merge(
+    con: duckdb.DuckDBPyConnection, loc: LakeLocation, state: IndexState, run: tuple[IndexFile, ...]
+) -> bool:
+    """Rewrite the newest increments ``run`` as one increment in one commit
+    (queries/index_merge.sql); returns False when another writer's commit got in the way (the
+    next update merges). What the index covers does not change, nor what readers see."""
+    generations = sorted({f.generation for f in run})
+    # The merged increment describes the state the newest of them does, and sorts with it.
+    generation = _generation(int(generations[-1].split("-")[0]))
+    part = replace(state, base=(), increments=run)
+    with lake_errors("cannot merge the conversation index's increments"):
+        define_index_views(con, loc, part)
+        rel = con.sql(
+            query_sql("index_merge"), params={"layer": INCREMENT, "generation": generation}
+        )
+        rows = _stream(rel)
+    listed = ", ".join(f"'{g}'" for g in [*generations, generation])
+    with tables.delta_errors(f"cannot write the conversation index of {loc}"):
+        try:
+            write_deltalake(
+                state.table,
+                rows,
+                mode="overwrite",
+                predicate=f"layer = {INCREMENT} AND generation IN ({listed})",
+                partition_by=_PARTITION_BY,
+                writer_properties=_WRITER,
+            )
+        except CommitFailedError:
+            return False
+    return True
+
+
 def _recompute(
     con: duckdb.DuckDBPyConnection,
     loc: LakeLocation,
@@ -509,13 +572,33 @@ def _recompute(
             db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(state.session_gap)])
         con.execute(query_sql("index_new_rows"))
-        found = con.execute("SELECT DISTINCT customer_id FROM hooklake_index_new_rows").fetchall()
-        # customer_id is never null in stored rows; NULL keeps the list valid when none are new.
-        ids = ", ".join(str(int(c)) for (c,) in found) or "NULL"
-        con.execute(query_sql("index_touched", customer_ids=ids))
+        found = con.execute(
+            "SELECT DISTINCT channel_id, customer_id FROM hooklake_index_new_rows"
+        ).fetchall()
+        con.execute(query_sql("index_touched", touched=_touched_condition(found)))
         for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view, **view_fields()))
         return _written(con, INCREMENT, generation)
+
+
+def _touched_condition(streams: list[tuple[int | None, int]]) -> str:
+    """A condition on an index scan ``i`` that keeps the customer ``streams`` (channel,
+    customer), written so that the Parquet scan reads as little of the index as it can.
+
+    A few streams are spelled out pair by pair: DuckDB then reads only the row groups whose
+    statistics hold a pair and decodes the wide columns only where one is. For more it takes
+    a list of customer ids, which it checks row by row; past :data:`PAIRS_SPELLED_OUT` pairs
+    that is the cheaper of the two. (customer_id is never null in stored rows; NULL keeps the
+    list valid when there are none.)
+    """
+    if len(streams) > PAIRS_SPELLED_OUT:
+        return "i.customer_id IN (" + ", ".join(sorted({str(int(u)) for _, u in streams})) + ")"
+
+    def pair(channel: int | None, customer: int) -> str:
+        on = "i.channel_id IS NULL" if channel is None else f"i.channel_id = {int(channel)}"
+        return f"({on} AND i.customer_id = {int(customer)})"
+
+    return "(" + (" OR ".join(pair(c, u) for c, u in sorted(streams, key=str)) or "false") + ")"
 
 
 def _stream_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> list[str]:

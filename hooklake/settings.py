@@ -71,6 +71,10 @@ class CollectorSettings(BaseSettings):
     segment_max_bytes: int = Field(default=64 << 20, gt=0)
     #: How often the background flusher looks for sealed segments (seconds).
     flush_interval: float = Field(default=2.0, gt=0)
+    #: The flusher brings an existing conversation index up to date at most this often
+    #: (seconds): each update has a cost of its own, whatever it adds, and a reader computes
+    #: what the index is behind on.
+    index_interval: float = Field(default=60.0, ge=0)
 
 
 def _env_token(name: str) -> str | None:

@@ -149,10 +149,23 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
         HealthCheck.function_scoped_fixture,
     ],
 )
-@given(histories(), st.sampled_from([30, 1]))
+@given(histories(), st.sampled_from([30, 1]), st.booleans())
 def test_views_through_the_index_equal_a_full_recomputation(
-    ops: list[tuple[str, Any]], gap_minutes: int
+    ops: list[tuple[str, Any]], gap_minutes: int, tiered: bool
 ) -> None:
+    """``tiered``: as a collector's flusher does, every flush is followed by an update, and
+    updates merge the newest increments once there are more than two files and never fold
+    (only compactions do), so histories pile up merged increments of every size."""
+    limits = (index.MERGE_FILES, index.FOLD_RATIO)
+    if tiered:
+        index.MERGE_FILES, index.FOLD_RATIO = 2, float("inf")
+    try:
+        _check_history(ops, gap_minutes, update_on_flush=tiered)
+    finally:
+        index.MERGE_FILES, index.FOLD_RATIO = limits
+
+
+def _check_history(ops: list[tuple[str, Any]], gap_minutes: int, update_on_flush: bool) -> None:
     gap = timedelta(minutes=30)
     reader_gap = timedelta(minutes=gap_minutes)  # 1: the index's rows re-sessionised on reading
     stored: list[dict[str, Any]] = []
@@ -163,6 +176,8 @@ def test_views_through_the_index_equal_a_full_recomputation(
             if kind == "flush":
                 write_rows(lake_dir, arg, name=f"flush{n}")
                 stored.extend(arg)
+                if update_on_flush:
+                    index.update_index(lake_dir, session_gap=gap)
             elif kind == "update":
                 index.update_index(lake_dir, session_gap=gap)
             elif kind == "crash":
@@ -370,19 +385,25 @@ def test_a_collectors_flusher_keeps_an_existing_index_current(
     collector_factory: Any, tmp_path: Path
 ) -> None:
     """Once `hooklake index` made the index, the collector's own flusher folds new traffic into
-    it: a reader then computes nothing itself."""
+    it, at most once per index interval: a reader then computes nothing itself."""
+    import time
+
     from hooklake.simulate import simulate
     from tests.conftest import Collector, wait_until
 
     deliveries = list(simulate(12, seed=5))
     half = len(deliveries) // 2
     lake_dir = tmp_path / "lake"
-    c: Collector = collector_factory(lake_dir)
+    interval = 3
+    c: Collector = collector_factory(lake_dir, env={"HOOKLAKE_INDEX_INTERVAL": str(interval)})
     for d in deliveries[:half]:
         assert httpx.post(c.hook_url(), content=d.body).status_code == 200
     loc = lake_location(lake_dir)
     wait_until(lambda: index_ready(loc, half), "the first half is flushed")
     index.update_index(lake_dir)
+    state = index.read_state(loc)
+    assert state is not None
+    started, version = time.monotonic(), state.version
     for d in deliveries[half:]:
         assert httpx.post(c.hook_url(), content=d.body).status_code == 200
 
@@ -392,6 +413,11 @@ def test_a_collectors_flusher_keeps_an_existing_index_current(
             return stored >= len(deliveries) and lake.pending_rows == 0 and lake.index is not None
 
     wait_until(caught_up, "the flusher brought the index up to date")
+    state = index.read_state(loc)
+    assert state is not None
+    # One update (a commit, and perhaps a merge's) per interval at most, however many flushes.
+    updates = (time.monotonic() - started) // interval + 1
+    assert state.version - version <= 2 * updates
     with Lake(lake_dir) as indexed, Lake(lake_dir, index=False) as raw:
         assert views(indexed) == views(raw)
 
@@ -401,3 +427,36 @@ def index_ready(loc: Any, rows: int) -> bool:
 
     dt = tables.open_table(loc, layout.MESSAGES)
     return dt is not None and sum(f.rows for f in tables.data_files(dt)) >= rows
+
+
+def test_updates_merge_increments_by_size_and_never_rewrite_the_base(
+    tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a flusher's steady updates do: past MERGE_FILES increment files an update merges
+    the newest, smaller increments into one, and leaves the base (and older, larger merged
+    increments) alone until the increments hold FOLD_RATIO of the base (here never)."""
+    monkeypatch.setattr(index, "MERGE_FILES", 4)
+    monkeypatch.setattr(index, "FOLD_RATIO", float("inf"))
+    rows = _simulated_rows(rng, 12, 600)
+    first, rest = rows[:300], rows[300:]
+    write_rows(tmp_path, first, name="first")
+    loc = lake_location(tmp_path)
+    assert index.update_index(tmp_path).action == "rebuilt"
+    state = index.read_state(loc)
+    assert state is not None
+    base = state.base
+    actions = []
+    for n, at in enumerate(range(0, len(rest), 20)):
+        write_rows(tmp_path, rest[at : at + 20], name=f"flush{n}")
+        actions.append(index.update_index(tmp_path).action)
+        state = index.read_state(loc)
+        assert state is not None and state.base == base  # merges never touch the base
+        assert len(state.increments) <= index.MERGE_FILES + 2
+        sizes = [
+            sum(f.rows for f in state.increments if f.generation == g)
+            for g in sorted({f.generation for f in state.increments})
+        ]
+        # Older generations are the merged, larger ones.
+        assert sizes == sorted(sizes, reverse=True) or len(sizes) <= 3, sizes
+    assert "updated and merged" in actions and "updated and folded" not in actions
+    assert_index_agrees(tmp_path, rows, timedelta(minutes=30))

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -49,34 +51,41 @@ def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
     return flush_lake(lake, journal)
 
 
-def _update_index(lake: str) -> None:
-    """Fold what was just flushed into the conversation index, once someone created one
+def _update_index(lake: str) -> bool:
+    """Fold what was flushed into the conversation index, once someone created one
     (`hooklake index`): readers then compute nothing for the customers it touched. An index
-    another version of Hooklake wrote is rebuilt."""
+    another version of Hooklake wrote is rebuilt. Returns False when the update failed."""
     from hooklake import index, layout, tables
 
     try:
         if tables.open_table(lake_location(lake), layout.INDEX) is not None:
             index.update_index(lake)
-    except Exception:  # the index is derived data: the next flush, or any reader, catches up
+    except Exception:  # the index is derived data: the next round, or any reader, catches up
         log.exception("conversation index update failed; it will be retried")
+        return False
+    return True
 
 
-def _flusher_main(lake: str, journal: str | None, interval: float, parent: int) -> None:
+def _flusher_main(
+    lake: str, journal: str | None, interval: float, index_interval: float, parent: int
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s flusher %(message)s")
     # Answering Landbot comes first: flushing is background work and can wait its turn.
     os.nice(10)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
+    flushed, indexed = False, -math.inf  # whether the index is behind; when it was updated
     while not stop.is_set():
         try:
             report = flush_lake(lake, Path(journal) if journal else None)
         except Exception:  # keep flushing; a bad segment must not stop the others
             log.exception("flush failed; retrying in %.1f s", interval)
         else:
-            if report.segments:
-                _update_index(lake)
+            flushed = flushed or report.segments > 0
+        if flushed and time.monotonic() - indexed >= index_interval:
+            indexed = time.monotonic()
+            flushed = not _update_index(lake)
         if os.getppid() != parent:
             return
         stop.wait(interval)
@@ -85,11 +94,11 @@ def _flusher_main(lake: str, journal: str | None, interval: float, parent: int) 
 
 
 def start_flusher(
-    lake: Path | str, interval: float, journal: Path | None = None
+    lake: Path | str, interval: float, journal: Path | None = None, index_interval: float = 0.0
 ) -> mp.process.BaseProcess:
     proc = mp.get_context("spawn").Process(
         target=_flusher_main,
-        args=(str(lake), str(journal) if journal else None, interval, os.getpid()),
+        args=(str(lake), str(journal) if journal else None, interval, index_interval, os.getpid()),
         name="hooklake-flusher",
         daemon=False,
     )
@@ -128,7 +137,9 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
         # they share their counters through files and /metrics sums every worker's.
         metrics_dir = tempfile.mkdtemp(prefix="hooklake-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir
-    flusher = start_flusher(settings.lake, settings.flush_interval, settings.journal)
+    flusher = start_flusher(
+        settings.lake, settings.flush_interval, settings.journal, settings.index_interval
+    )
     # uvicorn re-raises the signal that stopped it once it has shut down; with these
     # handlers that becomes an exception here instead of an exit, so the last flush runs.
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,15 +2,15 @@
 -- (hooklake_index_new_rows, index_new_rows.sql) touch, the point from which their stream can
 -- change, and hooklake_message_rows redefined as those customers' rows from that point (from
 -- the index, already deduplicated: the earliest arrival of each key so far) plus the new rows.
--- The views' own SQL then recomputes exactly that much. {{customer_ids}} lists the touched
--- customers' ids: a constant list reaches the index's Parquet scan, which then decodes the
--- other columns only where those customers' rows are.
+-- The views' own SQL then recomputes exactly that much. {{touched}} is a constant condition
+-- that keeps the touched customers' rows (index._touched_condition): it reaches the index's
+-- Parquet scan, which then reads and decodes as little as it can.
 
 -- What the index holds of the touched customers, as much as finding the point needs.
 CREATE OR REPLACE TEMP TABLE hooklake_index_seen AS
 SELECT channel_id, customer_id, ts, _started_at, _rn, _run, role, message_key
 FROM hooklake_index_rows AS i
-WHERE i.customer_id IN ({{customer_ids}}) AND EXISTS (
+WHERE {{touched}} AND EXISTS (
     SELECT 1
     FROM hooklake_index_new_rows AS n
     WHERE n.channel_id IS NOT DISTINCT FROM i.channel_id
@@ -109,7 +109,7 @@ FROM hooklake_index_rows AS i
 JOIN hooklake_index_touched AS t
     ON t.channel_id IS NOT DISTINCT FROM i.channel_id
     AND t.customer_id = i.customer_id
-WHERE i.customer_id IN ({{customer_ids}})
+WHERE {{touched}}
   AND (t.since IS NULL OR i.ts >= t.since OR i._rn = t.anchor_rn)
 UNION ALL BY NAME
 SELECT * FROM hooklake_index_new_rows;
