@@ -144,7 +144,7 @@ MERGE_FILES = 64
 ROW_GROUP_ROWS = 16_384
 #: An update reads the index rows of at most this many touched customers pair by pair, and
 #: of more through a list of ids (see _touched_condition).
-PAIRS_SPELLED_OUT = 48
+PAIRS_SPELLED_OUT = 128
 #: The views whose SQL an index write runs over the customers it writes.
 _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",

@@ -6,9 +6,11 @@
 -- that keeps the touched customers' rows (index._touched_condition): it reaches the index's
 -- Parquet scan, which then reads and decodes as little as it can.
 
--- What the index holds of the touched customers, as much as finding the point needs.
+-- What the index holds of the touched customers: their stored rows with the ordering columns
+-- finding the point needs, read in one pass (the wide columns are decoded where these
+-- customers' rows are anyway, for the rows from the point on).
 CREATE OR REPLACE TEMP TABLE hooklake_index_seen AS
-SELECT channel_id, customer_id, ts, _started_at, _rn, _run, role, message_key
+SELECT i.* EXCLUDE (_agent_evidence, conversation_id, position, _conversation, _turn, _handover)
 FROM hooklake_index_rows AS i
 WHERE {{touched}} AND EXISTS (
     SELECT 1
@@ -101,16 +103,12 @@ FROM before;
 
 -- Materialised: the views below read these rows many times, and they are few.
 CREATE OR REPLACE TEMP TABLE hooklake_index_input AS
-SELECT i.* EXCLUDE (
-    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn,
-    _handover
-)
-FROM hooklake_index_rows AS i
+SELECT s.* EXCLUDE (role, _rn, _started_at, _run)
+FROM hooklake_index_seen AS s
 JOIN hooklake_index_touched AS t
-    ON t.channel_id IS NOT DISTINCT FROM i.channel_id
-    AND t.customer_id = i.customer_id
-WHERE {{touched}}
-  AND (t.since IS NULL OR i.ts >= t.since OR i._rn = t.anchor_rn)
+    ON t.channel_id IS NOT DISTINCT FROM s.channel_id
+    AND t.customer_id = s.customer_id
+WHERE t.since IS NULL OR s.ts >= t.since OR s._rn = t.anchor_rn
 UNION ALL BY NAME
 SELECT * FROM hooklake_index_new_rows;
 
