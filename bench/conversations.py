@@ -993,7 +993,8 @@ def measure(
 def _measure_once(variant: str, lake: Path, out: Path | None, memory_limit: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--variant", variant, "--lake", str(lake)]
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.suffix != ".parquet":  # a directory for the variant's output, not an input file
+            out.mkdir(parents=True, exist_ok=True)
         cmd += ["--out", str(out)]
     env = {**os.environ, "HOOKLAKE_MEMORY_LIMIT": memory_limit}
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, env=env, check=False)
