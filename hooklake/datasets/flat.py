@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from hooklake.datasets.render import Example
+from hooklake.datasets.render import Example, Message
 
 #: Role codes of :attr:`FlatExamples.roles`.
 ROLES = ("system", "user", "assistant")
@@ -23,6 +23,8 @@ _ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
 #: Weight codes: no weight, 0, 1 (anything else, which no example carries, is "other").
 NO_WEIGHT, WEIGHT_0, WEIGHT_1, OTHER_WEIGHT = 0, 1, 2, 3
 _WEIGHT_CODE = {0: WEIGHT_0, 1: WEIGHT_1}
+#: The weight each code stands for (no example carries "other").
+_WEIGHT_OF: dict[int, int | None] = {NO_WEIGHT: None, WEIGHT_0: 0, WEIGHT_1: 1}
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,54 @@ def flatten(examples: Sequence[Example]) -> FlatExamples:
         ),
         np.array([m.human for m in messages], dtype=np.bool_),
     )
+
+
+@dataclass(frozen=True)
+class ExampleColumns:
+    """The examples a batch gave as columns, with whose they are: what a build writes without
+    making an :class:`~.render.Example` per example (:meth:`to_examples` makes them for
+    writers that need them)."""
+
+    flat: FlatExamples
+    #: Per example: the conversation, its channel and customer.
+    conversation_ids: list[str]
+    channel_ids: list[int | None]
+    customer_ids: list[int | None]
+    #: The source message keys of every example back to back; example ``k`` holds
+    #: ``keys[key_starts[k]:key_starts[k + 1]]``.
+    keys: pa.Array
+    key_starts: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.flat)
+
+    def to_examples(self) -> list[Example]:
+        """The examples as records."""
+        roles = [ROLES[r] for r in self.flat.roles.tolist()]
+        contents = self.flat.contents.to_pylist()
+        weights = [_WEIGHT_OF[w] for w in self.flat.weights.tolist()]
+        humans = self.flat.humans.tolist()
+        keys = self.keys.to_pylist()
+        starts = self.flat.starts.tolist()
+        key_starts = self.key_starts.tolist()
+        return [
+            Example(
+                [
+                    Message(roles[i], contents[i], weights[i], humans[i])  # type: ignore[arg-type]
+                    for i in range(starts[k], starts[k + 1])
+                ],
+                self.conversation_ids[k],
+                self.channel_ids[k],
+                self.customer_ids[k],
+                keys[key_starts[k] : key_starts[k + 1]],
+            )
+            for k in range(len(self))
+        ]
+
+    def source_keys(self, picks: npt.NDArray[np.int64]) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+        """The source keys of the examples ``picks`` (ascending) back to back, and where each
+        example's start (plus the end)."""
+        sizes = np.diff(self.key_starts)[picks]
+        offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        rows = np.repeat(self.key_starts[picks] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        return self.keys.take(pa.array(rows, pa.int64())), offsets

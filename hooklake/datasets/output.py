@@ -14,7 +14,8 @@ import orjson
 
 from hooklake.datasets.card import DatasetStats
 from hooklake.datasets.dedupe import Deduper, fingerprints, flat_fingerprints
-from hooklake.datasets.flat import flatten
+from hooklake.datasets.flat import ExampleColumns, flatten
+from hooklake.datasets.jsonl import json_list_lines
 from hooklake.datasets.recipe import SPLITS
 from hooklake.datasets.render import Example, Message
 from hooklake.datasets.shape import ShapedBatch
@@ -60,6 +61,9 @@ class BuildOutput:
         ):
             self.groups[SPLITS[code]].add(group)
             self.conversations.append((cid, group, code))
+        if shaped.columns is not None:
+            self._add_columns(shaped.columns, shaped.splits)
+            return
         kept: dict[str, list[int]] = {s: [] for s in SPLITS}
         used: set[str] = set()
         # Dialogue examples (no rejected reply, no label, known roles) go through the rest as
@@ -96,6 +100,34 @@ class BuildOutput:
             for ex in examples:
                 st.splits[split].add(ex)
                 st.add_signal(ex)
+
+    def _add_columns(self, columns: ExampleColumns, splits: list[int]) -> None:
+        """:meth:`add` for examples that came as columns: no record is made unless the
+        writer needs them."""
+        st = self.stats
+        codes = np.array(splits, dtype=np.int64)
+        fresh = np.ones(len(columns), dtype=bool)
+        if self.deduper is not None:
+            first_time = self.deduper.first_time_digest
+            fresh = np.fromiter(
+                map(first_time, flat_fingerprints(columns.flat)), dtype=bool, count=len(columns)
+            )
+            repeated = int((~fresh).sum())
+            if repeated:
+                st.dropped["duplicate_examples"] += repeated
+        ids = columns.conversation_ids
+        st.conversations_used += len({ids[i] for i in np.flatnonzero(fresh).tolist()})
+        records: list[Example] | None = None
+        for code, split in enumerate(SPLITS):
+            picks = np.flatnonzero(fresh & (codes == code))
+            if not len(picks):
+                continue
+            part = columns.flat.subset(picks)
+            if not self.writer.write_flat(split, part):
+                records = records if records is not None else columns.to_examples()
+                self.writer.write_many(split, [records[i] for i in picks.tolist()], part)
+            self.sources[split].write(json_list_lines(*columns.source_keys(picks)))
+            st.splits[split].add_flat(part)
 
     def close_sources(self) -> None:
         for fh in self.sources.values():

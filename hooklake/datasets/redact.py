@@ -25,8 +25,10 @@ branches a text can match (no number branches without an ASCII digit), text with
 redacts a whole batch at once (:meth:`Redactor.redact_batch`): the texts that need scanning
 are joined with newlines (no pattern crosses one, and every look-around treats one like the
 start or end of a text) and scanned in one pass, the matches mapped back to their texts; known
-values are looked for in a conversation's texts joined. The result is exactly what
-:meth:`Redactor.redact` gives text by text (a property test holds them to it).
+values are looked for in a conversation's texts joined. The texts may stay in Arrow
+(:meth:`Redactor.redact_array`): only those a pass may change become Python strings. The
+result is exactly what :meth:`Redactor.redact` gives text by text (a property test holds them
+to it).
 """
 
 from __future__ import annotations
@@ -214,10 +216,24 @@ class Redactor:
         """``[self.redact(t, known[o]) for t, o in zip(texts, owners)]``, same texts and same
         counts, in a few passes over the whole batch instead of one call per text. ``owners``
         says which entry of ``known`` (one per conversation) belongs to each text."""
-        out = list(texts)
-        if not out:
-            return out
-        arr = pa.array(out, pa.large_string())
+        if not texts:
+            return []
+        arr = pa.array(list(texts), pa.large_string())
+        out: list[str] = self.redact_array(arr, np.asarray(owners, np.int64), known).to_pylist()
+        return out
+
+    def redact_array(
+        self,
+        texts: pa.Array,
+        owners: npt.NDArray[np.int64],
+        known: Sequence[tuple[tuple[str, str], ...]],
+    ) -> pa.Array:
+        """:meth:`redact_batch` for texts held by Arrow (no nulls): only the texts that may hold
+        something to replace become Python strings, and the result is ``texts`` (as
+        ``large_string``) with those replaced."""
+        arr = texts.cast(pa.large_string())
+        if not len(arr):
+            return arr
 
         def has(pattern: str, regex: bool = False) -> npt.NDArray[np.bool_]:
             found = (pc.match_substring_regex if regex else pc.match_substring)(arr, pattern)
@@ -232,42 +248,68 @@ class Redactor:
         # so each group gets only its own branches. Texts holding nothing but numbers and no
         # run a phone, card or IBAN could match are left alone: shorter numbers stay as they are.
         long_number = has(_LONG_NUMBER, regex=True)
+        changed: dict[int, str] = {}
         for u, e, d in itertools.product((False, True), repeat=3):
             group = (url == u) & (email == e) & (digits == d)
             if not (u or e or d):
                 continue
             if not (u or e):
                 group &= long_number
-            self._scan(_pattern(u, e, d), out, group.nonzero()[0].tolist())
-        # Each conversation's texts with known values, grouped (texts of one conversation
-        # need not be next to each other in ``texts``).
+            idx = np.flatnonzero(group)
+            if len(idx):
+                found = self._scan(_pattern(u, e, d), arr.take(pa.array(idx)).to_pylist())
+                at = idx.tolist()
+                changed.update((at[j], new) for j, new in found.items())
+        arr = _patched(arr, changed)
+        return _patched(arr, self._known_in(arr, owners, known))
+
+    def _known_in(
+        self,
+        texts: pa.Array,
+        owners: npt.NDArray[np.int64],
+        known: Sequence[tuple[tuple[str, str], ...]],
+    ) -> dict[int, str]:
+        """The texts in which known values of their conversation are replaced, by position.
+        Each conversation's texts are joined by Arrow (texts of one conversation need not be
+        next to each other); only those of conversations where one of their values appears
+        are read one by one."""
         owner = np.asarray(owners, dtype=np.int64)
         with_known = np.array([bool(k) for k in known], dtype=bool)
         picked = np.flatnonzero(with_known[owner]) if len(known) else owner[:0]
+        if not len(picked):
+            return {}
         picked = picked[np.argsort(owner[picked], kind="stable")]
-        cuts = np.flatnonzero(np.diff(owner[picked])) + 1
-        for idx in np.split(picked, cuts) if len(picked) else []:
-            texts_of = [out[i] for i in idx.tolist()]
-            # Lower-casing the joined texts equals joining them lower-cased: no case mapping
-            # looks across a newline (the final sigma's context stops at one).
-            joined = "\n".join(texts_of).lower()
-            values = known[owners[idx[0]]]
-            present = tuple(kv for kv in values if kv[0] in joined)
-            if not present:
-                continue
-            for i, text in zip(idx.tolist(), texts_of, strict=True):
-                low = text.lower()
-                hits = tuple(kv for kv in present if kv[0] in low)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(owner[picked])) + 1, [len(picked)]))
+        mine = texts.take(pa.array(picked))
+        lists = pa.LargeListArray.from_arrays(pa.array(starts, pa.int64()), mine)
+        joined = pc.binary_join(lists, pa.scalar("\n", pa.large_string())).to_pylist()
+        # Lower-casing the joined texts equals joining them lower-cased: no case mapping looks
+        # across a newline (the final sigma's context stops at one).
+        conv_of = owner[picked[starts[:-1]]].tolist()
+        found = [
+            (k, present)
+            for k, (text, o) in enumerate(zip(joined, conv_of, strict=True))
+            if (present := tuple(kv for kv in known[o] if kv[0] in text.lower()))
+        ]
+        changed: dict[int, str] = {}
+        if not found:
+            return changed
+        bounds = starts.tolist()
+        rows = [i for k, _ in found for i in range(bounds[k], bounds[k + 1])]
+        one_by_one = iter(mine.take(pa.array(rows, pa.int64())).to_pylist())
+        at = iter(picked[rows].tolist())
+        for k, present in found:
+            for _ in range(bounds[k + 1] - bounds[k]):
+                i, text = next(at), next(one_by_one)
+                lowered = text.lower()
+                hits = tuple(kv for kv in present if kv[0] in lowered)
                 if hits:
-                    out[i] = self._sub_known(text, hits)
-        return out
+                    changed[i] = self._sub_known(text, hits)
+        return changed
 
-    def _scan(self, pattern: re.Pattern[str], out: list[str], idx: list[int]) -> None:
-        """Redact the texts ``out[i]`` for ``i`` in ``idx`` in place, in one pass of ``pattern``
-        over them joined by newlines."""
-        if not idx:
-            return
-        texts = [out[i] for i in idx]
+    def _scan(self, pattern: re.Pattern[str], texts: list[str]) -> dict[int, str]:
+        """The texts of ``texts`` that ``pattern``'s matches change, by position, redacted; in
+        one pass of ``pattern`` over them joined by newlines."""
         joined = "\n".join(texts)
         starts = list(accumulate((len(t) + 1 for t in texts), initial=0))
         edits: defaultdict[int, list[tuple[int, int, str]]] = defaultdict(list)
@@ -280,6 +322,7 @@ class Redactor:
             if new != m.group(0):
                 j = bisect_right(starts, m.start()) - 1
                 edits[j].append((m.start() - starts[j], m.end() - starts[j], new))
+        out: dict[int, str] = {}
         for j, changes in edits.items():
             text, at = texts[j], 0
             parts: list[str] = []
@@ -287,7 +330,8 @@ class Redactor:
                 parts += (text[at:start], new)
                 at = end
             parts.append(text[at:])
-            out[idx[j]] = "".join(parts)
+            out[j] = "".join(parts)
+        return out
 
     def _known(self, text: str, known: tuple[tuple[str, str], ...]) -> str:
         low = text.lower()
@@ -354,6 +398,16 @@ class Redactor:
 
         head, _, query = url.partition("?")
         return head + "?" + _QUERY_PARAM.sub(param, "?" + query)[1:]
+
+
+def _patched(texts: pa.Array, changed: dict[int, str]) -> pa.Array:
+    """``texts`` with the texts at the positions of ``changed`` replaced."""
+    if not changed:
+        return texts
+    where = np.arange(len(texts), dtype=np.int64)
+    where[list(changed)] = len(texts) + np.arange(len(changed))
+    new = pa.array(list(changed.values()), texts.type)
+    return pa.concat_arrays([texts, new]).take(pa.array(where))
 
 
 @lru_cache(maxsize=4096)

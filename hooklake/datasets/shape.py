@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from hooklake.datasets.dialogues import batch_examples, handles
 from hooklake.datasets.examples import Conversation, conversation_examples_of
+from hooklake.datasets.flat import ExampleColumns
 from hooklake.datasets.recipe import Recipe
 from hooklake.datasets.redact import Redactor, known_values
 from hooklake.datasets.render import (
@@ -93,7 +94,12 @@ class ShapedBatch:
     examples or not; ``dropped`` counts those that gave none, by reason.
     """
 
-    examples: list[Example] = field(default_factory=list)
+    #: The examples as records, unless they came as columns (:attr:`columns`): then
+    #: :attr:`examples` makes them on first use.
+    records: list[Example] | None = None
+    #: The examples as columns: recipes :mod:`.dialogues` shapes (one example per
+    #: conversation) give them so, and the writer reads them without records.
+    columns: ExampleColumns | None = None
     splits: list[int] = field(default_factory=list)
     conversations: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
@@ -102,6 +108,17 @@ class ShapedBatch:
     dropped: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
     signal_notes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def examples(self) -> list[Example]:
+        """The examples in build order, as records."""
+        if self.records is None:
+            self.records = self.columns.to_examples() if self.columns is not None else []
+        return self.records
+
+    @examples.setter
+    def examples(self, examples: list[Example]) -> None:
+        self.records, self.columns = examples, None
 
 
 def conversation_starts(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -155,11 +172,13 @@ def _kind(msg_type: str | None) -> int:
     return _SILENT if kind in SILENT_TYPES else _TEXT if kind in TEXT_TYPES else _OTHER
 
 
-def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
-    """The rows of ``batch`` that show something in the dialogue and what each shows, as
-    :func:`~.render.render_message` would say: (row indices, texts)."""
-    role_code = {s: i for i, s in enumerate(SENDER_ROLES)}
-    roles = _lookup_codes(batch.column("sender_type"), dict(role_code), -1)
+def render_batch(
+    batch: pa.Table, media: str
+) -> tuple[npt.NDArray[np.int64], pa.StringArray, npt.NDArray[np.int64]]:
+    """The rows of ``batch`` that show something in the dialogue, what each shows, as
+    :func:`~.render.render_message` would say, and who sent each (an index into
+    :data:`~.render.SENDER_ROLES`): (row indices, texts, senders)."""
+    roles = _lookup_codes(batch.column("sender_type"), _SENDER_CODE, -1)
     types = batch.column("type")
     encoded = pc.dictionary_encode(types).combine_chunks()
     kinds_table = np.array(
@@ -173,9 +192,13 @@ def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
     )
     other_rows = np.flatnonzero(wanted & (kinds == _OTHER))
     take = pa.array(other_rows, pa.int64())
-    cols = [pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url", "message")]
+    cols = [pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url")]
+    stored = _stored(batch.column("message"), other_rows)
     rendered = pa.array(
-        [render_text(k, text, url, msg, media) for k, text, url, msg in zip(*cols, strict=True)],
+        [
+            render_text(k, text, url, msg, media)
+            for k, text, url, msg in zip(*cols, stored, strict=True)
+        ],
         pa.string(),
     )
     # Both kinds back in row order; rows that show nothing ("" or no text) go.
@@ -183,8 +206,25 @@ def render_batch(batch: pa.Table, media: str) -> tuple[np.ndarray, list[str]]:
     order = np.argsort(at, kind="stable")
     shown = pa.concat_arrays([trimmed.combine_chunks(), rendered]).take(pa.array(order))
     keep = pc.fill_null(pc.greater(pc.binary_length(shown), 0), False)
-    rows = at[order][keep.to_numpy(zero_copy_only=False)]
-    return rows.astype(np.int64), shown.filter(keep).to_pylist()
+    rows = at[order][keep.to_numpy(zero_copy_only=False)].astype(np.int64)
+    return rows, shown.filter(keep), roles[rows]
+
+
+def _stored(column: pa.ChunkedArray, rows: npt.NDArray[np.int64]) -> list[memoryview | None]:
+    """The stored messages of ``rows`` as views of Arrow's bytes: orjson reads them as they
+    lie, with no copy of the column and no Python string per message."""
+    messages = column.combine_chunks()
+    if not len(rows):
+        return []
+    if messages.null_count == len(messages):
+        return [None] * len(rows)
+    wide = pa.types.is_large_string(messages.type)
+    offsets = np.frombuffer(messages.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[messages.offset : messages.offset + len(messages) + 1]
+    data = memoryview(messages.buffers()[2])
+    valid = messages.is_valid().to_numpy(zero_copy_only=False)[rows].tolist()
+    begin, end = offsets[rows].tolist(), offsets[rows + 1].tolist()
+    return [data[b:e] if v else None for b, e, v in zip(begin, end, valid, strict=True)]
 
 
 def _known_by_conversation(
@@ -245,37 +285,33 @@ def shape_batch(
     if table.num_rows == 0:
         return out
     out.messages_read = table.num_rows
-    rows, texts = render_batch(table, recipe.examples.media)
+    rows, shown, senders_code = render_batch(table, recipe.examples.media)
     conv_of_row = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     owner = conv_of_row[rows] if len(rows) else np.zeros(0, dtype=np.int64)
     take = pa.array(rows)
-    keys = pc.take(table.column("message_key"), take).to_pylist()
-    paid_column = pc.take(table.column("payload"), take)
-    payloads: list[str | None] = [None] * len(rows)
+    keys = pc.take(table.column("message_key"), take).combine_chunks()
     # Payloads are few (button clicks): only the rows that hold one are read.
-    valid = pc.is_valid(paid_column)
-    for j, p in zip(
-        np.flatnonzero(valid.to_numpy(zero_copy_only=False)).tolist(),
-        paid_column.filter(valid).to_pylist(),
-        strict=True,
-    ):
-        payloads[j] = p
-    paid = [j for j, p in enumerate(payloads) if p]
-    owners: list[int] = owner.tolist()
+    payload_column = pc.take(table.column("payload"), take).combine_chunks()
+    paid = np.flatnonzero(
+        pc.fill_null(pc.greater(pc.binary_length(payload_column), 0), False).to_numpy(
+            zero_copy_only=False
+        )
+    )
+    paid_texts = payload_column.take(pa.array(paid, pa.int64()))
 
     redactor = Redactor()
+    texts: pa.Array = shown
     if recipe.redact.pii and len(rows):
         known = _known_by_conversation(
             table.column("customer"), conv_of_row, owner, len(starts) - 1
         )
-        redacted = redactor.redact_batch(
-            [*texts, *(payloads[j] or "" for j in paid)],
-            [*owners, *(owners[j] for j in paid)],
+        redacted = redactor.redact_array(
+            pa.concat_arrays([shown.cast(pa.large_string()), paid_texts.cast(pa.large_string())]),
+            np.concatenate((owner, owner[paid])),
             known,
         )
-        texts = redacted[: len(texts)]
-        for j, p in zip(paid, redacted[len(texts) :], strict=True):
-            payloads[j] = p
+        texts = redacted.slice(0, len(shown))
+        paid_texts = redacted.slice(len(shown))
     out.redactions = redactor.counts
 
     ids = pc.take(table.column("conversation_id"), pa.array(starts[:-1])).to_pylist()
@@ -284,28 +320,31 @@ def shape_batch(
     splitter = Splitter(recipe.split.fractions(), recipe.split.seed)
     group_by = recipe.split.group_by
     if rules is None and handles(recipe):
-        senders_code = _lookup_codes(table.column("sender_type"), _SENDER_CODE, -1)[rows]
-        made, why = batch_examples(
+        columns, why = batch_examples(
             recipe, len(ids), owner, senders_code, texts, keys, ids, channels, customer_ids
         )
+        out.columns = columns
         for k, conv_id in enumerate(ids):
             group = group_key(group_by, conv_id, channels[k], customer_ids[k])
             split = splitter(group)
             out.conversations.append(conv_id)
             out.groups.append(group)
             out.conversation_splits.append(split)
-            example = made[k]
-            if example is None:
+            if why[k] is not None:
                 out.dropped[why[k] or ""] += 1
                 continue
-            out.examples.append(example)
             out.splits.append(split)
         return out
+    payloads: list[str | None] = [None] * len(rows)
+    for j, p in zip(paid.tolist(), paid_texts.to_pylist(), strict=True):
+        payloads[j] = p
+    texts_of: list[str] = texts.to_pylist()
+    keys_of: list[str] = keys.to_pylist()
     senders = pc.take(table.column("sender_type"), take).to_pylist()
     kinds = pc.take(table.column("type"), take).to_pylist()
     said = [
         Rendered(*SENDER_ROLES[s or ""], t, key)
-        for s, t, key in zip(senders, texts, keys, strict=True)
+        for s, t, key in zip(senders, texts_of, keys_of, strict=True)
     ]
     if rules is not None:
         for r, kind, payload in zip(said, kinds, payloads, strict=True):

@@ -149,6 +149,12 @@ class Writer(ABC):
         for example in examples:
             self.write(split, example)
 
+    def write_flat(self, split: str, flat: FlatExamples) -> bool:
+        """Append the examples ``flat`` holds to ``split`` straight from their columns, if this
+        format can and every one passes its checks; False (nothing written) otherwise, and
+        the caller hands them to :meth:`write_many` as records."""
+        return False
+
     def close(self) -> dict[str, OutputFile]:
         """Finish every split file and move it into place. Returns them by split."""
         for split in self.splits:
@@ -346,6 +352,13 @@ class OpenAIWriter(JsonlWriter):
             self.counts[split] += len(examples)
             return
         super().write_many(split, examples)
+
+    def write_flat(self, split: str, flat: FlatExamples) -> bool:
+        if not openai_ok(flat, self.weighted).all():
+            return False
+        self._sinks[split].write(openai_lines(flat, self.weighted))
+        self.counts[split] += len(flat)
+        return True
 
     def check(self, record: dict[str, Any]) -> str | None:
         return openai_problem(record)
