@@ -283,14 +283,15 @@ class Redactor:
         mine = texts.take(pa.array(picked))
         lists = pa.LargeListArray.from_arrays(pa.array(starts, pa.int64()), mine)
         joined = pc.binary_join(lists, pa.scalar("\n", pa.large_string())).to_pylist()
+        conv_of = owner[picked[starts[:-1]]].tolist()
         # Lower-casing the joined texts equals joining them lower-cased: no case mapping looks
         # across a newline (the final sigma's context stops at one).
-        conv_of = owner[picked[starts[:-1]]].tolist()
-        found = [
-            (k, present)
-            for k, (text, o) in enumerate(zip(joined, conv_of, strict=True))
-            if (present := tuple(kv for kv in known[o] if kv[0] in text.lower()))
-        ]
+        found = []
+        for k, (text, o) in enumerate(zip(joined, conv_of, strict=True)):
+            low = text.lower()
+            present = tuple(kv for kv in known[o] if kv[0] in low)
+            if present:
+                found.append((k, present))
         changed: dict[int, str] = {}
         if not found:
             return changed
