@@ -25,26 +25,36 @@ _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 _SHORT = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _SHORT_RARE = (("\b", "\\b"), ("\f", "\\f"))
 _OTHER_CONTROL = "[\\x00-\\x07\\x0b\\x0e-\\x1f]"
+#: What a text must hold for orjson to escape anything in it.
+_ESCAPED = '[\\x00-\\x1f"\\\\]'
 
 
 def json_strings(texts: pa.StringArray) -> pa.StringArray:
     """Each text as a JSON string, quotes included, byte for byte what ``orjson.dumps`` gives."""
+    needs = pc.match_substring_regex(texts, _ESCAPED)
+    if pc.any(needs).as_py():
+        # Only the texts holding something to escape go through the replacements.
+        texts = pc.replace_with_mask(texts, needs, _escaped(texts.filter(needs)))
+    return pc.binary_join_element_wise('"', texts, '"', "")
+
+
+def _escaped(texts: pa.StringArray) -> pa.StringArray:
+    """The texts with what orjson escapes escaped (no quotes around)."""
     out = texts
     for old, new in _SHORT:
         out = pc.replace_substring(out, old, new)
     for old, new in _SHORT_RARE:
         if pc.any(pc.match_substring(out, old)).as_py():
             out = pc.replace_substring(out, old, new)
-    quoted = pc.binary_join_element_wise('"', out, '"', "")
     odd = pc.match_substring_regex(texts, _OTHER_CONTROL).to_numpy(zero_copy_only=False)
     if not odd.any():
-        return quoted
+        return out
     # Other control characters are rare: orjson itself writes those texts.
-    values = quoted.to_pylist()
+    values = out.to_pylist()
     raw = texts.to_pylist()
     for i in np.flatnonzero(odd).tolist():
-        values[i] = orjson.dumps(raw[i]).decode()
-    return pa.array(values, pa.string())
+        values[i] = orjson.dumps(raw[i]).decode()[1:-1]
+    return pa.array(values, texts.type)
 
 
 def openai_ok(flat: FlatExamples, weighted: bool) -> npt.NDArray[np.bool_]:

@@ -247,7 +247,12 @@ class Redactor:
         # (the e-mail one without "@", the URL one without "://" or "www.") changes nothing,
         # so each group gets only its own branches. Texts holding nothing but numbers and no
         # run a phone, card or IBAN could match are left alone: shorter numbers stay as they are.
-        long_number = has(_LONG_NUMBER, regex=True)
+        # Only texts with digits and neither "@" nor a URL are held to it (below).
+        only_digits = digits & ~email & ~url
+        long_number = np.zeros(len(arr), dtype=bool)
+        long_number[only_digits] = pc.match_substring_regex(
+            arr.filter(pa.array(only_digits)), _LONG_NUMBER
+        ).to_numpy(zero_copy_only=False)
         changed: dict[int, str] = {}
         for u, e, d in itertools.product((False, True), repeat=3):
             group = (url == u) & (email == e) & (digits == d)
