@@ -475,6 +475,13 @@ def _customer_values(raw: str) -> tuple[tuple[str, str], ...]:
         return ()
     found: list[tuple[str, str]] = []
     for key, value in customer.items():
-        if value is not None and not isinstance(value, bool):
-            found += _text_values(str(key), str(value))
+        # Session keys (the customer's id, country, URL...) are left before their values are
+        # read: most of a snapshot's keys are those.
+        if value is not None and not isinstance(value, bool) and _personal(key):
+            found += _text_values(key, value if type(value) is str else str(value))
     return tuple(found)
+
+
+@lru_cache(maxsize=4096)
+def _personal(key: str) -> bool:
+    return key.lower() not in _NOT_PERSONAL

@@ -129,7 +129,7 @@ def _options(message: dict[str, Any]) -> list[str]:
     return [o for o in map(_option, buttons) if o]
 
 
-def _message(message_json: str | None) -> dict[str, Any]:
+def _message(message_json: str | bytes | memoryview | None) -> dict[str, Any]:
     if not message_json:
         return {}
     try:
@@ -176,15 +176,16 @@ def render_text(
     msg_type: str | None,
     text: str | None,
     url: str | None,
-    message_json: str | None,
+    message_json: str | bytes | memoryview | None,
     media: str = "placeholder",
 ) -> str:
     """The text a reader saw for one message ("" when it shows nothing).
 
-    ``message_json`` is the stored message as received (the lake's ``raw``); it is read for
-    the content that has no column of its own, wherever Landbot put it
-    (:data:`hooklake.fields.FIELDS`): a dialog's options, a card's parts, a caption, a
-    location's address. Text and buttons render from ``text`` alone.
+    ``message_json`` is the stored message as received (the lake's ``raw``, as text or UTF-8
+    bytes); it is parsed, when what it holds is shown, for the content that has no column of
+    its own, wherever Landbot put it (:data:`hooklake.fields.FIELDS`): a dialog's options, a
+    card's parts, a caption, a location's address. Text and buttons render from ``text``
+    alone.
 
     Media are every type but text, button, dialog, card_template and the silent ones,
     unknown types included: with ``media="placeholder"`` a ``[type: URL]`` placeholder (a
@@ -218,11 +219,13 @@ def render_text(
                 _str(data.get("footer")),
             ]
         )
-    message = _message(message_json)
+    # The stored message is parsed only when what it holds is shown.
     if kind == "location":
-        return _placeholder("location", _where(message, text)) if keep_media else ""
+        if not keep_media:
+            return ""
+        return _placeholder("location", _where(_message(message_json), text))
     # The caption is what was said; the placeholder shows that something was shown.
-    caption = text or _str(lookup(message, "caption"))
+    caption = text or _str(lookup(_message(message_json), "caption"))
     return _join([_placeholder(kind or "media", url) if keep_media else None, caption])
 
 
