@@ -58,9 +58,11 @@ _EMAIL = rf"(?P<email>(?<![{_ATEXT}])[{_ATEXT}]+@(?:[\w-]+\.)+[A-Za-z][\w-]+)"
 _IBAN = r"(?P<iban>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b)"
 _NUMBER = r"(?P<num>(?<![\w+])\+?\(?\d(?:[\d \-.()/]{0,24}\d)?(?!\w))"
 _DIGIT = re.compile(r"[0-9]")
-# What any IBAN or any number of seven characters or more holds (RE2, for Arrow): ``\d``
-# then at least three digits or separators then ``\d`` (a number may open with "+(").
-_LONG_NUMBER = r"\p{Nd}[\p{Nd} \-.()/]{3,}\p{Nd}|[A-Z]{2}\p{Nd}{2}"
+# What a text must hold for the number or IBAN branches to change it (RE2, for Arrow): a
+# phone or card has seven digits or more, so a run from its first digit to its last of
+# seven characters or more, digits and separators; an IBAN two capitals, two digits and two
+# groups of four at least.
+_LONG_NUMBER = r"\p{Nd}[\p{Nd} \-.()/]{5,}\p{Nd}|[A-Z]{2}\p{Nd}{2}(?: ?[A-Z0-9]{4}){2}"
 
 
 @lru_cache(maxsize=8)
