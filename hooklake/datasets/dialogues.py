@@ -87,7 +87,7 @@ def batch_examples(
         keep = keep & np.repeat(run_keep, np.diff(np.append(run_starts, n)))
     rows = np.flatnonzero(keep) if keep is not None else np.zeros(0, dtype=np.int64)
     if not len(rows):
-        return _no_examples(texts, keys), why
+        return _no_examples(keys), why
     own = owners[rows]
     user = senders[rows] == CUSTOMER
     human = senders[rows] == AGENT
@@ -168,7 +168,7 @@ def batch_examples(
     )
 
 
-def _no_examples(texts: pa.Array, keys: pa.Array) -> ExampleColumns:
+def _no_examples(keys: pa.Array) -> ExampleColumns:
     empty = np.zeros(0, dtype=np.int64)
     flat = FlatExamples(
         np.zeros(1, dtype=np.int64), empty, pa.array([], pa.string()), empty, empty.astype(bool)

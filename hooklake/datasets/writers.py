@@ -346,10 +346,7 @@ class OpenAIWriter(JsonlWriter):
     ) -> None:
         # The whole batch by Arrow when every example clears the checks (the usual case);
         # otherwise line by line, which stops at the first bad line and names it.
-        flat = flat if flat is not None else flatten(examples)
-        if examples and openai_ok(flat, self.weighted).all():
-            self._sinks[split].write(openai_lines(flat, self.weighted))
-            self.counts[split] += len(examples)
+        if examples and self.write_flat(split, flat if flat is not None else flatten(examples)):
             return
         super().write_many(split, examples)
 
