@@ -36,7 +36,8 @@ not newer than the base are ignored. That makes every interleaving safe: a crash
 uncommitted files no version lists, two updaters racing each write a complete state for
 their customers from their points on (the one that saw more has the earlier points), and a
 fold (which rewrites base and increments as a new base once the increments grow past a
-quarter of it) or a rebuild never hides a newer increment.
+quarter of it), a merge (which rewrites the newest increments as one, past 64 increment
+files; see :func:`merge_run`) or a rebuild never hides a newer increment.
 
 The index commit carries two Delta transaction ids: the ``messages`` version it covers and
 the session gap (microseconds) it was computed with. The raw tables stay the source of truth:
@@ -335,7 +336,8 @@ def update_index(
 ) -> IndexReport:
     """Bring the lake's conversation index up to date with its ``messages`` table, creating it
     first if needed; ``rebuild`` recomputes it from the raw tables. ``session_gap`` defaults to
-    the index's own (or 30 minutes for a new index); another gap rebuilds it."""
+    the index's own (or 30 minutes for a new index); another gap rebuilds it. Unless ``fold``
+    is False, an update that leaves many increments merges or folds them."""
     from hooklake.datasets.lake import DEFAULT_SESSION_GAP, as_session_gap, check_lake
 
     started = time.perf_counter()
@@ -375,12 +377,13 @@ def update_index(
             return report("rebuilt", rows=rows)
         customers, rows = _increment(con, loc, state, messages, changes)
         after = read_state(loc)
-        if fold and after is not None and needs_fold(after):
-            _fold(con, loc, after)
-            return report("updated and folded", customers, rows)
-        run = merge_run(after) if fold and after is not None else ()
-        if after is not None and run and _merge(con, loc, after, run):
-            return report("updated and merged", customers, rows)
+        if fold and after is not None:
+            if needs_fold(after):
+                _fold(con, loc, after)
+                return report("updated and folded", customers, rows)
+            run = merge_run(after)
+            if run and _merge(con, loc, after, run):
+                return report("updated and merged", customers, rows)
         return report("updated", customers, rows)
     finally:
         con.close()
