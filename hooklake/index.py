@@ -133,6 +133,10 @@ CHUNK_ROWS = 500_000
 #: DuckDB's memory limit for index work unless $HOOKLAKE_MEMORY_LIMIT or the caller says
 #: otherwise: enough for one chunk; past it DuckDB spills to disk.
 DEFAULT_MEMORY_LIMIT = "2GB"
+#: The limit CHUNK_ROWS is sized for, as DuckDB reports DEFAULT_MEMORY_LIMIT (binary units):
+#: under a smaller limit chunks shrink in proportion (see _chunk_rows).
+CHUNK_MEMORY = 1.8 * 2**30
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 #: Generation of rows a reader computed itself and did not commit: sorts after every other.
 PENDING = "~pending"
 #: Fold the increments into a new base when they hold this share of the base's rows.
@@ -613,20 +617,30 @@ def _touched_condition(streams: list[tuple[int | None, int]]) -> str:
     return "(" + (" OR ".join(pair(c, u) for c, u in sorted(streams, key=str)) or "false") + ")"
 
 
+def _chunk_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """:data:`CHUNK_ROWS`, or fewer under a memory limit below :data:`CHUNK_MEMORY`. A chunk's
+    joins and groupings of turns hold memory DuckDB cannot spill: a rebuild of one million
+    simulated Landbot messages in 500k-row chunks ran out of a 1 GB limit."""
+    ((setting,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    number, _, unit = str(setting).partition(" ")
+    limit = float(number) * _UNITS.get(unit, 1)
+    return max(1, min(CHUNK_ROWS, int(CHUNK_ROWS * limit / CHUNK_MEMORY)))
+
+
 def _stream_ranges(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> list[str]:
     """Conditions that cut ``relation`` (``rows`` rows) into chunks of about
-    :data:`CHUNK_ROWS` rows, together covering every row once, each a range of customer
+    :func:`_chunk_rows` rows, together covering every row once, each a range of customer
     streams in index order: by channel, then customer (null ids last).
 
     Ranges of that order, rather than of customer ids alone, keep the chunks' rows in one
     order, so each row group spans a narrow range of channels, customers and conversation ids
-    and a point query's filters skip all but a few (1-3 of 616 row groups for a conversation of
-    a 10M-message index). With chunks by customer id, every chunk restarted the channels, and
+    and a point query's filters skip all but a few (1-2 of 78 row groups for a conversation of a
+    10M-message index). With chunks by customer id, every chunk restarted the channels, and
     the row groups where it did spanned wide ranges of conversation ids. (The Delta writer
     takes its input's batches in turns, not in order, so a row group can still span two
     batches that were not adjacent.)
     """
-    n = max(1, math.ceil(rows / CHUNK_ROWS))
+    n = max(1, math.ceil(rows / _chunk_rows(con)))
     if n == 1:
         return ["true"]
     points = [i / n for i in range(1, n)]

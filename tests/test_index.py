@@ -347,6 +347,20 @@ def test_stream_ranges_cut_the_index_order_into_consecutive_chunks(
     assert [k for chunk in got for k in chunk] == con.execute(f"SELECT * FROM t {order}").fetchall()
 
 
+def test_chunks_shrink_with_the_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebuilds and folds under a limit below the one chunks are sized for cut smaller chunks,
+    in proportion; a larger limit never makes them larger."""
+    monkeypatch.setattr(index, "CHUNK_ROWS", 500_000)
+    sizes = {}
+    for limit in ("250MB", "500MB", "1GB", "2GB", "16GB"):
+        with duckdb.connect(config={"memory_limit": limit}) as con:
+            sizes[limit] = index._chunk_rows(con)
+    assert sizes["2GB"] == sizes["16GB"] == 500_000
+    assert 240_000 <= sizes["1GB"] <= 260_000
+    assert sizes["250MB"] < sizes["500MB"] < sizes["1GB"]
+    assert abs(sizes["500MB"] - 2 * sizes["250MB"]) <= 2
+
+
 def test_an_index_for_another_gap_is_rebuilt_and_the_cli_reports(
     tmp_path: Path, rng: SeededRandom
 ) -> None:
