@@ -37,6 +37,12 @@ views' process within the 1.5 GB goal). Other work on the machine only slows run
     python bench/conversations.py --messages 1000000 --repeat 1 --dir /var/tmp/bench
     python bench/conversations.py --messages 3000000 --raw-point-queries 5
     python bench/conversations.py --memory-limit 16GB  # no spilling
+
+``--point-growth SIZE SIZE...`` measures only the point queries, on the cached lakes of each
+size (generated if missing, their index rebuilt), in alternating rounds, and prints how much
+slower the largest lake's are than the smallest's against the goal (no slower):
+
+    python bench/conversations.py --point-growth 1000000 10000000 --dir /var/tmp/bench
 """
 
 from __future__ import annotations
@@ -1054,6 +1060,47 @@ def _goal(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+#: "No slower" on a machine where the same run moves by a few percent from round to round.
+GROWTH_NOISE = 1.05
+
+
+def point_growth(
+    root: Path, sizes: list[int], seed: int, files_per_day: int, n: int, rounds: int, limit: str
+) -> None:
+    """Point queries (fresh Lake each) on the compacted lake of each size, index rebuilt, in
+    ``rounds`` alternating rounds; the fastest round of each size counts."""
+    lakes, picks = {}, {}
+    for size in sizes:
+        lake = build_lakes(root, size, seed, files_per_day).compacted
+        rebuild = measure("index-rebuild", lake, None, limit)
+        print(f"{size:,} messages: index rebuilt in {rebuild['seconds']:.1f} s", file=sys.stderr)
+        picks[size] = root / f"points-m{size}-s{seed}"
+        pick_point_queries(lake, picks[size], n, n, seed)
+        lakes[size] = lake
+    runs: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
+    for _ in range(rounds):
+        for size in sizes:
+            runs[size].append(measure("point-index", lakes[size], picks[size], limit))
+    best = {
+        size: min(r, key=lambda x: max(x["turns_median"], x["messages_median"]))
+        for size, r in runs.items()
+    }
+    print(f"point queries, fresh Lake each, median of {n}, fastest of {rounds} rounds:")
+    for size in sizes:
+        r = best[size]
+        print(
+            f"  {size:>12,} messages   turns {r['turns_median']:.3f} s   "
+            f"messages {r['messages_median']:.3f} s"
+        )
+    small, large = best[min(sizes)], best[max(sizes)]
+    for key in ("turns", "messages"):
+        growth = large[key + "_median"] / small[key + "_median"]
+        print(
+            f"  {key:8s} {max(sizes):,} / {min(sizes):,}: {growth:.2f}x   goal no slower "
+            f"(<= {GROWTH_NOISE:.2f}x, the noise between rounds): {_goal(growth <= GROWTH_NOISE)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1087,6 +1134,13 @@ def main() -> None:
         type=int,
         help="point queries without the index (each recomputes the lake; default: as many)",
     )
+    parser.add_argument(
+        "--point-growth",
+        type=int,
+        nargs="+",
+        metavar="SIZE",
+        help="only the point queries, on lakes of these sizes, and their growth with size",
+    )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--lake", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -1099,6 +1153,12 @@ def main() -> None:
         return
 
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.point_growth:
+        point_growth(
+            args.dir, sorted(args.point_growth), args.seed, args.files_per_day,
+            args.point_queries, max(args.repeat, 3), args.memory_limit,
+        )  # fmt: skip
+        return
     lakes = build_lakes(args.dir, args.messages, args.seed, args.files_per_day)
     small, compacted = lakes.small, lakes.compacted
     n_small, n_compacted = len(_data_files(small)), len(_data_files(compacted))
