@@ -80,6 +80,18 @@ def connect(
     return con
 
 
+#: The units DuckDB reports its memory limit in.
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> float:
+    """``con``'s memory limit in bytes, read back from DuckDB (which reports it rounded, e.g.
+    ``"953.6 MiB"`` for ``"1GB"``)."""
+    ((setting,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    number, _, unit = str(setting).partition(" ")
+    return float(number) * _UNITS.get(unit, 1)
+
+
 def lake_error(exc: duckdb.Error, context: str = "query failed") -> LakeError:
     """A :class:`LakeError` that explains ``exc`` in one readable message."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -136,7 +136,6 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 #: The limit CHUNK_ROWS is sized for, as DuckDB reports DEFAULT_MEMORY_LIMIT (binary units):
 #: under a smaller limit chunks shrink in proportion (see _chunk_rows).
 CHUNK_MEMORY = 1.8 * 2**30
-_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 #: Generation of rows a reader computed itself and did not commit: sorts after every other.
 PENDING = "~pending"
 #: Fold the increments into a new base when they hold this share of the base's rows.
@@ -621,9 +620,7 @@ def _chunk_rows(con: duckdb.DuckDBPyConnection) -> int:
     """:data:`CHUNK_ROWS`, or fewer under a memory limit below :data:`CHUNK_MEMORY`. A chunk's
     joins and groupings of turns hold memory DuckDB cannot spill: a rebuild of one million
     simulated Landbot messages in 500k-row chunks ran out of a 1 GB limit."""
-    ((setting,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    number, _, unit = str(setting).partition(" ")
-    limit = float(number) * _UNITS.get(unit, 1)
+    limit = db.memory_limit_bytes(con)
     return max(1, min(CHUNK_ROWS, int(CHUNK_ROWS * limit / CHUNK_MEMORY)))
 
 

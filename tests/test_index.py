@@ -281,7 +281,7 @@ def _row_groups_allowing(lake: Lake, kind: str, column: str, value: object) -> i
     for f in lake.index.base:
         if f"kind={kind}/" not in f.path:
             continue
-        meta = pq.ParquetFile(_index_root(lake) / f.path).metadata
+        meta = pq.ParquetFile(Path(lake.path) / layout.INDEX / f.path).metadata
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             (stats,) = (
@@ -291,11 +291,6 @@ def _row_groups_allowing(lake: Lake, kind: str, column: str, value: object) -> i
             )
             n += stats is None or not stats.has_min_max or stats.min <= value <= stats.max
     return n
-
-
-def _index_root(lake: Lake) -> Path:
-    assert isinstance(lake.path, Path)
-    return lake.path / "index"
 
 
 def test_point_queries_read_only_the_row_groups_that_hold_them(
