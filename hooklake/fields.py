@@ -119,10 +119,46 @@ _JSON_PATHS: dict[Place, str] = {
 }
 
 
+#: What rendering (:mod:`hooklake.datasets.render`) reads from a stored message: these fields
+#: wherever :data:`FIELDS` says they may be, and the whole ``data`` object (a card's parts).
+SHOWN_FIELDS = ("title", "buttons", "caption", "address", "latitude", "longitude")
+
+
 def view_fields() -> dict[str, str]:
     """The ``{{placeholders}}`` of the view SQL that read fields from the stored message
-    (``m.raw``), where this table says they are."""
-    return {"event_agent_id": json_sql("event_agent_id", "m.raw")}
+    (``m.raw``), where this table says they are, and the body of the ``hooklake_shown`` macro
+    (:func:`shown_sql`)."""
+    return {"event_agent_id": json_sql("event_agent_id", "m.raw"), **shown_sql()}
+
+
+def shown_sql() -> dict[str, str]:
+    """The two halves of the ``hooklake_shown`` macro (``macros.sql``): ``shown_paths``, the
+    JSON paths rendering reads from a stored message, and ``shown_object``, a JSON object
+    built from ``p``, the list ``json_extract`` gives for those paths.
+
+    The object holds :data:`SHOWN_FIELDS` in every place they may be, and ``data`` whole (a
+    card's parts), so :func:`lookup` and :func:`place_object` read it as they read the whole
+    message. What it leaves out (the customer, the sender, ids, times) differs from one message
+    to the next; what it keeps is the same every time a bot shows the same dialog or card, so a
+    build renders each distinct one once. One ``json_extract`` of a list of paths parses the
+    message once."""
+    places: tuple[Place, ...] = ("message", "_raw", "_raw.extra")
+    paths = ["$.data"]
+    at: dict[Place, list[str]] = {}
+    for place in places:
+        at[place] = []
+        for key in SHOWN_FIELDS:
+            paths.append(f"{_JSON_PATHS[place]}.{key}")
+            at[place].append(f"'{key}', p[{len(paths)}]")
+
+    def obj(items: list[str]) -> str:
+        return f"json_object({', '.join(items)})"
+
+    raw = obj([*at["_raw"], f"'extra', {obj(at['_raw.extra'])}"])
+    return {
+        "shown_paths": f"[{', '.join(repr(p) for p in paths)}]",
+        "shown_object": obj(["'data', p[1]", f"'_raw', {raw}", *at["message"]]),
+    }
 
 
 def json_sql(name: str, column: str = "raw") -> str:
@@ -173,11 +209,13 @@ __all__ = [
     "BY_NAME",
     "CONTENT_PLACES",
     "FIELDS",
+    "SHOWN_FIELDS",
     "Field",
     "Kind",
     "Place",
     "json_sql",
     "lookup",
     "place_object",
+    "shown_sql",
     "view_fields",
 ]

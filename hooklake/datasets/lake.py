@@ -404,7 +404,7 @@ class Lake:
             for table, name in _TABLE_NAMES.items():
                 self._register_table(con, table, name)
             for view in _RAW_VIEWS:
-                con.execute(view_sql(view))
+                con.execute(view_sql(view, **_FIELD_SQL))
             state = self._index
             if state is None:
                 views: tuple[str, ...] = (*_ORDERING_VIEWS, *_SUMMARY_VIEWS)

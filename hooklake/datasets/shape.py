@@ -9,8 +9,9 @@ what depends on the order of the whole build: dropping duplicate examples (the f
 build order is kept, :mod:`.dedupe`) and writing.
 
 Per message, the work is columnar: roles and kinds are looked up once per distinct value,
-texts and buttons are trimmed by Arrow, only dialogs, cards and media (about a fifth of the
-messages) are rendered one by one from their stored JSON, and redaction scans the whole batch
+texts and buttons are trimmed by Arrow, dialogs, cards and media (about a fifth of the
+messages) are rendered once per distinct (type, text, URL, shown part of the stored message:
+a bot shows the same few dialogs and cards over and over), and redaction scans the whole batch
 in a few regex passes. Recipes that make one example per conversation (the common case) get
 their turns and examples from :mod:`.dialogues`, over arrays; the others conversation by
 conversation (:mod:`.examples`). :mod:`.reference` is the plain per-message version this must
@@ -44,7 +45,9 @@ from hooklake.datasets.signals import Rules
 from hooklake.datasets.split import Splitter, group_key
 
 #: The columns a batch must hold (``build_messages.sql``), one row per message, ordered by
-#: conversation and position, every conversation whole.
+#: conversation and position, every conversation whole. ``message`` is the stored message
+#: (``raw``) of the types rendered from it, whole or cut to the part rendering reads
+#: (``hooklake_shown`` in ``macros.sql``): both render the same.
 BUILD_COLUMNS = (
     "conversation_id",
     "channel_id",
@@ -191,16 +194,21 @@ def render_batch(
         pc.take(batch.column("text"), pa.array(text_rows, pa.int64())), characters=_WHITESPACE
     )
     other_rows = np.flatnonzero(wanted & (kinds == _OTHER))
-    take = pa.array(other_rows, pa.int64())
+    # A bot shows the same dialogs and cards over and over, and the build query gives the
+    # part of each stored message rendering reads (hooklake_shown): each distinct
+    # (type, text, url, message) is rendered once.
+    first, inverse = _distinct_rows(batch, ("type", "text", "url", "message"), other_rows)
+    take = pa.array(first, pa.int64())
     cols = [pc.take(batch.column(c), take).to_pylist() for c in ("type", "text", "url")]
-    stored = _stored(batch.column("message"), other_rows)
-    rendered = pa.array(
+    stored = _stored(batch.column("message"), first)
+    distinct = pa.array(
         [
             render_text(k, text, url, msg, media)
             for k, text, url, msg in zip(*cols, stored, strict=True)
         ],
         pa.string(),
     )
+    rendered = distinct.take(pa.array(inverse, pa.int64()))
     # Both kinds back in row order; rows that show nothing ("" or no text) go.
     at = np.concatenate((text_rows, other_rows))
     order = np.argsort(at, kind="stable")
@@ -208,6 +216,25 @@ def render_batch(
     keep = pc.fill_null(pc.greater(pc.binary_length(shown), 0), False)
     rows = at[order][keep.to_numpy(zero_copy_only=False)].astype(np.int64)
     return rows, shown.filter(keep), roles[rows]
+
+
+def _distinct_rows(
+    batch: pa.Table, columns: tuple[str, ...], rows: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct values of ``columns`` over ``rows`` of ``batch``: the row of ``batch``
+    where each first occurs, and for each of ``rows`` which of them it holds."""
+    if not len(rows):
+        return rows, rows
+    take = pa.array(rows, pa.int64())
+    key = np.zeros(len(rows), dtype=np.int64)
+    for name in columns:
+        encoded = pc.dictionary_encode(pc.take(batch.column(name), take)).combine_chunks()
+        size = len(encoded.dictionary) + 1  # nulls are a value of their own
+        codes = encoded.indices.fill_null(size - 1).to_numpy(zero_copy_only=False)
+        # Renumbered densely after each column, so the key stays below len(rows) ** 2.
+        _, key = np.unique(key * size + codes.astype(np.int64), return_inverse=True)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return rows[first], inverse.astype(np.int64)
 
 
 def _stored(column: pa.ChunkedArray, rows: npt.NDArray[np.int64]) -> list[memoryview | None]:

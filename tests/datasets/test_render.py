@@ -20,6 +20,8 @@ from hooklake.datasets.render import (
     trim_turns,
 )
 from hooklake.datasets.writers import openai_problem, openai_record
+from hooklake.db import connect, view_sql
+from hooklake.fields import view_fields
 from tests.conftest import examples, sample
 
 
@@ -364,3 +366,60 @@ def test_content_is_read_wherever_landbot_put_it() -> None:
         "document", None, "https://d.example/r.pdf", orjson.dumps(caption).decode()
     ) == ("[document: https://d.example/r.pdf]\nreceipt")
     assert render_text("stripe", "Pay 12 EUR", None, None, media="drop") == "Pay 12 EUR"
+
+
+# What a field may hold in real traffic or by mistake: text, numbers, booleans, lists of buttons
+# (strings or objects), objects, nothing.
+_WORDS = st.text("ab z", min_size=1, max_size=6)
+_SCALARS = (
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
+)  # fmt: skip
+_PARTS = st.dictionaries(
+    st.sampled_from(["title", "text", "label", "body", "image", "x"]), _WORDS | _SCALARS, max_size=3
+)
+_VALUES = st.one_of(_WORDS, _WORDS, _SCALARS, st.lists(_WORDS | _PARTS, max_size=3), _PARTS)
+# Every field rendering reads, named here rather than taken from hooklake.fields, and others.
+_KEYS = ["title", "buttons", "caption", "address", "latitude", "longitude", "body", "image",
+         "footer", "url", "other"]  # fmt: skip
+_PLACES = ["data", "_raw", "_raw.extra", "message"]
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(
+    text=st.none() | st.just("") | _WORDS,
+    url=st.none() | st.just("https://media.example/a.png"),
+    fields=st.fixed_dictionaries(
+        {k: st.tuples(st.sampled_from([*_PLACES, "nowhere"]), _VALUES) for k in _KEYS}
+    ),
+    # Places that are not objects, as broken or odd payloads have them.
+    odd=st.sets(st.sampled_from(_PLACES[:3])),
+)
+def test_the_shown_part_of_a_message_renders_as_the_whole_message(
+    text: str | None,
+    url: str | None,
+    fields: dict[str, tuple[str, Any]],
+    odd: set[str],
+) -> None:
+    # Builds read stored messages cut by hooklake_shown (macros.sql) to what rendering reads;
+    # wherever the content sits and whatever else a message holds, each renders as the whole.
+    message: dict[str, Any] = {"customer": {"id": 7, "name": "Ana"}, "timestamp": 1.5}
+    data: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    into = {"data": data, "_raw": raw, "_raw.extra": extra, "message": message, "nowhere": {}}
+    for key, (place, value) in fields.items():
+        into[place][key] = value
+    message["data"] = "odd" if "data" in odd else data
+    raw["extra"] = None if "_raw.extra" in odd else extra
+    message["_raw"] = 3 if "_raw" in odd else raw
+    whole = orjson.dumps(message).decode()
+    con = connect()
+    con.execute(view_sql("macros", **view_fields()))
+    ((shown,),) = con.execute(
+        "SELECT hooklake_shown(json_extract(?::VARCHAR, hooklake_shown_paths()))", [whole]
+    ).fetchall()
+    for kind in ("dialog", "card_template", "location", "image", "iframe", "mystery"):
+        for media in ("placeholder", "drop"):
+            seen = render_text(kind, text, url, shown, media)
+            assert seen == render_text(kind, text, url, whole, media), (kind, media)

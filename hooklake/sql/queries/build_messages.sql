@@ -11,7 +11,8 @@
 -- row per delivery, first arrival first (the one the messages view keeps); the stream takes
 -- the first and drops the others. `picked` is MATERIALIZED: the views' windows run once for
 -- both the messages and the keys that need their stored message (a third less time than
--- running them twice; measured: the same peak memory at 1M and 4M messages).
+-- running them twice; measured: the same peak memory at 1M and 4M messages). Each comes cut
+-- to the part rendering reads (hooklake_shown, macros.sql).
 --
 -- This is for lakes read without a conversation index. With one, the views read the stored
 -- message as a column of the index: build_messages_indexed.sql.
@@ -47,7 +48,9 @@ needed AS (
       )
 ),
 stored AS (
-    SELECT n.conversation_id, n.position, s.raw, s.received_at, s.source
+    SELECT
+        n.conversation_id, n.position, json_extract(s.raw, hooklake_shown_paths()) AS parts,
+        s.received_at, s.source
     FROM hooklake_message_rows AS s
     JOIN needed AS n USING (message_key)
     WHERE coalesce(s.type, '') NOT IN (
@@ -62,7 +65,7 @@ FROM picked
 UNION ALL
 SELECT
     conversation_id, position, 1 AS _part, NULL, NULL, NULL, NULL,
-    NULL, NULL, NULL, raw, NULL, NULL, NULL,
+    NULL, NULL, NULL, hooklake_shown(parts), NULL, NULL, NULL,
     received_at, source
 FROM stored
 ORDER BY conversation_id, position, _part, received_at, source;

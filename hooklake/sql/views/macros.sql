@@ -9,3 +9,11 @@ CREATE OR REPLACE TEMP MACRO hooklake_conversation_id(channel_id, customer_id, s
 -- integer arithmetic on the epoch, several times cheaper than converting time zones.
 CREATE OR REPLACE TEMP MACRO hooklake_utc_date(ts) AS
     DATE '1970-01-01' + CAST(epoch_us(ts) // 86400000000 AS INTEGER);
+
+-- The part of a stored message (`raw`) that a build renders: a dialog's question and options,
+-- a card's parts, a caption, a location (hooklake.fields.shown_sql). The same for every time a
+-- bot shows the same dialog or card, so builds render each distinct one once. In two steps,
+-- so the message is parsed once: `json_extract(raw, hooklake_shown_paths()) AS parts` in one
+-- projection, `hooklake_shown(parts)` in the next (NULL for NULL).
+CREATE OR REPLACE TEMP MACRO hooklake_shown_paths() AS {{shown_paths}};
+CREATE OR REPLACE TEMP MACRO hooklake_shown(p) AS CASE WHEN p IS NOT NULL THEN {{shown_object}} END;
