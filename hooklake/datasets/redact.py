@@ -199,6 +199,8 @@ class Redactor:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        # How many texts the pattern replacement being made stands for (see _scan).
+        self._weight = 1
 
     def redact(self, text: str, known: tuple[tuple[str, str], ...] = ()) -> str:
         # Patterns first: an e-mail or URL is replaced whole before a name inside it is seen.
@@ -236,6 +238,22 @@ class Redactor:
         arr = texts.cast(pa.large_string())
         if not len(arr):
             return arr
+        # What the patterns replace depends on the text alone, and bots say the same things
+        # over and over: each distinct text is searched once, and what is replaced in it
+        # counted as often as it occurs.
+        encoded = pc.dictionary_encode(arr)
+        distinct = encoded.dictionary
+        weights = np.bincount(
+            encoded.indices.to_numpy(zero_copy_only=False), minlength=len(distinct)
+        )
+        changed = self._patterns(distinct, weights)
+        if changed:
+            arr = _patched(distinct, changed).take(encoded.indices)
+        return _patched(arr, self._known_in(arr, owners, known))
+
+    def _patterns(self, arr: pa.Array, weights: npt.NDArray[np.int64]) -> dict[int, str]:
+        """The texts of ``arr`` (``large_string``) the patterns change, by position, redacted;
+        text ``i`` counts ``weights[i]`` times."""
 
         def has(pattern: str, regex: bool = False) -> npt.NDArray[np.bool_]:
             found = (pc.match_substring_regex if regex else pc.match_substring)(arr, pattern)
@@ -264,11 +282,12 @@ class Redactor:
                 group &= long_number
             idx = np.flatnonzero(group)
             if len(idx):
-                found = self._scan(_pattern(u, e, d), arr.take(pa.array(idx)).to_pylist())
+                found = self._scan(
+                    _pattern(u, e, d), arr.take(pa.array(idx)).to_pylist(), weights[idx].tolist()
+                )
                 at = idx.tolist()
                 changed.update((at[j], new) for j, new in found.items())
-        arr = _patched(arr, changed)
-        return _patched(arr, self._known_in(arr, owners, known))
+        return changed
 
     def _known_in(
         self,
@@ -315,21 +334,28 @@ class Redactor:
                     changed[i] = self._sub_known(text, hits)
         return changed
 
-    def _scan(self, pattern: re.Pattern[str], texts: list[str]) -> dict[int, str]:
+    def _scan(
+        self, pattern: re.Pattern[str], texts: list[str], weights: list[int]
+    ) -> dict[int, str]:
         """The texts of ``texts`` that ``pattern``'s matches change, by position, redacted; in
-        one pass of ``pattern`` over them joined by newlines."""
+        one pass of ``pattern`` over them joined by newlines. What is replaced in text ``j``
+        counts ``weights[j]`` times."""
         joined = "\n".join(texts)
         starts = list(accumulate((len(t) + 1 for t in texts), initial=0))
         edits: defaultdict[int, list[tuple[int, int, str]]] = defaultdict(list)
-        for m in pattern.finditer(joined):
-            # Most matches are short numbers (quantities, times): under seven characters a
-            # number has under seven digits, which is neither a phone nor a card.
-            if m.end() - m.start() < 7 and m.lastgroup == "num":
-                continue
-            new = self._replace(m)
-            if new != m.group(0):
+        try:
+            for m in pattern.finditer(joined):
+                # Most matches are short numbers (quantities, times): under seven characters a
+                # number has under seven digits, which is neither a phone nor a card.
+                if m.end() - m.start() < 7 and m.lastgroup == "num":
+                    continue
                 j = bisect_right(starts, m.start()) - 1
-                edits[j].append((m.start() - starts[j], m.end() - starts[j], new))
+                self._weight = weights[j]
+                new = self._replace(m)
+                if new != m.group(0):
+                    edits[j].append((m.start() - starts[j], m.end() - starts[j], new))
+        finally:
+            self._weight = 1
         out: dict[int, str] = {}
         for j, changes in edits.items():
             text, at = texts[j], 0
@@ -371,7 +397,7 @@ class Redactor:
             return self._iban(value)
         if kind is None:
             return value
-        self.counts[kind] += 1
+        self.counts[kind] += self._weight
         return f"<{kind}>"
 
     def _iban(self, value: str) -> str:
@@ -380,7 +406,7 @@ class Redactor:
         for end in range(len(parts), 0, -1):
             candidate = " ".join(parts[:end])
             if iban_ok(candidate):
-                self.counts["IBAN"] += 1
+                self.counts["IBAN"] += self._weight
                 rest = " ".join(parts[end:])
                 return "<IBAN>" + (" " + _PII.sub(self._replace, rest) if rest else "")
         return value[:2] + _PII.sub(self._replace, value[2:])
@@ -401,7 +427,7 @@ class Redactor:
                     kind = "TOKEN"
                 else:
                     return m.group(0)
-            self.counts[kind] += 1
+            self.counts[kind] += self._weight
             return f"{sep}{name}=<{kind}>"
 
         head, _, query = url.partition("?")
