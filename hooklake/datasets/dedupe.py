@@ -29,8 +29,9 @@ _SPACE = re.compile(r"\s+")
 _RE2_SPACE = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()) + "]+"
 
 #: ASCII whitespace but a single space (``\s`` in ASCII: tab to carriage return, the four
-#: separators, space), in RE2.
+#: separators, space), and a run of any ASCII whitespace, in RE2.
 _OTHER_SPACE = "[\\t-\\r\\x1c-\\x1f]|  "
+_ASCII_SPACE = "[\\t-\\r\\x1c-\\x1f ]+"
 
 
 def normalise(text: str) -> str:
@@ -91,24 +92,27 @@ class Deduper:
 
 def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     """:func:`normalise` of every text. Most texts are ASCII with single spaces: for them,
-    case folding is lower-casing ASCII letters and nothing but the ends needs trimming, which
-    Arrow does; the others (other whitespace, runs of it, other scripts) go through Python's
-    own case folding and splitting."""
-    out = pc.utf8_trim(pc.ascii_lower(pc.cast(texts, pa.large_string())), characters=" ")
-    odd = pc.or_(
-        pc.invert(pc.string_is_ascii(texts)), pc.match_substring_regex(texts, _OTHER_SPACE)
-    )
-    other = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
-    if not len(other):
+    case folding is lower-casing ASCII letters and nothing but the ends needs trimming. ASCII
+    texts with other whitespace or runs of it (a dialog's options on lines of their own) also
+    have their runs collapsed by Arrow; only the others (other scripts, other spaces) go
+    through Python's own case folding and splitting."""
+    wide = pc.cast(texts, pa.large_string())
+    out = pc.utf8_trim(pc.ascii_lower(wide), characters=" ")
+    ascii_ = pc.string_is_ascii(wide).to_numpy(zero_copy_only=False)
+    spaced = np.flatnonzero(ascii_ & pc.match_substring_regex(wide, _OTHER_SPACE).to_numpy(False))
+    other = np.flatnonzero(~ascii_)
+    if not len(spaced) and not len(other):
         return out
-    picks = pa.array(other, pa.int64())
-    fixed = pa.array(
-        [" ".join(t.casefold().split()) for t in texts.take(picks).to_pylist()], pa.large_string()
+    runs = pc.replace_substring_regex(
+        pc.ascii_lower(wide.take(pa.array(spaced, pa.int64()))), _ASCII_SPACE, " "
     )
-    # Each text from the Arrow result, or from Python's where it needed more.
+    python = [" ".join(t.casefold().split()) for t in wide.take(pa.array(other)).to_pylist()]
+    # Each text from the first Arrow pass, the second, or Python's.
     where = np.arange(len(texts), dtype=np.int64)
-    where[other] = len(texts) + np.arange(len(other))
-    return pa.concat_arrays([out, fixed]).take(pa.array(where))
+    where[spaced] = len(texts) + np.arange(len(spaced))
+    where[other] = len(texts) + len(spaced) + np.arange(len(other))
+    fixed = [pc.utf8_trim(runs, characters=" "), pa.array(python, pa.large_string())]
+    return pa.concat_arrays([out, *fixed]).take(pa.array(where))
 
 
 def flat_fingerprints(flat: FlatExamples) -> list[int]:
