@@ -256,7 +256,7 @@ def main() -> None:
             )
             if variant != "scan":
                 stages = ", ".join(f"{k} {float(v):.1f}s" for k, v in t.items() if k != "total")
-                print(f"{'':>16} stages: {stages}", flush=True)
+                print(f"{'':>16} stages (on three threads, overlapping): {stages}", flush=True)
 
     print("\nagainst the goals and the baselines of this run:")
     for n, variant in itertools.product(sizes, ("build", "indexed")):

@@ -90,11 +90,10 @@ def conversation_ranges(lake: Lake, range_rows: int) -> list[tuple[str | None, s
     count = -(-rows // range_rows)
     if count <= 1:
         return [(None, None)]
-    fractions = [i / count for i in range(1, count)]
     ((bounds,),) = lake.connection.sql(
-        query_sql("build_ranges"), params={"fractions": fractions}
+        query_sql("build_ranges"), params={"count": count}
     ).fetchall()
-    cuts: list[str | None] = [None, *sorted(set(bounds or [])), None]
+    cuts: list[str | None] = [None, *(bounds or []), None]
     return list(itertools.pairwise(cuts))
 
 
