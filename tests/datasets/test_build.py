@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+import hooklake.datasets.build as build_module
 from hooklake.cli import main
 from hooklake.collector.ingest import ingest_bodies
+from hooklake.datasets import stream
 from hooklake.datasets.build import BuildReport, build
 from hooklake.datasets.lake import Lake
 from hooklake.datasets.recipe import Recipe, load_recipe, parse_recipe
@@ -281,6 +284,53 @@ def test_a_recipe_that_gives_no_examples_fails_and_keeps_earlier_output(
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(BuildError, match="gives no examples"):
         build(_recipe(filter={"min_user_turns": 1000}), sim_lake, tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_a_failure_while_shaping_is_the_builds_error_and_keeps_earlier_output(
+    sim_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indexed: bool
+) -> None:
+    # Batches are shaped on a thread of their own, one ahead of the batch being written (and
+    # through the index DuckDB makes the next on another): an error there stops the build
+    # where it happened, with nothing left running and the folder as the previous build left.
+    if indexed:
+        shutil.copytree(sim_lake, tmp_path / "lake")
+        update_index(tmp_path / "lake")
+        sim_lake = tmp_path / "lake"
+    tmp_path = tmp_path / "out"
+    build(_recipe(), sim_lake, tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(stream, "BATCH_ROWS", 200)  # many batches, so the writer is mid-way
+    ranges = stream.conversation_ranges
+    cut: list[int] = []
+
+    def small_ranges(lake: Lake, rows: int) -> list[tuple[str | None, str | None]]:
+        cut.append(len(got := ranges(lake, 300)))
+        return got
+
+    monkeypatch.setattr(stream, "conversation_ranges", small_ranges)
+    shaped = 0
+    real = build_module.shape_batch
+
+    def breaks_on_the_third(*args: Any) -> Any:
+        nonlocal shaped
+        shaped += 1
+        if shaped == 3:
+            raise RuntimeError("shaping broke")
+        return real(*args)
+
+    monkeypatch.setattr(build_module, "shape_batch", breaks_on_the_third)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="shaping broke"):
+        build(_recipe(), sim_lake, tmp_path, progress=False)
+    assert shaped == 3
+    assert cut == ([cut[0]] if indexed else []) and (not indexed or cut[0] > 3)
+    assert threading.active_count() == threads
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # The lake was closed and opens again; the next build gives the same files.
+    monkeypatch.setattr(build_module, "shape_batch", real)
+    build(_recipe(), sim_lake, tmp_path, progress=False)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
