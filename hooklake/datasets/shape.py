@@ -21,6 +21,7 @@ equal.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,20 +155,20 @@ def _selected(batch: pa.Table, starts: np.ndarray, recipe: Recipe) -> tuple[pa.T
     return batch, conversation_starts(batch.column("conversation_id"))
 
 
-def _lookup_codes(
-    column: pa.ChunkedArray, code_of: dict[str, int], default: int
-) -> npt.NDArray[np.int64]:
-    """``code_of`` applied to every value of a string column, computed once per distinct
-    value (nulls look up ``None``)."""
+def _encoded(column: pa.ChunkedArray) -> tuple[list[str | None], npt.NDArray[np.int64]]:
+    """The distinct values of a string column, ``None`` last, and for each row the index of
+    its value among them (a null's is the last)."""
     encoded = pc.dictionary_encode(column).combine_chunks()
-    values = encoded.dictionary.to_pylist()
-    table = np.array(
-        [code_of.get(v, default) if v is not None else default for v in [*values, None]],
-        dtype=np.int64,
-    )
-    indices = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-    codes: npt.NDArray[np.int64] = table[indices]
-    return codes
+    values: list[str | None] = [*encoded.dictionary.to_pylist(), None]
+    codes = encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    return values, codes.astype(np.int64)
+
+
+def _per_value(column: pa.ChunkedArray, code: Callable[[str | None], int]) -> npt.NDArray[np.int64]:
+    """``code`` of every value of a string column, computed once per distinct value."""
+    values, codes = _encoded(column)
+    table = np.array([code(v) for v in values], dtype=np.int64)
+    return table[codes]
 
 
 def _kind(msg_type: str | None) -> int:
@@ -181,13 +182,8 @@ def render_batch(
     """The rows of ``batch`` that show something in the dialogue, what each shows, as
     :func:`~.render.render_message` would say, and who sent each (an index into
     :data:`~.render.SENDER_ROLES`): (row indices, texts, senders)."""
-    roles = _lookup_codes(batch.column("sender_type"), _SENDER_CODE, -1)
-    types = batch.column("type")
-    encoded = pc.dictionary_encode(types).combine_chunks()
-    kinds_table = np.array(
-        [_kind(v) for v in [*encoded.dictionary.to_pylist(), None]], dtype=np.int64
-    )
-    kinds = kinds_table[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(False)]
+    roles = _per_value(batch.column("sender_type"), lambda v: _SENDER_CODE.get(v or "", -1))
+    kinds = _per_value(batch.column("type"), _kind)
     wanted = roles >= 0
     text_rows = np.flatnonzero(wanted & (kinds == _TEXT))
     trimmed = pc.utf8_trim(
@@ -228,11 +224,9 @@ def _distinct_rows(
     take = pa.array(rows, pa.int64())
     key = np.zeros(len(rows), dtype=np.int64)
     for name in columns:
-        encoded = pc.dictionary_encode(pc.take(batch.column(name), take)).combine_chunks()
-        size = len(encoded.dictionary) + 1  # nulls are a value of their own
-        codes = encoded.indices.fill_null(size - 1).to_numpy(zero_copy_only=False)
+        values, codes = _encoded(pc.take(batch.column(name), take))
         # Renumbered densely after each column, so the key stays below len(rows) ** 2.
-        _, key = np.unique(key * size + codes.astype(np.int64), return_inverse=True)
+        _, key = np.unique(key * len(values) + codes, return_inverse=True)
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return rows[first], inverse.astype(np.int64)
 
@@ -263,11 +257,9 @@ def _known_by_conversation(
     """The known values (:func:`~.redact.known_values`) of each of ``count`` conversations
     that has rendered rows (``owner``), from the distinct ``customer`` snapshots of its rows:
     each distinct snapshot of the batch is read from Arrow once."""
-    encoded = pc.dictionary_encode(customers).combine_chunks()
-    values: list[str | None] = [*encoded.dictionary.to_pylist(), None]
-    codes = encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    values, codes = _encoded(customers)
     # Distinct (conversation, snapshot) pairs, ordered by conversation.
-    pairs = np.unique(conv_of_row * len(values) + codes.astype(np.int64))
+    pairs = np.unique(conv_of_row * len(values) + codes)
     conv, code = np.divmod(pairs, len(values))
     bounds = np.searchsorted(conv, np.arange(count + 1)).tolist()
     codes_of = code.tolist()
