@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -342,24 +343,32 @@ def _shaped(
     bar: Any,
     clock: _Clock,
 ) -> Iterator[ShapedBatch]:
-    """The recipe's conversations shaped, batch by batch in build order, by ``engine``."""
+    """The recipe's conversations shaped, batch by batch in build order, by ``engine``; the
+    time until each is ready is ``clock``'s "shape" (the DuckDB engine's waits for its next
+    batch are "query")."""
     if engine == "spark":
         from hooklake.spark.build import shaped_batches
 
         version = _lake_version(lake)
-        clock.restart()
-        for shaped in shaped_batches(
-            lake_path, version.version if version else None, recipe, on_rows=bar.update
-        ):
-            clock.lap("shape")
-            yield shaped
-            clock.restart()
+        yield from _timed(
+            shaped_batches(
+                lake_path, version.version if version else None, recipe, on_rows=bar.update
+            ),
+            clock,
+        )
         return
+    # Closed here, not when garbage is collected: a failure while shaping must stop DuckDB's
+    # producer thread before the lake closes.
+    with closing(
+        conversation_batches(lake, recipe, skip=skip, on_rows=bar.update, on_wait=clock.lap)
+    ) as tables:
+        yield from _timed((shape_batch(table, recipe, rules) for table in tables), clock)
+
+
+def _timed(batches: Iterator[ShapedBatch], clock: _Clock) -> Iterator[ShapedBatch]:
+    """``batches``, the time until each is ready counted as ``clock``'s "shape"."""
     clock.restart()
-    for table in conversation_batches(
-        lake, recipe, skip=skip, on_rows=bar.update, on_wait=clock.lap
-    ):
-        shaped = shape_batch(table, recipe, rules)
+    for shaped in batches:
         clock.lap("shape")
         yield shaped
         clock.restart()

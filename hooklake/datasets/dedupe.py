@@ -97,15 +97,14 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     have their runs collapsed by Arrow; only the others (other scripts, other spaces) go
     through Python's own case folding and splitting."""
     wide = pc.cast(texts, pa.large_string())
-    out = pc.utf8_trim(pc.ascii_lower(wide), characters=" ")
+    lowered = pc.ascii_lower(wide)
+    out = pc.utf8_trim(lowered, characters=" ")
     ascii_ = pc.string_is_ascii(wide).to_numpy(zero_copy_only=False)
     spaced = np.flatnonzero(ascii_ & pc.match_substring_regex(wide, _OTHER_SPACE).to_numpy(False))
     other = np.flatnonzero(~ascii_)
     if not len(spaced) and not len(other):
         return out
-    runs = pc.replace_substring_regex(
-        pc.ascii_lower(wide.take(pa.array(spaced, pa.int64()))), _ASCII_SPACE, " "
-    )
+    runs = pc.replace_substring_regex(lowered.take(pa.array(spaced, pa.int64())), _ASCII_SPACE, " ")
     python = [" ".join(t.casefold().split()) for t in wide.take(pa.array(other)).to_pylist()]
     # Each text from the first Arrow pass, the second, or Python's.
     where = np.arange(len(texts), dtype=np.int64)

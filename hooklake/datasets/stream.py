@@ -16,7 +16,7 @@ its sort past its memory limit.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,7 @@ def conversation_batches(
     on_rows: Callable[[int], Any] | None = None,
     on_wait: Callable[[str], Any] | None = None,
     range_rows: int = RANGE_ROWS,
-) -> Iterator[pa.Table]:
+) -> Generator[pa.Table, None, None]:
     """The recipe's messages (its channels, hooks and senders; dates are the core's) as
     tables of whole conversations with the :data:`~.shape.BUILD_COLUMNS`, in build order.
 
