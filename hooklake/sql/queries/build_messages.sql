@@ -43,9 +43,7 @@ WITH picked AS MATERIALIZED (
 needed AS (
     SELECT message_key, conversation_id, position
     FROM picked
-    WHERE coalesce(type, '') NOT IN (
-          'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
-      )
+    WHERE hooklake_shown_from_stored(type)
 ),
 stored AS (
     SELECT
@@ -53,9 +51,7 @@ stored AS (
         s.received_at, s.source
     FROM hooklake_message_rows AS s
     JOIN needed AS n USING (message_key)
-    WHERE coalesce(s.type, '') NOT IN (
-        'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
-    )
+    WHERE hooklake_shown_from_stored(s.type)
 )
 SELECT
     conversation_id, position, 0 AS _part, channel_id, customer_id, message_key, sender_type,

@@ -29,12 +29,7 @@ FROM (
         text,
         url,
         json_extract(
-            CASE
-                WHEN coalesce(type, '') NOT IN (
-                    'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
-                ) THEN raw
-            END,
-            hooklake_shown_paths()
+            CASE WHEN hooklake_shown_from_stored(type) THEN raw END, hooklake_shown_paths()
         ) AS parts,
         payload,
         CASE WHEN $with_customer THEN customer END AS customer,

@@ -10,6 +10,13 @@ CREATE OR REPLACE TEMP MACRO hooklake_conversation_id(channel_id, customer_id, s
 CREATE OR REPLACE TEMP MACRO hooklake_utc_date(ts) AS
     DATE '1970-01-01' + CAST(epoch_us(ts) // 86400000000 AS INTEGER);
 
+-- Whether a build renders a message of this type from its stored message (dialogs, cards,
+-- media): every type but text, buttons and the silent ones (TEXT_TYPES and SILENT_TYPES of
+-- hooklake.datasets.render).
+CREATE OR REPLACE TEMP MACRO hooklake_shown_from_stored(type) AS coalesce(type, '') NOT IN (
+    'text', 'button', 'event', 'note', 'notes', 'typing', 'read', 'hidden', 'sys'
+);
+
 -- The part of a stored message (`raw`) that a build renders: a dialog's question and options,
 -- a card's parts, a caption, a location (hooklake.fields.shown_sql). The same for every time a
 -- bot shows the same dialog or card, so builds render each distinct one once. In two steps,
