@@ -196,7 +196,8 @@ def run(
 
 
 def _indexed_copy(lake: Path) -> Path:
-    """A copy of ``lake`` sharing its files, with a conversation index (made once)."""
+    """A copy of ``lake`` sharing its files, with an up-to-date conversation index (made once,
+    and rebuilt when an index of an earlier layout is found there)."""
     import shutil
 
     from hooklake.index import update_index
@@ -205,7 +206,8 @@ def _indexed_copy(lake: Path) -> Path:
     if not (copy / "INDEXED").exists():
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(lake, copy, copy_function=os.link)
-        report = update_index(copy)
+    report = update_index(copy)
+    if report.action != "up to date":
         (copy / "INDEXED").write_text(f"{report.seconds:.1f}")
     print(f"      index of {lake.name}: rebuilt in {(copy / 'INDEXED').read_text()} s", flush=True)
     return copy

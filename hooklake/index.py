@@ -178,13 +178,15 @@ crash_point: Callable[[str], None] | None = None
 
 def index_schema() -> pa.Schema:
     """The index table's schema: the stored message columns (partition date included), the
-    ordering's columns, then the index's own partition columns."""
+    ordering's columns, the summaries, the part of the stored message builds render
+    (``_shown``), then the index's own partition columns."""
     schema = tables.table_schema(layout.MESSAGES)
     for name, dtype in ORDERED_COLUMNS:
         schema = schema.append(pa.field(name, dtype))
     schema = schema.append(pa.field("_conversation", CONVERSATION_SUMMARY))
     schema = schema.append(pa.field("_turn", TURN_SUMMARY))
     schema = schema.append(pa.field("_handover", HANDOVER_SUMMARY))
+    schema = schema.append(pa.field("_shown", pa.string()))
     schema = schema.append(pa.field("_since", _TS))
     schema = schema.append(pa.field("layer", pa.int8(), nullable=False))
     schema = schema.append(pa.field("generation", pa.string(), nullable=False))

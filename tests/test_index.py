@@ -5,6 +5,7 @@ plain-Python reference."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -81,6 +82,16 @@ def assert_index_agrees(lake_dir: Path, rows: list[dict[str, Any]], gap: timedel
                 "SELECT message_key, conversation_id, position FROM messages"
             ).fetchall()
         }
+        # What builds render of a stored message sits beside it in the index, as rendering
+        # cuts it from the message the views keep.
+        if indexed.index is not None and indexed.index.session_gap == gap:
+            shown = "SELECT channel_id, customer_id, message_key, {} FROM {} ORDER BY ALL"
+            cut = (
+                "hooklake_shown(json_extract(CASE WHEN hooklake_shown_from_stored(type) "
+                "THEN raw END, hooklake_shown_paths()))"
+            )
+            stored = indexed.sql(shown.format("_shown", "hooklake_index_rows")).fetchall()
+            assert stored == raw.sql(shown.format(cut, "messages")).fetchall()
     ref = reference_views(rows, gap)
     assert {k: p for k, (p, _) in placed.items()} == {k: p for k, (_, p) in ref.placement.items()}
     assert len({c for _, c in placed.values()}) == len(ref.conversations)
@@ -132,6 +143,9 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
                     seq=seq,
                     arrive=clock[customer] + 10,
                 )
+                if draw(st.integers(0, 3)) == 0:
+                    # A dialog: builds render its question and options from the stored message.
+                    r |= {"type": "dialog", "raw": json.dumps({"title": key, "buttons": ["y"]})}
                 batch.append(r)
                 sent.append(r)
             ops.append(("flush", batch))

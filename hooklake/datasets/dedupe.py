@@ -95,7 +95,7 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     case folding is lower-casing ASCII letters and nothing but the ends needs trimming. ASCII
     texts with other whitespace or runs of it (a dialog's options on lines of their own) also
     have their runs collapsed by Arrow; only the others (other scripts, other spaces) go
-    through Python's own case folding and splitting."""
+    through Python's own case folding and splitting, each distinct one once."""
     wide = pc.cast(texts, pa.large_string())
     lowered = pc.ascii_lower(wide)
     out = pc.utf8_trim(lowered, characters=" ")
@@ -105,12 +105,15 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     if not len(spaced) and not len(other):
         return out
     runs = pc.replace_substring_regex(lowered.take(pa.array(spaced, pa.int64())), _ASCII_SPACE, " ")
-    python = [" ".join(t.casefold().split()) for t in wide.take(pa.array(other)).to_pylist()]
+    # Bots and customers repeat themselves: each distinct text goes through Python once.
+    encoded = pc.dictionary_encode(wide.take(pa.array(other, pa.int64())))
+    distinct = [" ".join(t.casefold().split()) for t in encoded.dictionary.to_pylist()]
+    python = pa.array(distinct, pa.large_string()).take(encoded.indices)
     # Each text from the first Arrow pass, the second, or Python's.
     where = np.arange(len(texts), dtype=np.int64)
     where[spaced] = len(texts) + np.arange(len(spaced))
     where[other] = len(texts) + len(spaced) + np.arange(len(other))
-    fixed = [pc.utf8_trim(runs, characters=" "), pa.array(python, pa.large_string())]
+    fixed = [pc.utf8_trim(runs, characters=" "), python]
     return pa.concat_arrays([out, *fixed]).take(pa.array(where))
 
 

@@ -129,11 +129,12 @@ def conversation_batches(
         # The query ends in ORDER BY: keeping the order of its inputs on the way there only
         # holds memory (without this it ran out of a 512MB limit now and then).
         lake.connection.execute("SET preserve_insertion_order = false")
-        # Through the conversation index the stored messages are a column like any other,
-        # and a range of conversations costs a range's share of the sort. Without an index,
-        # every range would run the views' windows over the whole lake: one range.
+        # Through the conversation index the stored messages' rendered parts are a column like
+        # any other, and a range of conversations costs a range's share of the sort. Without
+        # an index, or with one computed for another session gap, every range would run the
+        # views' windows over the whole lake: one range.
         ranges: list[dict[str, str | None]] = [{}]
-        if lake.index is None:
+        if lake.index is None or lake.index.session_gap != lake.session_gap:
             query = "build_messages"
         else:
             query = "build_messages_indexed"

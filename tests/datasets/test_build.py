@@ -443,3 +443,25 @@ def test_a_build_through_the_conversation_index_gives_the_same_files(
     assert names == sorted(p.name for p in through.out_dir.iterdir())
     for name in names:
         assert (plain.out_dir / name).read_bytes() == (through.out_dir / name).read_bytes(), name
+
+
+def test_a_build_with_another_session_gap_than_the_index_gives_the_same_files(
+    sim_lake: Path, tmp_path: Path
+) -> None:
+    """The index stores conversations for its own session gap; a recipe with another gap is
+    built from the views, which re-cut the index's messages into conversations for it."""
+    indexed = tmp_path / "indexed"
+    shutil.copytree(sim_lake, indexed)
+    update_index(indexed)
+    text = (RECIPES / "support-bot.toml").read_text()
+    assert "gap_minutes = 30" in text
+    recipe = tmp_path / "short-gap.toml"
+    recipe.write_text(text.replace("gap_minutes = 30", "gap_minutes = 4"))
+    with Lake(indexed, session_gap=4) as lake:
+        assert lake.index is not None and lake.index.session_gap != lake.session_gap
+    plain = build(recipe, sim_lake, tmp_path / "plain", progress=False)
+    through = build(recipe, indexed, tmp_path / "through", progress=False)
+    default = build(RECIPES / "support-bot.toml", sim_lake, tmp_path / "default", progress=False)
+    assert plain.examples > 0 and plain.examples != default.examples
+    for name in sorted(p.name for p in plain.out_dir.iterdir()):
+        assert (plain.out_dir / name).read_bytes() == (through.out_dir / name).read_bytes(), name

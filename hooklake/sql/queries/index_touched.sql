@@ -10,7 +10,9 @@
 -- finding the point needs, read in one pass (the wide columns are decoded where these
 -- customers' rows are anyway, for the rows from the point on).
 CREATE OR REPLACE TEMP TABLE hooklake_index_seen AS
-SELECT i.* EXCLUDE (_agent_evidence, conversation_id, position, _conversation, _turn, _handover)
+SELECT i.* EXCLUDE (
+    _agent_evidence, conversation_id, position, _conversation, _turn, _handover, _shown
+)
 FROM hooklake_index_rows AS i
 WHERE {{touched}} AND EXISTS (
     SELECT 1

@@ -1,15 +1,18 @@
 -- The rows an index write stores: hooklake_messages_ordered (for the customers being written)
 -- as `message` rows, each turn's figures on its first message (a customer turn's with the
--- answering turn's text) and each hand-off on the message it starts at, plus a `conversation` row per conversation: its first message's ids
--- and times without the payload columns, with the conversation's figures (read back by
--- views/index_summaries.sql). In index order: by customer, then by the customer's stream.
+-- answering turn's text), each hand-off on the message it starts at, and the part of the
+-- stored message a build renders (`_shown`, hooklake_shown in macros.sql: dialogs, cards and
+-- media; read by build_messages_indexed.sql, so builds neither read nor parse `raw`), plus a
+-- `conversation` row per conversation: its first message's ids and times without the payload
+-- columns, with the conversation's figures (read back by views/index_summaries.sql). In index
+-- order: by customer, then by the customer's stream.
 -- An update recomputes a customer from a point on (hooklake_index_touched, see
 -- index_touched.sql; empty for a rebuild): its anchor row is not written, _rn and _run carry on
 -- from the rows before the point, and _since records the point. $layer and $generation are the
 -- rows' partition (see index.py).
 -- The two branches each read hooklake_messages_ordered, computed once (index_ordered_once.sql).
 SELECT
-    o.* REPLACE (
+    o.* EXCLUDE (_parts) REPLACE (
         o._rn + coalesce(p.rn_offset, 0) AS _rn,
         o._run + coalesce(p.run_offset, 0) AS _run
     ),
@@ -36,11 +39,21 @@ SELECT
         'first_agent_reply_at': h.first_agent_reply_at,
         'source': h.source
     } END AS _handover,
+    hooklake_shown(o._parts) AS _shown,
     p.since AS _since,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation,
     'message' AS kind
-FROM hooklake_messages_ordered AS o
+FROM (
+    -- Parsed in a projection of its own: inside hooklake_shown's CASE, DuckDB would parse
+    -- the stored message once per field (macros.sql).
+    SELECT
+        *,
+        json_extract(
+            CASE WHEN hooklake_shown_from_stored(type) THEN raw END, hooklake_shown_paths()
+        ) AS _parts
+    FROM hooklake_messages_ordered
+) AS o
 LEFT JOIN hooklake_turns_answered AS t
     ON t.conversation_id = o.conversation_id AND t.first_position = o.position
 LEFT JOIN hooklake_handovers AS h
@@ -68,6 +81,7 @@ SELECT
     } AS _conversation,
     NULL AS _turn,
     NULL AS _handover,
+    NULL AS _shown,
     p.since AS _since,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation,

@@ -4,6 +4,6 @@
 CREATE OR REPLACE TEMP VIEW hooklake_messages_unique AS
 SELECT * EXCLUDE (
     role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation, _turn,
-    _handover
+    _handover, _shown
 )
 FROM hooklake_index_rows;
