@@ -31,6 +31,8 @@ class HooklakeGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            _closed_pipe()
         except HooklakeError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
@@ -39,6 +41,14 @@ class HooklakeGroup(click.Group):
             if os.environ.get("HOOKLAKE_DEBUG"):
                 raise
             _fail(f"{type(exc).__name__}: {exc} (set HOOKLAKE_DEBUG=1 for the traceback)")
+
+
+def _closed_pipe() -> None:
+    """The reader of our output went away (``hooklake sql ... | head``): stop quietly, as
+    Unix tools do, with the exit status of a process that SIGPIPE ended."""
+    # What is still buffered for stdout would fail again when Python flushes it on exit.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(128 + 13)
 
 
 def _fail(message: str, code: int = 1) -> None:

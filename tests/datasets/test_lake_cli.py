@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,22 @@ def test_compact(lake: Path) -> None:
 def test_help_has_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0 and "Example" in out and "hooklake " + command in out
+
+
+def test_sql_piped_into_a_reader_that_stops_early_exits_quietly(lake: Path) -> None:
+    """``hooklake sql ... | head -1``: once the reader has closed the pipe, the command stops
+    without a message (it used to print "Error: BrokenPipeError") and with the exit status of
+    a process SIGPIPE ended, as Unix tools do."""
+    query = "SELECT range AS n, repeat('x', 40) AS pad FROM range(400000)"  # ~20 MB of table
+    with subprocess.Popen(
+        [sys.executable, "-m", "hooklake", "sql", "--lake", str(lake), query],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().decode().split() == ["n", "pad"]
+        # Far more than a pipe buffers is still to come: the next write finds no reader.
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141
+    assert stderr == ""
