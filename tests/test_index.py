@@ -5,6 +5,7 @@ plain-Python reference."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -368,6 +369,41 @@ def test_chunks_shrink_with_the_memory_limit(monkeypatch: pytest.MonkeyPatch) ->
     assert 240_000 <= sizes["1GB"] <= 260_000
     assert sizes["250MB"] < sizes["500MB"] < sizes["1GB"]
     assert abs(sizes["500MB"] - 2 * sizes["250MB"]) <= 2
+
+
+def test_a_rebuild_split_by_range_first_writes_the_same_index(
+    tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild in many ranges splits the stored rows into a folder per range first; the
+    index it writes is the one filtering the table for each range writes, row for row (an
+    empty range included), and the temporary folders are gone afterwards."""
+    rows = _simulated_rows(rng, 12, 150)
+    write_rows(tmp_path / "lake", rows, name="a")
+    ranges = index._stream_ranges
+    # One more range, holding no row: its folder is never written.
+    monkeypatch.setattr(index, "_stream_ranges", lambda *a: [*ranges(*a), "channel_id = -1"])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    real = index._split_by_range
+    cuts: list[int] = []
+
+    @contextlib.contextmanager
+    def spy(con: Any, cut: list[str]) -> Any:
+        cuts.append(len(cut))
+        with real(con, cut) as read:
+            yield read
+        assert not any((tmp_path / "tmp").iterdir())
+
+    monkeypatch.setattr(index, "_split_by_range", spy)
+    split: dict[int, list[tuple[Any, ...]]] = {}
+    for threshold in (10**9, 0):
+        monkeypatch.setattr(index, "SPLIT_RANGES", threshold)
+        assert index.update_index(tmp_path / "lake", rebuild=True).action == "rebuilt"
+        with Lake(tmp_path / "lake") as lake:
+            split[threshold] = lake.sql("SELECT * FROM hooklake_index_all ORDER BY ALL").fetchall()
+        assert_index_agrees(tmp_path / "lake", rows, timedelta(minutes=30))
+    assert len(cuts) == 2 and cuts[0] == cuts[1] > 3
+    assert split[0] == split[10**9] and len(split[0]) > len(rows)
 
 
 def test_an_index_for_another_gap_is_rebuilt_and_the_cli_reports(
