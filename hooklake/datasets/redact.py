@@ -483,12 +483,14 @@ def _text_value_pairs(key: str, text: str) -> Iterable[tuple[str, str]]:
 
 
 def known_values(customers: Iterable[str | None]) -> tuple[tuple[str, str], ...]:
-    """(lower-cased value, kind) pairs from a conversation's ``customer`` JSON strings."""
+    """(lower-cased value, kind) pairs from a conversation's ``customer`` JSON strings. A value
+    two snapshots name with different kinds (``name`` in one, ``company`` in another) takes
+    its kind from the snapshot that sorts first, so every build, in any process, redacts it
+    the same way (a ``set``'s order follows the process's string hashing)."""
     found: dict[str, str] = {}
-    for raw in set(customers):
-        if raw:
-            for v, kind in _customer_values(raw):
-                found.setdefault(v, kind)
+    for raw in sorted({c for c in customers if c}):
+        for v, kind in _customer_values(raw):
+            found.setdefault(v, kind)
     return tuple(sorted(found.items()))
 
 

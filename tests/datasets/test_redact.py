@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import string
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -220,3 +223,31 @@ def test_every_personal_value_the_simulator_writes_is_gone() -> None:
                 checked += 1
     assert checked > 50
     assert {"EMAIL", "PHONE", "CARD", "IBAN"} <= set(r.counts)
+
+
+def test_a_value_two_snapshots_name_differently_gets_the_same_kind_in_every_process() -> None:
+    """``name`` in one snapshot of the customer, ``company`` in a later one: the value takes
+    one kind, the same whatever the order of the snapshots and in processes whose string
+    hashing differs (it followed a set's order, so two builds could label it <NAME> and
+    <FIELD>)."""
+    snapshots = [
+        orjson.dumps({"name": "Ana Maria"}).decode(),
+        orjson.dumps({"company": "Ana Maria", "email": "ana@example.org"}).decode(),
+    ]
+    assert known_values(snapshots) == known_values(snapshots[::-1])
+    code = (
+        "import sys, json; from hooklake.datasets.redact import known_values; "
+        "print(json.dumps(known_values(json.load(sys.stdin))))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            input=orjson.dumps(snapshots),
+            capture_output=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in range(8)
+    }
+    assert len(seen) == 1
+    assert ["ana maria", "FIELD"] in orjson.loads(seen.pop())
