@@ -52,6 +52,7 @@ import itertools
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -488,7 +489,7 @@ def _rebuild(
     con: duckdb.DuckDBPyConnection, loc: LakeLocation, messages: DeltaTable, gap: timedelta
 ) -> int:
     generation = _generation(messages.version())
-    files = [f.path for f in tables.data_files(messages)]
+    stored = tables.data_files(messages)
     with lake_errors("cannot compute the conversation index"):
         db.register_table_files(
             con,
@@ -496,15 +497,14 @@ def _rebuild(
             loc,
             layout.MESSAGES,
             messages,
-            files,
+            [f.path for f in stored],
             tables.table_schema(layout.MESSAGES),
             _DATE,
         )
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(gap)])
         con.execute(query_sql("index_whole"))
-        rows = sum(f.rows for f in tables.data_files(messages))
-        ranges = _stream_ranges(con, "hooklake_message_files", rows)
-        with _split_by_range(con, ranges) as read_range:
+        ranges = _stream_ranges(con, "hooklake_message_files", sum(f.rows for f in stored))
+        with _split_by_range(con, ranges, sum(f.bytes for f in stored)) as read_range:
 
             def chunks() -> Iterator[pa.RecordBatch]:
                 for k in range(len(ranges)):
@@ -519,7 +519,7 @@ def _rebuild(
 
 @contextlib.contextmanager
 def _split_by_range(
-    con: duckdb.DuckDBPyConnection, ranges: list[str]
+    con: duckdb.DuckDBPyConnection, ranges: list[str], stored_bytes: int
 ) -> Iterator[Callable[[int], None]]:
     """A function that defines ``hooklake_message_rows`` on ``con`` as the stored rows of range
     ``k`` of ``ranges`` (conditions of :func:`_stream_ranges` on ``hooklake_message_files``).
@@ -528,8 +528,11 @@ def _split_by_range(
     and filtering the table for a range reads and decompresses all of it: a rebuild in R
     ranges reads the lake R times, and R grows with the lake. Past :data:`SPLIT_RANGES` the
     stored rows are therefore first split into a temporary folder per range, in one pass
-    (queries/index_split.sql), and each range reads only its own rows."""
-    if len(ranges) <= SPLIT_RANGES:
+    (queries/index_split.sql), and each range reads only its own rows. The folders take about
+    what the stored files take (``stored_bytes``); without twice that free in the temporary
+    directory, the rebuild filters for each range instead: slower, but it completes."""
+    folder_room = shutil.disk_usage(tempfile.gettempdir()).free
+    if len(ranges) <= SPLIT_RANGES or folder_room < 2 * stored_bytes:
 
         def filtered(k: int) -> None:
             con.execute(view_sql("message_rows_chunk", streams=ranges[k]))

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -374,36 +375,49 @@ def test_chunks_shrink_with_the_memory_limit(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_rebuild_split_by_range_first_writes_the_same_index(
     tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rebuild in many ranges splits the stored rows into a folder per range first; the
-    index it writes is the one filtering the table for each range writes, row for row (an
-    empty range included), and the temporary folders are gone afterwards."""
+    """A rebuild in many ranges splits the stored rows into a folder per range first, unless
+    the temporary directory lacks the room; the index it writes is the one filtering the
+    table for each range writes, row for row (an empty range included), and the temporary
+    folders are gone afterwards."""
     rows = _simulated_rows(rng, 12, 150)
     write_rows(tmp_path / "lake", rows, name="a")
     ranges = index._stream_ranges
     # One more range, holding no row: its folder is never written.
     monkeypatch.setattr(index, "_stream_ranges", lambda *a: [*ranges(*a), "channel_id = -1"])
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    real = index._split_by_range
-    cuts: list[int] = []
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    real_split, real_usage = index._split_by_range, shutil.disk_usage
+    folders: list[bool] = []
 
     @contextlib.contextmanager
-    def spy(con: Any, cut: list[str]) -> Any:
-        cuts.append(len(cut))
-        with real(con, cut) as read:
+    def spy(con: Any, cut: list[str], stored_bytes: int) -> Any:
+        assert len(cut) > 3 and stored_bytes > 0
+        with real_split(con, cut, stored_bytes) as read:
+            folders.append(any(tmp.iterdir()))
             yield read
-        assert not any((tmp_path / "tmp").iterdir())
+        assert not any(tmp.iterdir())
 
     monkeypatch.setattr(index, "_split_by_range", spy)
-    split: dict[int, list[tuple[Any, ...]]] = {}
-    for threshold in (10**9, 0):
+    written = {}
+
+    def full(path: str) -> Any:
+        return real_usage(path)._replace(free=0)
+
+    for case, threshold, usage in (
+        ("filter", 10**9, real_usage),
+        ("split", 0, real_usage),
+        ("full", 0, full),
+    ):
         monkeypatch.setattr(index, "SPLIT_RANGES", threshold)
+        monkeypatch.setattr(index.shutil, "disk_usage", usage)
         assert index.update_index(tmp_path / "lake", rebuild=True).action == "rebuilt"
         with Lake(tmp_path / "lake") as lake:
-            split[threshold] = lake.sql("SELECT * FROM hooklake_index_all ORDER BY ALL").fetchall()
+            written[case] = lake.sql("SELECT * FROM hooklake_index_all ORDER BY ALL").fetchall()
         assert_index_agrees(tmp_path / "lake", rows, timedelta(minutes=30))
-    assert len(cuts) == 2 and cuts[0] == cuts[1] > 3
-    assert split[0] == split[10**9] and len(split[0]) > len(rows)
+    assert folders == [False, True, False]
+    assert written["filter"] == written["split"] == written["full"]
+    assert len(written["split"]) > len(rows)
 
 
 def test_an_index_for_another_gap_is_rebuilt_and_the_cli_reports(
