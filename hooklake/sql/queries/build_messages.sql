@@ -47,7 +47,7 @@ needed AS (
 ),
 stored AS (
     SELECT
-        n.conversation_id, n.position, json_extract(s.raw, hooklake_shown_paths()) AS parts,
+        n.conversation_id, n.position, hooklake_shown_parts(s.type, s.raw) AS parts,
         s.received_at, s.source
     FROM hooklake_message_rows AS s
     JOIN needed AS n USING (message_key)

@@ -45,14 +45,8 @@ SELECT
     CAST($generation AS VARCHAR) AS generation,
     'message' AS kind
 FROM (
-    -- Parsed in a projection of its own: inside hooklake_shown's CASE, DuckDB would parse
-    -- the stored message once per field (macros.sql).
-    SELECT
-        *,
-        json_extract(
-            CASE WHEN hooklake_shown_from_stored(type) THEN raw END, hooklake_shown_paths()
-        ) AS _parts
-    FROM hooklake_messages_ordered
+    -- Parsed in a projection of its own, so once (macros.sql).
+    SELECT *, hooklake_shown_parts(type, raw) AS _parts FROM hooklake_messages_ordered
 ) AS o
 LEFT JOIN hooklake_turns_answered AS t
     ON t.conversation_id = o.conversation_id AND t.first_position = o.position

@@ -20,7 +20,10 @@ CREATE OR REPLACE TEMP MACRO hooklake_shown_from_stored(type) AS coalesce(type, 
 -- The part of a stored message (`raw`) that a build renders: a dialog's question and options,
 -- a card's parts, a caption, a location (hooklake.fields.shown_sql). The same for every time a
 -- bot shows the same dialog or card, so builds render each distinct one once. In two steps,
--- so the message is parsed once: `json_extract(raw, hooklake_shown_paths()) AS parts` in one
--- projection, `hooklake_shown(parts)` in the next (NULL for NULL).
+-- so the message is parsed once: `hooklake_shown_parts(type, raw) AS parts` in one
+-- projection, `hooklake_shown(parts)` in the next (NULL for NULL). In one expression DuckDB
+-- would parse the message once per field of hooklake_shown's CASE.
 CREATE OR REPLACE TEMP MACRO hooklake_shown_paths() AS {{shown_paths}};
+CREATE OR REPLACE TEMP MACRO hooklake_shown_parts(type, raw) AS
+    json_extract(CASE WHEN hooklake_shown_from_stored(type) THEN raw END, hooklake_shown_paths());
 CREATE OR REPLACE TEMP MACRO hooklake_shown(p) AS CASE WHEN p IS NOT NULL THEN {{shown_object}} END;
