@@ -265,6 +265,13 @@ class Lake:
         return self._index
 
     @property
+    def reads_index_order(self) -> bool:
+        """Whether the views read conversations, turns and what builds render as the index
+        stores them: it was computed for this Lake's session gap. With another gap they reuse
+        only its deduplication and cut conversations again."""
+        return self._index is not None and self._index.session_gap == self.session_gap
+
+    @property
     def pending_rows(self) -> int:
         """Rows this Lake computed for customers whose messages the index does not cover yet."""
         return 0 if self._pending is None else self._pending.num_rows
@@ -410,7 +417,7 @@ class Lake:
                 views: tuple[str, ...] = (*_ORDERING_VIEWS, *_SUMMARY_VIEWS)
             else:
                 define_index_views(con, self.location, state, self._pending)
-                if state.session_gap == self.session_gap:
+                if self.reads_index_order:
                     # Everything up to conversations' counts and turns is stored.
                     views = ("index_ordered", "index_summaries")
                 else:

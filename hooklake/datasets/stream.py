@@ -134,7 +134,7 @@ def conversation_batches(
         # an index, or with one computed for another session gap, every range would run the
         # views' windows over the whole lake: one range.
         ranges: list[dict[str, str | None]] = [{}]
-        if lake.index is None or lake.index.session_gap != lake.session_gap:
+        if not lake.reads_index_order:
             query = "build_messages"
         else:
             query = "build_messages_indexed"
