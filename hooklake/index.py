@@ -531,8 +531,8 @@ def _split_by_range(
     (queries/index_split.sql), and each range reads only its own rows. The folders take about
     what the stored files take (``stored_bytes``); without twice that free in the temporary
     directory, the rebuild filters for each range instead: slower, but it completes."""
-    folder_room = shutil.disk_usage(tempfile.gettempdir()).free
-    if len(ranges) <= SPLIT_RANGES or folder_room < 2 * stored_bytes:
+    few = len(ranges) <= SPLIT_RANGES
+    if few or shutil.disk_usage(tempfile.gettempdir()).free < 2 * stored_bytes:
 
         def filtered(k: int) -> None:
             con.execute(view_sql("message_rows_chunk", streams=ranges[k]))
