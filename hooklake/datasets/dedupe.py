@@ -104,8 +104,11 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     other = np.flatnonzero(~ascii_)
     if not len(spaced) and not len(other):
         return out
-    runs = pc.replace_substring_regex(lowered.take(pa.array(spaced, pa.int64())), _ASCII_SPACE, " ")
-    # Bots and customers repeat themselves: each distinct text goes through Python once.
+    # Bots and customers repeat themselves (a dialog's options on lines of their own): each
+    # distinct text goes through the regex, or through Python, once.
+    spaced_codes = pc.dictionary_encode(lowered.take(pa.array(spaced, pa.int64())))
+    runs = pc.replace_substring_regex(spaced_codes.dictionary, _ASCII_SPACE, " ")
+    collapsed = pc.utf8_trim(runs, characters=" ").take(spaced_codes.indices)
     encoded = pc.dictionary_encode(wide.take(pa.array(other, pa.int64())))
     distinct = [" ".join(t.casefold().split()) for t in encoded.dictionary.to_pylist()]
     python = pa.array(distinct, pa.large_string()).take(encoded.indices)
@@ -113,8 +116,7 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     where = np.arange(len(texts), dtype=np.int64)
     where[spaced] = len(texts) + np.arange(len(spaced))
     where[other] = len(texts) + len(spaced) + np.arange(len(other))
-    fixed = [pc.utf8_trim(runs, characters=" "), python]
-    return pa.concat_arrays([out, *fixed]).take(pa.array(where))
+    return pa.concat_arrays([out, collapsed, python]).take(pa.array(where))
 
 
 def flat_fingerprints(flat: FlatExamples) -> list[int]:

@@ -33,7 +33,7 @@ from hooklake.datasets.dialogues import batch_examples, handles
 from hooklake.datasets.examples import Conversation, conversation_examples_of
 from hooklake.datasets.flat import ExampleColumns
 from hooklake.datasets.recipe import Recipe
-from hooklake.datasets.redact import Redactor, known_values
+from hooklake.datasets.redact import Redactor, known_values_of
 from hooklake.datasets.render import (
     SENDER_ROLES,
     SILENT_TYPES,
@@ -256,19 +256,23 @@ def _known_by_conversation(
 ) -> list[tuple[tuple[str, str], ...]]:
     """The known values (:func:`~.redact.known_values`) of each of ``count`` conversations
     that has rendered rows (``owner``), from the distinct ``customer`` snapshots of its rows:
-    each distinct snapshot of the batch is read from Arrow once."""
+    each distinct snapshot of the batch is read from Arrow, and parsed, once."""
     values, codes = _encoded(customers)
-    # Distinct (conversation, snapshot) pairs, ordered by conversation.
-    pairs = np.unique(conv_of_row * len(values) + codes)
-    conv, code = np.divmod(pairs, len(values))
-    bounds = np.searchsorted(conv, np.arange(count + 1)).tolist()
-    codes_of = code.tolist()
+    # Snapshots numbered in the order of their texts, the order known_values reads them in.
+    order = sorted(range(len(values) - 1), key=lambda i: values[i] or "")
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[-1] = len(order)  # null
+    # Distinct (conversation, snapshot) pairs of the conversations with rendered rows.
     wanted = np.zeros(count, dtype=bool)
     wanted[owner] = True
-    return [
-        known_values([values[c] for c in codes_of[bounds[k] : bounds[k + 1]]]) if w else ()
-        for k, w in enumerate(wanted.tolist())
-    ]
+    rows = np.flatnonzero(wanted[conv_of_row])
+    pairs = np.unique(conv_of_row[rows] * len(values) + rank[codes[rows]])
+    conv, ranked = np.divmod(pairs, len(values))
+    bounds = np.searchsorted(conv, np.arange(count + 1)).tolist()
+    ranked_of = ranked.tolist()
+    snapshots = [values[i] for i in order] + [None]
+    return known_values_of(snapshots, (ranked_of[bounds[k] : bounds[k + 1]] for k in range(count)))
 
 
 def shape_batch(

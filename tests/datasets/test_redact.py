@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 import subprocess
 import sys
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hooklake.datasets.redact import (
     REDACTOR_VERSION,
     Redactor,
+    _known_pattern,
     iban_ok,
     known_values,
+    known_values_of,
     luhn_ok,
 )
 from hooklake.simulate import simulate
@@ -251,3 +254,79 @@ def test_a_value_two_snapshots_name_differently_gets_the_same_kind_in_every_proc
     }
     assert len(seen) == 1
     assert ["ana maria", "FIELD"] in orjson.loads(seen.pop())
+
+
+def test_a_batch_finds_known_values_after_letters_whose_lower_case_is_longer() -> None:
+    """A batch looks for a conversation's values in its texts joined and lower-cased, then
+    sends only the texts where one starts through the replacement. "İ" lower-cases to two
+    characters, which moves every later text in the lower-cased form: that conversation's
+    texts are each looked at."""
+    texts = ["İ" * 20, "Jane", "xxxxx", "ok", "İ Jane İ", "no"]
+    known = [known_values([orjson.dumps({"name": "Jane Doe"}).decode()]), ()]
+    owners = [0, 0, 0, 0, 0, 1]
+    one = Redactor()
+    expected = [one.redact(t, known[o]) for t, o in zip(texts, owners, strict=True)]
+    assert expected[1] == "<NAME>" and expected[4] == "İ <NAME> İ"
+    batch = Redactor()
+    assert batch.redact_batch(texts, owners, known) == expected
+    assert batch.counts == one.counts == {"NAME": 2}
+
+
+_SNAPSHOT = st.one_of(
+    st.none(),
+    st.sampled_from(["", "not json", "[1, 2]", '"Ana"']),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from(["Ana Maria", "Visitor 7", "Jane Doe", "Bo"]),
+            "company": st.sampled_from(["Ana Maria", "Acme Corp"]),
+            "email": st.sampled_from(["ana@example.org", "x@y.io"]),
+            "ID": st.integers(0, 10**9),
+            "country": st.just("ES"),
+            "tags": st.sampled_from(["['beta', 'vip-plus']", "[]"]),
+            "seats": st.integers(100000, 10**7),
+            "trial": st.booleans(),
+        },
+    ).map(lambda d: orjson.dumps(d).decode()),
+)
+
+
+@settings(max_examples=examples(200))
+@given(
+    snapshots=st.lists(_SNAPSHOT, max_size=6),
+    picks=st.lists(st.lists(st.integers(0, 5), max_size=4), max_size=8),
+)
+@example(snapshots=['{"name":"Ana Maria"}', '{"company":"Ana Maria"}'], picks=[[0, 1], [1]])
+def test_known_values_of_a_batch_equal_each_conversations_own(
+    snapshots: list[str | None], picks: list[list[int]]
+) -> None:
+    """A batch's conversations as indices into its distinct snapshots, in the order of their
+    texts (as a build gives them): the same values as known_values of each conversation."""
+    distinct = [*sorted({s for s in snapshots if s is not None}), None]
+    conversations = [sorted({i % len(distinct) for i in pick}) for pick in picks]
+    expected = [known_values(distinct[i] for i in c) for c in conversations]
+    assert known_values_of(distinct, conversations) == expected
+
+
+@settings(max_examples=examples(300))
+@given(
+    values=st.lists(
+        st.text(alphabet="abks_1 .-@", min_size=1, max_size=6).filter(
+            lambda v: v[0].isalnum() and v[-1].isalnum()
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    text=st.text(alphabet="abkKsS_1 .-@\nİıſ\u212aé", max_size=30),
+)
+def test_known_value_patterns_match_what_whole_word_lookarounds_match(
+    values: list[str], text: str
+) -> None:
+    """Values with a letter or digit at each end are compiled with word boundaries (three
+    times faster to compile): the same matches as "no word character on either side"."""
+    hits = tuple((v.lower(), "NAME") for v in dict.fromkeys(values))
+    pattern, _ = _known_pattern(hits)
+    alts = "|".join(re.escape(v) for v, _ in sorted(hits, key=lambda h: len(h[0]), reverse=True))
+    plain = re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE)
+    assert "(?<!" not in pattern.pattern
+    assert [m.span() for m in pattern.finditer(text)] == [m.span() for m in plain.finditer(text)]

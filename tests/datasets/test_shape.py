@@ -36,6 +36,7 @@ PIECES = [
     "٣٤٥٦٧٨٩٠١٢",  # Unicode digits: never a phone, however many
     "Calle Mayor 1",
     "ſ",
+    "İzmir",  # lower-cases to one character more
     " \n\t ",
     "\u3000",
     "human please",
