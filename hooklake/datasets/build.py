@@ -257,7 +257,7 @@ def build(
                 smoothing=0.1,
             ) as bar,
         ):
-            output = BuildOutput(writer, deduper, stats, Path(tmp))
+            output = BuildOutput(writer, deduper, stats, Path(tmp), keep_conversations=incremental)
             # Shaping allocates millions of small objects and frees them batch by batch, none
             # in a reference cycle: the cycle collector's passes over them are pure cost (a
             # third of the shaping time).

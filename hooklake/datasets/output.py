@@ -35,13 +35,22 @@ class BuildOutput:
     """Dedupe, split files, sources and counts: what one process does with shaped batches."""
 
     def __init__(
-        self, writer: Writer, deduper: Deduper | None, stats: DatasetStats, tmp: Path
+        self,
+        writer: Writer,
+        deduper: Deduper | None,
+        stats: DatasetStats,
+        tmp: Path,
+        *,
+        keep_conversations: bool = False,
     ) -> None:
         self.writer = writer
         self.deduper = deduper
         self.stats = stats
         self.groups: dict[str, set[str]] = {s: set() for s in SPLITS}
+        #: (conversation id, group, split) of every conversation read, kept only when asked
+        #: (an incremental build's state records them): 40-60 MB per million conversations.
         self.conversations: list[tuple[str, str, int]] = []
+        self._keep_conversations = keep_conversations
         # Open for the life of the build: close_sources() closes them.
         self.sources: dict[str, IO[bytes]] = {
             split: open(tmp / f"{split}.sources", "wb", buffering=1 << 20)  # noqa: SIM115
@@ -56,11 +65,12 @@ class BuildOutput:
         st.dropped.update(shaped.dropped)
         st.redactions.update(shaped.redactions)
         st.signal_notes.update(shaped.signal_notes)
-        for cid, group, code in zip(
-            shaped.conversations, shaped.groups, shaped.conversation_splits, strict=True
-        ):
+        for group, code in zip(shaped.groups, shaped.conversation_splits, strict=True):
             self.groups[SPLITS[code]].add(group)
-            self.conversations.append((cid, group, code))
+        if self._keep_conversations:
+            self.conversations += zip(
+                shaped.conversations, shaped.groups, shaped.conversation_splits, strict=True
+            )
         if shaped.columns is not None:
             self._add_columns(shaped.columns, shaped.splits)
             return
