@@ -491,3 +491,34 @@ def test_a_build_with_another_session_gap_than_the_index_gives_the_same_files(
     assert plain.examples > 0 and plain.examples != default.examples
     for name in sorted(p.name for p in plain.out_dir.iterdir()):
         assert (plain.out_dir / name).read_bytes() == (through.out_dir / name).read_bytes(), name
+
+
+def test_a_build_allocates_from_jemalloc_and_gives_the_default_pool_back(
+    sim_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shaping runs on jemalloc where pyarrow has it; the process's pool is what it was after
+    the build, and a pool named in $ARROW_DEFAULT_MEMORY_POOL is left alone."""
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:  # pragma: no cover - a pyarrow built without jemalloc
+        pytest.skip("this pyarrow has no jemalloc pool")
+    before = pa.default_memory_pool().backend_name
+    seen: list[str] = []
+    shape = build_module.shape_batch
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        seen.append(pa.default_memory_pool().backend_name)
+        return shape(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "shape_batch", spying)
+    for pool, want in ((None, "jemalloc"), ("system", before)):
+        if pool is None:
+            monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        else:
+            monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", pool)
+        seen.clear()
+        build(RECIPES / "support-bot.toml", sim_lake, tmp_path / str(pool), progress=False)
+        assert seen and set(seen) == {want}
+        assert pa.default_memory_pool().backend_name == before
