@@ -376,8 +376,11 @@ def update_index(
     if gap is None:
         gap = state.session_gap if state is not None else DEFAULT_SESSION_GAP
 
-    def report(action: str, customers: int = 0, rows: int = 0) -> IndexReport:
-        now = read_state(loc)
+    def report(
+        action: str, customers: int = 0, rows: int = 0, now: IndexState | None = None
+    ) -> IndexReport:
+        # The index as the action left it (read again unless the caller just read it).
+        now = now or read_state(loc)
         return IndexReport(
             action,
             now.messages_version if now else None,
@@ -410,7 +413,7 @@ def update_index(
             run = merge_run(after)
             if run and _merge(con, loc, after, run):
                 return report("updated and merged", customers, rows)
-        return report("updated", customers, rows)
+        return report("updated", customers, rows, after)
     finally:
         con.close()
 
