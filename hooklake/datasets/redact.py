@@ -335,10 +335,9 @@ class Redactor:
                 places = list(range(e - b))
             for j in places:
                 part = text[offsets[j] : offsets[j + 1] - 1]
-                lowered = part.lower()
-                hits = tuple(kv for kv in present if kv[0] in lowered)
-                if hits:
-                    changed[at[j]] = self._sub_known(part, hits)
+                redacted = self._known(part, present)
+                if redacted is not part:
+                    changed[at[j]] = redacted
         return changed
 
     def _scan(
