@@ -209,7 +209,10 @@ def _indexed_copy(lake: Path) -> Path:
     report = update_index(copy)
     if report.action != "up to date":
         (copy / "INDEXED").write_text(f"{report.seconds:.1f}")
-    print(f"      index of {lake.name}: rebuilt in {(copy / 'INDEXED').read_text()} s", flush=True)
+        done = f"{report.action} in {report.seconds:.1f} s"
+    else:
+        done = f"up to date (made in {(copy / 'INDEXED').read_text()} s by an earlier run)"
+    print(f"      index of {lake.name}: {done}", flush=True)
     return copy
 
 
