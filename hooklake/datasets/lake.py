@@ -30,7 +30,14 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from hooklake import layout, tables
-from hooklake.db import connect, lake_errors, query_sql, register_table_files, view_sql
+from hooklake.db import (
+    configure_session,
+    lake_errors,
+    query_sql,
+    register_table_files,
+    shared_connection,
+    view_sql,
+)
 from hooklake.errors import ConfigError, LakeError
 from hooklake.fields import view_fields
 from hooklake.index import (
@@ -185,8 +192,9 @@ class Lake:
     inactivity that splits a customer's messages into conversations. ``as_of`` reads an earlier
     state of the lake: a version of the ``messages`` table (the ``rejected`` table is then read
     as it was when that version was committed) or a time (a datetime or ISO text; both tables as
-    they were then). ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) tune the Lake's own
-    DuckDB connection.
+    they were then). ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) tune the DuckDB database
+    the Lake's connection belongs to: the Lakes of a process with the same two share one
+    (:func:`hooklake.db.shared_connection`), and with it the Parquet footers any of them read.
 
     When the lake has a conversation index (``hooklake index``; :mod:`hooklake.index`), the
     views read it instead of deduplicating and ordering every stored row on every query; rows
@@ -213,7 +221,7 @@ class Lake:
         self._tables: dict[str, DeltaTable | None] = {}
         self._index: IndexState | None = None
         self._pending: pa.Table | None = None
-        self._con = connect(threads=threads, memory_limit=memory_limit)
+        self._con = shared_connection(threads=threads, memory_limit=memory_limit)
         try:
             self.refresh()
         except BaseException:
@@ -231,7 +239,9 @@ class Lake:
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The Lake's own DuckDB connection, with the views defined."""
+        """The Lake's own DuckDB connection, with the views defined. Its views, registrations
+        and variables are its own; settings of the database (``SET GLOBAL``, threads, memory
+        limit) reach every Lake that shares it."""
         return self._con
 
     def files(self, table: str = layout.MESSAGES) -> list[tables.DataFile]:
@@ -304,7 +314,7 @@ class Lake:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the Lake's database with the views defined, for another thread."""
-        return self.attach(self._con.cursor())
+        return self.attach(configure_session(self._con.cursor()))
 
     def sql(self, query: str, params: object = None) -> duckdb.DuckDBPyRelation:
         """Run ``query`` over the views; values in ``params`` are bound to ``?`` or ``$name``.

@@ -127,8 +127,9 @@ def conversation_batches(
     }
     with lake_errors("cannot read the recipe's messages from the lake"):
         # The query ends in ORDER BY: keeping the order of its inputs on the way there only
-        # holds memory (without this it ran out of a 512MB limit now and then).
-        lake.connection.execute("SET preserve_insertion_order = false")
+        # holds memory (without this it ran out of a 512MB limit now and then). For this
+        # connection only: other Lakes share its database.
+        lake.connection.execute("SET SESSION preserve_insertion_order = false")
         # Through the conversation index the stored messages' rendered parts are a column like
         # any other, and a range of conversations costs a range's share of the sort. Without
         # an index, or with one computed for another session gap, every range would run the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from hooklake import Lake as TopLevelLake
 from hooklake.collector.ingest import ingest_bodies
+from hooklake.datasets.build import build
 from hooklake.datasets.lake import Lake
+from hooklake.datasets.recipe import parse_recipe
 from hooklake.db import connect, lake_errors
 from hooklake.errors import ConfigError, LakeError
 from tests.conftest import sample
@@ -226,6 +229,46 @@ def test_connections_run_in_utc_with_settings(tmp_path: Path) -> None:
         connect(threads=0)
     with pytest.raises(LakeError, match="cannot open"):
         connect(memory_limit="lots")
+
+
+def _setting(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    ((value,),) = con.sql(f"SELECT current_setting('{name}')::VARCHAR").fetchall()
+    return str(value)
+
+
+def test_lakes_of_a_process_share_a_database_but_not_their_views(tmp_path: Path) -> None:
+    # Two lakes and two session gaps open at once: one customer's messages 10 minutes apart
+    # are one conversation under a 30-minute gap and two under a 5-minute one.
+    one, two = tmp_path / "one", tmp_path / "two"
+    write_rows(one, [row("a", t=0), row("b", t=600, sender="bot")])
+    write_rows(two, [row("c", t=0), row("d", t=60), row("e", t=120)])
+    with Lake(one) as a, Lake(one, session_gap=5) as b, Lake(two) as c:
+        # Connections to one database: its settings are theirs, and so is its footer cache.
+        a.connection.execute("SET GLOBAL pivot_limit = 12345")
+        assert _setting(c.connection, "pivot_limit") == "12345"
+        counts = [lk.sql("SELECT count(*) FROM conversations").fetchall() for lk in (a, b, c)]
+        assert counts == [[(1,)], [(2,)], [(1,)]]
+        assert c.sql("SELECT count(*) FROM messages").fetchall() == [(3,)]
+        a.close()
+        # Closing a Lake closes its connection only.
+        assert b.sql("SELECT count(*) FROM conversations").fetchall() == [(2,)]
+        assert b.cursor().sql("SELECT count(*) FROM conversations").fetchall() == [(2,)]
+        with pytest.raises(duckdb.ConnectionException):
+            a.connection.sql("SELECT 1")
+    # A Lake with its own memory limit or threads gets a database of its own.
+    with Lake(two, memory_limit="256MB") as small, Lake(two, threads=1) as single, Lake(two) as d:
+        assert _setting(small.connection, "memory_limit") == "244.1 MiB"
+        assert _setting(single.connection, "threads") == "1"
+        assert _setting(d.connection, "memory_limit") != "244.1 MiB"
+        assert _setting(d.connection, "threads") != "1" or os.cpu_count() == 1
+
+
+def test_a_build_leaves_other_lakes_settings_alone(tmp_path: Path) -> None:
+    write_rows(tmp_path, [row("a", t=0), row("b", t=5, sender="bot")])
+    with Lake(tmp_path) as other:
+        assert _setting(other.connection, "preserve_insertion_order") == "true"
+        build(parse_recipe({"name": "t"}), tmp_path, tmp_path / "out", progress=False)
+        assert _setting(other.connection, "preserve_insertion_order") == "true"
 
 
 def test_lake_errors_wraps_duckdb_errors_only() -> None:
