@@ -111,10 +111,12 @@ def shared_connection(
         root = _SHARED.get(key)
         if root is None:
             root = _SHARED[key] = connect(threads=threads, memory_limit=limit)
-    try:
-        return configure_session(root.cursor())
-    except duckdb.Error as exc:
-        raise lake_error(exc, "cannot open a DuckDB connection") from None
+        try:
+            # One thread at a time: a DuckDB connection object is not safe to share.
+            con = root.cursor()
+        except duckdb.Error as exc:
+            raise lake_error(exc, "cannot open a DuckDB connection") from None
+    return configure_session(con)
 
 
 #: The units DuckDB reports its memory limit in.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -246,6 +247,7 @@ def test_lakes_of_a_process_share_a_database_but_not_their_views(tmp_path: Path)
         # Connections to one database: its settings are theirs, and so is its footer cache.
         a.connection.execute("SET GLOBAL pivot_limit = 12345")
         assert _setting(c.connection, "pivot_limit") == "12345"
+        c.connection.execute("RESET GLOBAL pivot_limit")
         counts = [lk.sql("SELECT count(*) FROM conversations").fetchall() for lk in (a, b, c)]
         assert counts == [[(1,)], [(2,)], [(1,)]]
         assert c.sql("SELECT count(*) FROM messages").fetchall() == [(3,)]
@@ -255,6 +257,19 @@ def test_lakes_of_a_process_share_a_database_but_not_their_views(tmp_path: Path)
         assert b.cursor().sql("SELECT count(*) FROM conversations").fetchall() == [(2,)]
         with pytest.raises(duckdb.ConnectionException):
             a.connection.sql("SELECT 1")
+    # Lakes opened and queried from several threads at once each see their own lake.
+    with ThreadPoolExecutor(8) as pool:
+
+        def count(k: int) -> tuple[int, int]:
+            with Lake(one if k % 2 else two, session_gap=5 if k % 3 else 30) as lk:
+                ((messages, conversations),) = lk.sql(
+                    "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM conversations)"
+                ).fetchall()
+                return messages, conversations
+
+        counted = list(pool.map(count, range(48)))
+    expected = {(1, 5): (2, 2), (1, 30): (2, 1), (0, 5): (3, 1), (0, 30): (3, 1)}
+    assert counted == [expected[k % 2, 5 if k % 3 else 30] for k in range(48)]
     # A Lake with its own memory limit or threads gets a database of its own.
     with Lake(two, memory_limit="256MB") as small, Lake(two, threads=1) as single, Lake(two) as d:
         assert _setting(small.connection, "memory_limit") == "244.1 MiB"
