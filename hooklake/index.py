@@ -64,7 +64,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import (
+    BloomFilterProperties,
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from hooklake import db, layout, tables
@@ -158,6 +166,8 @@ MERGE_FILES = 64
 #: (16k-row groups: 616 of them, 5.4 MB of footers, at 10M messages).
 ROW_GROUP_ROWS = 131_072
 PAGE_ROWS = 8_192
+#: Columns whose row groups carry a Bloom filter (see _writer_properties).
+BLOOM_COLUMNS = ("customer_id", "conversation_id")
 #: Bytes per index data file. A point query opens every file of its kind and checks each
 #: one's row groups (cached footers make that cheap, not free): with the Delta writer's
 #: default of 100 MiB a 10M-message index had 16 message files and its point queries took a
@@ -207,8 +217,18 @@ def index_schema() -> pa.Schema:
 
 
 def _writer_properties() -> WriterProperties:
+    # Bloom filters on the columns point queries name: a row group's min/max of customer_id
+    # spans every customer when the group straddles two channels, so without them one
+    # customer's messages read 2-3 row groups of a 10M-message index (1 with them, as at 1M).
+    # ~4 KB per row group and column in the bench's index; 0.3% false positives measured.
+    bloom = ColumnProperties(
+        bloom_filter_properties=BloomFilterProperties(True, fpp=0.01, ndv=ROW_GROUP_ROWS // 8)
+    )
     return WriterProperties(
-        compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS, data_page_row_count_limit=PAGE_ROWS
+        compression="ZSTD",
+        max_row_group_size=ROW_GROUP_ROWS,
+        data_page_row_count_limit=PAGE_ROWS,
+        column_properties={column: bloom for column in BLOOM_COLUMNS},
     )
 
 
