@@ -170,8 +170,8 @@ PAGE_ROWS = 8_192
 BLOOM_COLUMNS = ("customer_id", "conversation_id")
 #: Bytes per index data file. A point query opens every file of its kind and checks each
 #: one's row groups (cached footers make that cheap, not free): with the Delta writer's
-#: default of 100 MiB a 10M-message index had 16 message files and its point queries took a
-#: few milliseconds more than a 1M one's in 2.
+#: default of 100 MiB a 10M-message index had 16 message files against a 1M one's 2, and its
+#: point queries took a few milliseconds longer.
 FILE_BYTES = 2**30
 #: Rows per Arrow batch handed to the Delta writer. The writer holds several batches at once,
 #: outside DuckDB's memory limit: with 64k-row batches a rebuild of 1M simulated messages
