@@ -166,7 +166,7 @@ MERGE_FILES = 64
 #: (16k-row groups: 616 of them, 5.4 MB of footers, at 10M messages).
 ROW_GROUP_ROWS = 131_072
 PAGE_ROWS = 8_192
-#: Columns whose row groups carry a Bloom filter (see _writer_properties).
+#: Columns whose row groups carry a Bloom filter (see _file_layout).
 BLOOM_COLUMNS = ("customer_id", "conversation_id")
 #: Bytes per index data file. A point query opens every file of its kind and checks each
 #: one's row groups (cached footers make that cheap, not free): with the Delta writer's
@@ -216,7 +216,9 @@ def index_schema() -> pa.Schema:
     return schema.append(pa.field("kind", pa.string(), nullable=False))
 
 
-def _writer_properties() -> WriterProperties:
+def _file_layout() -> dict[str, Any]:
+    """How every index write lays out its files: partitions, file size, row groups, pages,
+    compression and Bloom filters (keyword arguments of ``write_deltalake``)."""
     # Bloom filters on the columns point queries name: a row group's min/max of customer_id
     # spans every customer when the group straddles two channels, so without them one
     # customer's messages read 2-3 row groups of a 10M-message index (1 with them, as at 1M).
@@ -224,12 +226,17 @@ def _writer_properties() -> WriterProperties:
     bloom = ColumnProperties(
         bloom_filter_properties=BloomFilterProperties(True, fpp=0.01, ndv=ROW_GROUP_ROWS // 8)
     )
-    return WriterProperties(
+    properties = WriterProperties(
         compression="ZSTD",
         max_row_group_size=ROW_GROUP_ROWS,
         data_page_row_count_limit=PAGE_ROWS,
         column_properties={column: bloom for column in BLOOM_COLUMNS},
     )
+    return {
+        "partition_by": _PARTITION_BY,
+        "writer_properties": properties,
+        "target_file_size": FILE_BYTES,
+    }
 
 
 @dataclass(frozen=True, order=True)
@@ -641,9 +648,7 @@ def _merge(
                 rows,
                 mode="overwrite",
                 predicate=f"layer = {INCREMENT} AND generation IN ({listed})",
-                partition_by=_PARTITION_BY,
-                writer_properties=_writer_properties(),
-                target_file_size=FILE_BYTES,
+                **_file_layout(),
             )
         except CommitFailedError:
             return False
@@ -800,9 +805,7 @@ def _commit(
             mode="overwrite" if mode == "overwrite" else "append",
             # A rebuild replaces an index another version of Hooklake wrote, schema and all.
             schema_mode="overwrite" if mode == "overwrite" else None,
-            partition_by=_PARTITION_BY,
-            writer_properties=_writer_properties(),
-            target_file_size=FILE_BYTES,
+            **_file_layout(),
             storage_options=loc.storage_options or None if dt is None else None,
             commit_properties=CommitProperties(
                 app_transactions=[
