@@ -527,6 +527,49 @@ def test_an_index_another_version_wrote_is_rebuilt(tmp_path: Path, rng: SeededRa
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
 
 
+def test_a_lake_over_an_up_to_date_index_leaves_the_messages_log_until_asked(
+    tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Views that read an up-to-date index need nothing from the messages table, whose log
+    grows with every commit: a fresh Lake opens it only when asked for its files, versions or
+    stats, and then at the version the index covers, whatever was committed since."""
+    from hooklake import tables
+
+    rows = _simulated_rows(rng, 10, 200)
+    write_rows(tmp_path, rows[:150], name="a")
+    index.update_index(tmp_path)
+    state = index.read_state(lake_location(tmp_path))
+    assert state is not None
+    opened: list[str] = []
+    real_open = tables.open_table
+
+    def open_table(loc: Any, table: str, version: Any = None) -> Any:
+        opened.append(table)
+        return real_open(loc, table, version)
+
+    monkeypatch.setattr(tables, "open_table", open_table)
+    with Lake(tmp_path) as lake:
+        expected = views(lake)
+        assert layout.MESSAGES not in opened
+        assert lake.index is not None and lake.pending_rows == 0
+        write_rows(tmp_path, rows[150:], name="b")  # lands after the Lake was made
+        versions = {v.table: v.version for v in lake.versions()}
+        assert layout.MESSAGES in opened
+        assert versions[layout.MESSAGES] == state.messages_version
+        assert sum(f.rows for f in lake.files()) == 150
+        stats = lake.stats()
+        assert (stats.stored_rows, stats.messages) == (150, len(expected["messages"]))
+        assert views(lake) == expected
+    with Lake(tmp_path) as lake:  # the index is behind now: the new rows are computed
+        assert lake.pending_rows > 0
+        assert {v.table: v.version for v in lake.versions()}[layout.MESSAGES] == (
+            state.messages_version + 1
+        )
+    with Lake(tmp_path, session_gap=timedelta(minutes=5)) as lake:  # another gap
+        assert lake.stats().stored_rows == 200
+    assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
+
+
 def test_erasure_removes_the_customer_from_the_index(tmp_path: Path, rng: SeededRandom) -> None:
     rows = _simulated_rows(rng, 10, 200)
     write_rows(tmp_path, rows, name="a")
@@ -571,7 +614,7 @@ def test_a_collectors_flusher_keeps_an_existing_index_current(
 
     def caught_up() -> bool:
         with Lake(lake_dir) as lake:
-            stored = lake.sql("SELECT count(*) FROM hooklake_message_rows").fetchall()[0][0]
+            stored = lake.stats().stored_rows
             return stored >= len(deliveries) and lake.pending_rows == 0 and lake.index is not None
 
     wait_until(caught_up, "the flusher brought the index up to date")

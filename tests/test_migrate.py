@@ -32,14 +32,14 @@ QUERIES = {
     "turns": "SELECT * FROM turns ORDER BY ALL",
     "handovers": "SELECT * FROM handovers ORDER BY ALL",
     "rejected": "SELECT * EXCLUDE (source) FROM rejected ORDER BY ALL",
-    "stored": "SELECT count(*) FROM hooklake_message_rows",
 }
 V1_COLUMNS = ("samurai", "latitude", "longitude")
 
 
 def _views(path: Path) -> dict[str, list[tuple[object, ...]]]:
     with Lake(path) as lake:
-        return {name: lake.query(q).rows for name, q in QUERIES.items()}
+        views = {name: lake.query(q).rows for name, q in QUERIES.items()}
+        return views | {"stored": [(lake.stats().stored_rows,)]}
 
 
 def _chunks() -> list[list[bytes]]:

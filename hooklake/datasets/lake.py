@@ -53,7 +53,8 @@ from hooklake.storage import LakeLocation, lake_location
 DEFAULT_SESSION_GAP = timedelta(minutes=30)
 
 # Order matters: each file builds on the views of the ones before it.
-_RAW_VIEWS = ("message_rows", "rejected_rows", "macros")
+# (message_rows.sql, the stored messages, comes first when the views need it.)
+_RAW_VIEWS = ("rejected_rows", "macros")
 _ORDERING_VIEWS = ("messages_unique", "messages_ordered")
 _SUMMARY_VIEWS = ("conversation_counts", "turn_rows", "turn_pair_rows", "handover_rows")
 _PUBLIC_VIEWS = ("messages", "conversations", "turns", "turn_pairs", "handovers", "rejected")
@@ -219,6 +220,10 @@ class Lake:
         self.session_gap = as_session_gap(session_gap)
         self.as_of = as_of
         self._tables: dict[str, DeltaTable | None] = {}
+        #: Tables not loaded yet, with the version to load (see :meth:`_table`).
+        self._deferred: dict[str, int] = {}
+        #: Whether the Lake's connection has hooklake_message_rows (the stored rows).
+        self._stored_defined = False
         self._index: IndexState | None = None
         self._pending: pa.Table | None = None
         self._con = shared_connection(threads=threads, memory_limit=memory_limit)
@@ -246,16 +251,26 @@ class Lake:
 
     def files(self, table: str = layout.MESSAGES) -> list[tables.DataFile]:
         """The data files of the version of ``table`` the views read."""
-        dt = self._tables.get(table)
+        dt = self._table(table)
         return tables.data_files(dt) if dt is not None else []
 
     def versions(self) -> tuple[tables.TableVersion, ...]:
         """The version of each table the views read (tables not created yet are left out)."""
-        return tuple(
-            tables.version_of(self.location, name, dt)
-            for name, dt in self._tables.items()
-            if dt is not None
-        )
+        out = []
+        for name in layout.TABLES:
+            dt = self._table(name)
+            if dt is not None:
+                out.append(tables.version_of(self.location, name, dt))
+        return tuple(out)
+
+    def _table(self, name: str) -> DeltaTable | None:
+        """The version of table ``name`` this Lake reads, loaded now if it was deferred."""
+        if name in self._deferred:
+            version = self._deferred[name]
+            with tables.delta_errors(f"cannot open the {name} table of {self.location}", LakeError):
+                self._tables[name] = tables.open_table(self.location, name, version)
+            del self._deferred[name]
+        return self._tables.get(name)
 
     def refresh(self) -> None:
         """Read the latest version of each table (or the one ``as_of`` names) from now on.
@@ -264,8 +279,18 @@ class Lake:
         to refresh them.
         """
         check_lake(self.location)
-        self._tables = _open_tables(self.location, self.as_of)
-        self._index, self._pending = self._open_index()
+        self._deferred = {}
+        use_index = self.use_index and self.as_of is None
+        state = read_index_state(self.location) if use_index else None
+        if state is not None and self._covers_latest(state):
+            # The views read the index alone: the messages table's log (which grows with
+            # every commit the collector makes) is replayed only if something asks for it.
+            self._tables = _open_tables(self.location, None, skip=(layout.MESSAGES,))
+            self._deferred = {layout.MESSAGES: state.messages_version}
+            self._index, self._pending = state, None
+        else:
+            self._tables = _open_tables(self.location, self.as_of)
+            self._index, self._pending = self._open_index(state)
         self._define_views(self._con)
 
     @property
@@ -286,13 +311,22 @@ class Lake:
         """Rows this Lake computed for customers whose messages the index does not cover yet."""
         return 0 if self._pending is None else self._pending.num_rows
 
-    def _open_index(self) -> tuple[IndexState | None, pa.Table | None]:
-        """The index to read, and the rows of customers it is behind on (computed here)."""
+    def _covers_latest(self, state: IndexState) -> bool:
+        """Whether the index ``state`` was computed for this Lake's session gap and covers the
+        messages table's latest version, told without loading the table: its log holds no
+        commit after the one the index covers. False when that cannot be told so cheaply (on
+        object storage); :meth:`_open_index` then decides."""
+        if self.location.local is None or state.session_gap != self.session_gap:
+            return False
+        log = self.location.local / layout.MESSAGES / "_delta_log"
+        v = state.messages_version
+        return (log / f"{v:020d}.json").exists() and not (log / f"{v + 1:020d}.json").exists()
+
+    def _open_index(self, state: IndexState | None) -> tuple[IndexState | None, pa.Table | None]:
+        """The index to read (``state``, the latest version, or None when the views must not
+        read it), and the rows of customers it is behind on (computed here)."""
         messages = self._tables.get(layout.MESSAGES)
-        if not self.use_index or self.as_of is not None or messages is None:
-            return None, None
-        state = read_index_state(self.location)
-        if state is None or state.messages_version > messages.version():
+        if state is None or messages is None or state.messages_version > messages.version():
             return None, None
         if state.messages_version == messages.version():
             return state, None
@@ -336,6 +370,8 @@ class Lake:
         """Counts of messages, conversations and rejects, table versions and history, and the
         files of each partition."""
         with lake_errors("cannot compute lake statistics"):
+            if not self._stored_defined:
+                self._define_stored_messages(self._con)
             # An aggregate without GROUP BY returns exactly one row.
             (row,) = self._con.sql(query_sql("stats")).fetchall()
         messages, stored, conversations, customers, channels, first, last, rejects = row
@@ -399,7 +435,8 @@ class Lake:
 
     def _history(self) -> tuple[TableHistory, ...]:
         out = []
-        for name, dt in self._tables.items():
+        for name in layout.TABLES:
+            dt = self._table(name)
             if dt is None:
                 continue
             with tables.delta_errors(f"cannot read the history of the {name} table", LakeError):
@@ -418,8 +455,12 @@ class Lake:
             con.execute(
                 "SET VARIABLE hooklake_session_gap_us = ?", [microseconds(self.session_gap)]
             )
-            for table, name in _TABLE_NAMES.items():
-                self._register_table(con, table, name)
+            deferred = layout.MESSAGES in self._deferred
+            if not deferred:
+                self._define_stored_messages(con)
+            if con is self._con:
+                self._stored_defined = not deferred
+            self._register_table(con, layout.REJECTED, _TABLE_NAMES[layout.REJECTED])
             for view in _RAW_VIEWS:
                 con.execute(view_sql(view, **_FIELD_SQL))
             state = self._index
@@ -436,20 +477,30 @@ class Lake:
             for view in (*views, *_PUBLIC_VIEWS):
                 con.execute(view_sql(view, **_FIELD_SQL))
 
+    def _define_stored_messages(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Define ``hooklake_message_rows`` on ``con``: the stored rows, duplicates included.
+        Views that read the index up to date never need it, so then it waits for a caller
+        that does (:meth:`stats`)."""
+        self._register_table(con, layout.MESSAGES, _TABLE_NAMES[layout.MESSAGES])
+        con.execute(view_sql("message_rows", **_FIELD_SQL))
+
     def _register_table(self, con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
         """Make ``name`` on ``con`` read the version of ``table`` this Lake reads."""
         paths = [f.path for f in self.files(table)]
         schema = tables.table_schema(table)
-        dt = self._tables.get(table)
+        dt = self._table(table)
         register_table_files(con, name, self.location, table, dt, paths, schema, _DATE)
 
 
-def _open_tables(loc: LakeLocation, as_of: AsOf | None) -> dict[str, DeltaTable | None]:
-    """Each table at its latest version, or at ``as_of``."""
+def _open_tables(
+    loc: LakeLocation, as_of: AsOf | None, skip: tuple[str, ...] = ()
+) -> dict[str, DeltaTable | None]:
+    """Each table but those in ``skip`` at its latest version, or at ``as_of``."""
     out: dict[str, DeltaTable | None] = {}
     with tables.delta_errors(f"cannot open the tables of lake {loc}", LakeError):
         for table in layout.TABLES:
-            out[table] = tables.open_table(loc, table)
+            if table not in skip:
+                out[table] = tables.open_table(loc, table)
         if as_of is None:
             return out
         at: datetime | str | int = as_of

@@ -41,8 +41,7 @@ def test_messages_form_the_expected_conversations_in_order(
     case, path = case_lake
     with Lake(path) as lake:
         assert _conversations(lake) == case["expect"]["conversations"]
-        (stored,) = lake.sql("SELECT count(*) FROM hooklake_message_rows").fetchall()[0]
-        assert stored == case["expect"]["stored_rows"]
+        assert lake.stats().stored_rows == case["expect"]["stored_rows"]
 
 
 def test_session_gap_is_a_setting_of_the_lake(case_lake: tuple[dict[str, Any], Path]) -> None:
