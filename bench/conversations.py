@@ -43,6 +43,11 @@ size (generated if missing, their index rebuilt), in alternating rounds, and pri
 slower the largest lake's are than the smallest's against the goal (no slower):
 
     python bench/conversations.py --point-growth 1000000 10000000 --dir /var/tmp/bench
+
+``--update-growth SIZE SIZE...`` runs only the index update experiment on each size and prints
+the update's share of the rebuild at each:
+
+    python bench/conversations.py --update-growth 1000000 3000000 --dir /var/tmp/bench
 """
 
 from __future__ import annotations
@@ -1101,6 +1106,38 @@ def point_growth(
         )
 
 
+def update_growth(root: Path, sizes: list[int], seed: int, files_per_day: int, limit: str) -> None:
+    """The index update experiment alone (1% new messages, 10% of them late, appended as
+    collector commits after an index rebuild) on the lake of each size, and the update's
+    share of the rebuild at each."""
+    shares = []
+    for size in sizes:
+        lakes = build_lakes(root, size, seed, files_per_day)
+        work = root / f"m{size}-s{seed}-f{files_per_day}" / "update-run"
+        copy_lake(lakes.update_base, work)
+        rebuild = measure("index-rebuild", work, None, limit)
+        commits = append_held_out(lakes.held_out, work)
+        update = measure("index-update", work, None, limit)
+        shutil.rmtree(work)
+        held = (lakes.update_base.parent / "update.done").read_text().split()
+        shares.append(
+            (size, int(held[0]), commits, rebuild, update, update["seconds"] / rebuild["seconds"])
+        )
+    print("index update after 1% new messages (10% of them late), against an index rebuild:")
+    for size, rows, commits, rebuild, update, share in shares:
+        cpu = update["cpu_seconds"] / rebuild["cpu_seconds"]
+        print(
+            f"  {size:>12,} messages: {rows:,} new rows in {commits:,} commits; rebuild "
+            f"{rebuild['seconds']:.2f} s (cpu {rebuild['cpu_seconds']:.2f}), update "
+            f"{update['seconds']:.2f} s (cpu {update['cpu_seconds']:.2f}), "
+            f"{update['customers']:,} customers, {update['rows']:,} rows written ({update['action']})"
+        )
+        print(
+            f"  {'':>12}  update / rebuild {share:.1%} (cpu {cpu:.1%})  goal <= 5%: "
+            f"{_goal(share <= 0.05)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1141,6 +1178,13 @@ def main() -> None:
         metavar="SIZE",
         help="only the point queries, on lakes of these sizes, and their growth with size",
     )
+    parser.add_argument(
+        "--update-growth",
+        type=int,
+        nargs="+",
+        metavar="SIZE",
+        help="only the index update after 1%% new messages, on lakes of these sizes",
+    )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--lake", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -1158,6 +1202,11 @@ def main() -> None:
             args.dir, sorted(args.point_growth), args.seed, args.files_per_day,
             args.point_queries, max(args.repeat, 3), args.memory_limit,
         )  # fmt: skip
+        return
+    if args.update_growth:
+        update_growth(
+            args.dir, sorted(args.update_growth), args.seed, args.files_per_day, args.memory_limit
+        )
         return
     lakes = build_lakes(args.dir, args.messages, args.seed, args.files_per_day)
     small, compacted = lakes.small, lakes.compacted
