@@ -32,6 +32,7 @@ from deltalake import DeltaTable
 from hooklake import layout, tables
 from hooklake.db import (
     configure_session,
+    forget,
     lake_errors,
     query_sql,
     register_table_files,
@@ -458,6 +459,9 @@ class Lake:
             deferred = layout.MESSAGES in self._deferred
             if not deferred:
                 self._define_stored_messages(con)
+            else:  # and none from an earlier version either
+                forget(con, "hooklake_message_rows")
+                forget(con, _TABLE_NAMES[layout.MESSAGES])
             if con is self._con:
                 self._stored_defined = not deferred
             self._register_table(con, layout.REJECTED, _TABLE_NAMES[layout.REJECTED])
