@@ -266,11 +266,11 @@ class Lake:
 
     def _table(self, name: str) -> DeltaTable | None:
         """The version of table ``name`` this Lake reads, loaded now if it was deferred."""
-        if name in self._deferred:
-            version = self._deferred[name]
+        version = self._deferred.get(name)
+        if version is not None:  # (two threads asking at once both load it: harmless)
             with tables.delta_errors(f"cannot open the {name} table of {self.location}", LakeError):
                 self._tables[name] = tables.open_table(self.location, name, version)
-            del self._deferred[name]
+            self._deferred.pop(name, None)
         return self._tables.get(name)
 
     def refresh(self) -> None:
