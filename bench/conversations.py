@@ -44,6 +44,11 @@ slower the largest lake's are than the smallest's against the goal (no slower):
 
     python bench/conversations.py --point-growth 1000000 10000000 --dir /var/tmp/bench
 
+``--views-growth SIZE SIZE...`` measures only conversations + pairs through the views (the
+index brought up to date first), the scan and Polars on each size, and prints both ratios:
+
+    python bench/conversations.py --views-growth 1000000 10000000 --dir /var/tmp/bench
+
 ``--update-growth SIZE SIZE...`` runs only the index update experiment on each size and prints
 the update's share of the rebuild at each:
 
@@ -1107,6 +1112,34 @@ def point_growth(
         )
 
 
+def views_growth(
+    root: Path, sizes: list[int], seed: int, files_per_day: int, limit: str, repeat: int
+) -> None:
+    """conversations + pairs through the views with the index up to date, against the scan
+    and Polars, on the compacted lake of each size, and both ratios at each."""
+    rows = []
+    for size in sizes:
+        lake = build_lakes(root, size, seed, files_per_day).compacted
+        measure("index-update", lake, None, limit)  # a rebuild if there is none
+        scan = measure("scan", lake, None, limit, repeat)
+        index = measure("views-index", lake, None, limit, repeat)
+        polars = measure("polars", lake, None, limit)
+        rows.append((size, scan, index, polars))
+    print("conversations + pairs, index up to date, against the scan and Polars (streaming):")
+    for size, scan, index, polars in rows:
+        x_scan, x_polars = index["seconds"] / scan["seconds"], polars["seconds"] / index["seconds"]
+        print(
+            f"  {size:>12,} messages: scan {scan['seconds']:.2f} s, views {index['seconds']:.2f} s "
+            f"(peak {index['peak_mb']:.0f} MB), polars {polars['seconds']:.2f} s "
+            f"(peak {polars['peak_mb']:.0f} MB)"
+        )
+        print(
+            f"  {'':>12}  views / scan {x_scan:.1f}x (goal <= 3x: {_goal(x_scan <= 3)}), "
+            f"faster than polars {x_polars:.1f}x (goal >= 5x: {_goal(x_polars >= 5)}), "
+            f"peak goal <= 1536 MB: {_goal(index['peak_mb'] <= 1536)}"
+        )
+
+
 def update_growth(root: Path, sizes: list[int], seed: int, files_per_day: int, limit: str) -> None:
     """The index update experiment alone (1% new messages, 10% of them late, appended as
     collector commits after an index rebuild) on the lake of each size, and the update's
@@ -1181,6 +1214,13 @@ def main() -> None:
         help="only the point queries, on lakes of these sizes, and their growth with size",
     )
     parser.add_argument(
+        "--views-growth",
+        type=int,
+        nargs="+",
+        metavar="SIZE",
+        help="only conversations + pairs (views with the index, scan, Polars) at these sizes",
+    )
+    parser.add_argument(
         "--update-growth",
         type=int,
         nargs="+",
@@ -1203,6 +1243,12 @@ def main() -> None:
         point_growth(
             args.dir, sorted(args.point_growth), args.seed, args.files_per_day,
             args.point_queries, max(args.repeat, 5), args.memory_limit,
+        )  # fmt: skip
+        return
+    if args.views_growth:
+        views_growth(
+            args.dir, sorted(args.views_growth), args.seed, args.files_per_day,
+            args.memory_limit, max(args.repeat, 2),
         )  # fmt: skip
         return
     if args.update_growth:
