@@ -223,8 +223,6 @@ class Lake:
         self._tables: dict[str, DeltaTable | None] = {}
         #: Tables not loaded yet, with the version to load (see :meth:`_table`).
         self._deferred: dict[str, int] = {}
-        #: Whether the Lake's connection has hooklake_message_rows (the stored rows).
-        self._stored_defined = False
         self._index: IndexState | None = None
         self._pending: pa.Table | None = None
         self._con = shared_connection(threads=threads, memory_limit=memory_limit)
@@ -371,8 +369,8 @@ class Lake:
         """Counts of messages, conversations and rejects, table versions and history, and the
         files of each partition."""
         with lake_errors("cannot compute lake statistics"):
-            if not self._stored_defined:
-                self._define_stored_messages(self._con)
+            # The stored rows: not defined with the views when they read an up-to-date index.
+            self._define_stored_messages(self._con)
             # An aggregate without GROUP BY returns exactly one row.
             (row,) = self._con.sql(query_sql("stats")).fetchall()
         messages, stored, conversations, customers, channels, first, last, rejects = row
@@ -456,14 +454,11 @@ class Lake:
             con.execute(
                 "SET VARIABLE hooklake_session_gap_us = ?", [microseconds(self.session_gap)]
             )
-            deferred = layout.MESSAGES in self._deferred
-            if not deferred:
+            if layout.MESSAGES not in self._deferred:
                 self._define_stored_messages(con)
             else:  # and none from an earlier version either
                 forget(con, "hooklake_message_rows")
                 forget(con, _TABLE_NAMES[layout.MESSAGES])
-            if con is self._con:
-                self._stored_defined = not deferred
             self._register_table(con, layout.REJECTED, _TABLE_NAMES[layout.REJECTED])
             for view in _RAW_VIEWS:
                 con.execute(view_sql(view, **_FIELD_SQL))
