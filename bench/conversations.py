@@ -551,6 +551,16 @@ class Lakes:
     update_base: Path
     held_out: Path
 
+    @property
+    def update_run(self) -> Path:
+        """Where the update experiment runs, on a copy of ``update_base``."""
+        return self.update_base.parent / "update-run"
+
+    def held(self) -> tuple[int, int]:
+        """The rows held out of ``update_base``, and how many of them are late deliveries."""
+        rows, late, *_ = (self.update_base.parent / "update.done").read_text().split()
+        return int(rows), int(late)
+
 
 def build_lakes(root: Path, n_messages: int, seed: int, files_per_day: int) -> Lakes:
     """The small-file lake (collector-shaped), a compacted copy, and the update experiment's
@@ -1147,18 +1157,16 @@ def update_growth(root: Path, sizes: list[int], seed: int, files_per_day: int, l
     shares = []
     for size in sizes:
         lakes = build_lakes(root, size, seed, files_per_day)
-        work = root / f"m{size}-s{seed}-f{files_per_day}" / "update-run"
+        work = lakes.update_run
         copy_lake(lakes.update_base, work)
         rebuild = measure("index-rebuild", work, None, limit)
         commits = append_held_out(lakes.held_out, work)
         update = measure("index-update", work, None, limit)
         shutil.rmtree(work)
-        held = (lakes.update_base.parent / "update.done").read_text().split()
-        shares.append(
-            (size, int(held[0]), commits, rebuild, update, update["seconds"] / rebuild["seconds"])
-        )
+        shares.append((size, lakes.held()[0], commits, rebuild, update))
     print("index update after 1% new messages (10% of them late), against an index rebuild:")
-    for size, rows, commits, rebuild, update, share in shares:
+    for size, rows, commits, rebuild, update in shares:
+        share = update["seconds"] / rebuild["seconds"]
         cpu = update["cpu_seconds"] / rebuild["cpu_seconds"]
         print(
             f"  {size:>12,} messages: {rows:,} new rows in {commits:,} commits; rebuild "
@@ -1289,7 +1297,7 @@ def main() -> None:
 
         # Index update: a copy of the lake without the held-out rows, indexed, then the rows
         # appended as collector commits; no repeats (an update works only once).
-        work = args.dir / f"m{args.messages}-s{args.seed}-f{args.files_per_day}" / "update-run"
+        work = lakes.update_run
         copy_lake(lakes.update_base, work)
         u_rebuild = measure("index-rebuild", work, None, limit)
         t = time.perf_counter()
@@ -1371,9 +1379,9 @@ def main() -> None:
         "on 1M: compare the summary lines of runs at both sizes)"
     )
     share = update["seconds"] / u_rebuild["seconds"]
-    held = (lakes.update_base.parent / "update.done").read_text().split()
+    held, late = lakes.held()
     print(
-        f"index update after 1% new messages ({int(held[0]):,} rows, {int(held[1]):,} late, "
+        f"index update after 1% new messages ({held:,} rows, {late:,} late, "
         f"appended in {commits:,} commits in {append_seconds:.0f} s):"
     )
     print(line("index rebuild (lake without them)", u_rebuild))
