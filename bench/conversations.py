@@ -484,12 +484,18 @@ def collector_commits(
         yield f"{label}-{seg:08d}-{date}", tables.with_partition(layout.MESSAGES, part)
 
 
-def write_small_files(commits: Iterator[tuple[str, pa.Table]], lake: Path) -> int:
-    """Append each commit to the lake's messages table, as the collector's flushes do."""
+def write_small_files(
+    commits: Iterator[tuple[str, pa.Table]], lake: Path, writer: str = "bench"
+) -> int:
+    """Append each commit to the lake's messages table, as a collector's flushes do: under one
+    transaction id per writer, its version counting the writer's commits."""
+    loc = lake_location(lake)
+    dt = tables.open_table(loc, layout.MESSAGES)
+    done = (tables.transaction_version(dt, f"flush:{writer}") if dt is not None else None) or 0
     n = 0
-    for txn, rows in commits:
-        tables.append(lake_location(lake), layout.MESSAGES, rows, txn)
+    for _, rows in commits:
         n += 1
+        tables.append(loc, layout.MESSAGES, rows, f"flush:{writer}", done + n)
     return n
 
 

@@ -93,7 +93,7 @@ def delta_append(lake: str, rows: list[Any]) -> float:
     t0 = time.perf_counter()
     for i, table in enumerate(rows):
         data = tables.with_partition(layout.MESSAGES, table)
-        tables.append(lake_location(lake), layout.MESSAGES, data, f"bench-{i}")
+        tables.append(lake_location(lake), layout.MESSAGES, data, "flush:bench", i + 1)
     return time.perf_counter() - t0
 
 

@@ -12,9 +12,13 @@ Readers open one table version and never see a partial commit; writers on severa
 commit concurrently (appends never conflict, and on S3 conditional PUTs decide who gets a
 version number).
 
-A flush commit carries a Delta *transaction id* naming the journal segment it came from, so a
-segment flushed again after a crash (committed, then killed before the segment was retired) is
-recognised and not appended twice.
+A flush commit carries a Delta *transaction id* naming the collector process (journal writer)
+it came from, with the segment's number as the transaction's version: Delta's idempotent-writer
+pattern. A writer's segments are committed in order, so a segment flushed again after a crash
+(committed, then killed before the segment was retired) is recognised by a version at or past
+its number and not appended twice, and the log holds one id per writer rather than one per
+segment (which, with a segment sealed every few seconds, made every open of the table replay
+hundreds of thousands of ids after a month).
 
 The Delta log keeps file statistics with column *values* in every commit. Those columns are
 restricted (``delta.dataSkippingStatsColumns``) to ones that hold no personal data: times,
@@ -70,7 +74,8 @@ def table_schema(table: str) -> pa.Schema:
 def configuration(table: str) -> dict[str, str | None]:
     return {
         "delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS[table]),
-        # Flush transaction ids only need to outlive a crashed collector's restart.
+        # A flush transaction id (one per collector process) only needs to outlive the
+        # restart that recovers a crashed collector's journal.
         "delta.setTransactionRetentionDuration": "interval 30 days",
     }
 
@@ -133,24 +138,42 @@ def with_partition(table: str, rows: pa.Table) -> pa.Table:
     return rows.append_column(table_schema(table).field(PARTITION_COLUMN), days)
 
 
-def committed(dt: DeltaTable, txn: str) -> bool:
-    """Whether a commit with transaction id ``txn`` is in the table's current version."""
-    return dt.transaction_version(_TXN_PREFIX + txn) is not None
+def transaction_version(dt: DeltaTable, txn: str) -> int | None:
+    """The version of the last commit with transaction id ``txn`` in the table's current
+    version, or None when there is none."""
+    return dt.transaction_version(_TXN_PREFIX + txn)
+
+
+def committed(dt: DeltaTable, txn: str, version: int = 1) -> bool:
+    """Whether the table's current version holds a commit with transaction id ``txn`` at
+    ``version`` or later."""
+    found = transaction_version(dt, txn)
+    return found is not None and found >= version
 
 
 def append(
-    loc: LakeLocation, table: str, rows: pa.Table | pa.RecordBatchReader, txn: str
+    loc: LakeLocation,
+    table: str,
+    rows: pa.Table | pa.RecordBatchReader,
+    txn: str,
+    version: int = 1,
+    *,
+    also_committed_as: str | None = None,
 ) -> int | None:
     """Append ``rows`` (in the table's schema, partition column included) in one commit carrying
-    transaction id ``txn``. Returns the new version, or None when a commit with that id is
-    already in the table (nothing is written then).
+    transaction id ``txn`` at ``version``. Returns the new table version, or None when the
+    table already holds ``txn`` at ``version`` or later, or a commit with the id
+    ``also_committed_as`` (nothing is written then).
 
-    The check and the commit are not one step: callers make sure one process at a time
-    appends under a given id (flush holds the segment's lock).
+    The check and the commit are not one step, and a later version stands for the earlier
+    ones: callers make sure one process at a time appends under a given id, in increasing
+    versions (flush holds the writer's flush lock and goes through its segments in order).
     """
     with delta_errors(f"cannot write to the {table} table at {loc.table_uri(table)}"):
         dt = ensure_table(loc, table)
-        if committed(dt, txn):
+        if committed(dt, txn, version) or (
+            also_committed_as is not None and committed(dt, also_committed_as)
+        ):
             return None
         now_ms = int(time.time() * 1000)
         write_deltalake(
@@ -159,8 +182,8 @@ def append(
             mode="append",
             writer_properties=_WRITER,
             commit_properties=CommitProperties(
-                app_transactions=[Transaction(_TXN_PREFIX + txn, 1, last_updated=now_ms)],
-                custom_metadata={"hooklake.txn": txn},
+                app_transactions=[Transaction(_TXN_PREFIX + txn, version, last_updated=now_ms)],
+                custom_metadata={"hooklake.txn": f"{txn}@{version}"},
             ),
         )
         return dt.version()

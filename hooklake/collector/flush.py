@@ -1,11 +1,13 @@
 """Flush: sealed journal segments -> commits to the lake's Delta tables, then retire the segments.
 
 Each segment becomes one commit to ``messages`` and one to ``rejected`` (when it holds rejects),
-each carrying a transaction id named after the writer and the segment
-(``flush:<writer>-<NNNNNNNN>``). Flushing a segment twice (a crash between the commit and the
-retirement) therefore finds its commits already in the tables and appends nothing. Segments of
-dead writers, found through their free lock, are recovered first: the torn tail of the open
-segment is cut off and the rest sealed.
+each carrying the transaction id ``flush:<writer>`` at the segment's number as its version
+(see :mod:`hooklake.tables`). A writer's segments are committed strictly in order, by one
+flusher at a time (the writer's flush lock, ``<writer>/flushing``), and never past a segment
+still open: so a table holding the writer's id at version N holds every segment up to N, and
+flushing a segment twice (a crash between the commit and the retirement) finds it there and
+appends nothing. Segments of dead writers, found through their free lock, are recovered first:
+the torn tail of the open segment is cut off and the rest sealed.
 """
 
 from __future__ import annotations
@@ -57,12 +59,17 @@ class FlushReport:
         self.commits.extend(other.commits)
 
 
+#: The file a flusher locks while it commits a writer's segments.
+FLUSH_LOCK_NAME = "flushing"
+
+
 def commit_rows(
-    loc: LakeLocation, name: str, messages: pa.Table, rejects: list[Row]
+    loc: LakeLocation, writer: str, segment: int, messages: pa.Table, rejects: list[Row]
 ) -> list[tuple[str, int]]:
-    """Append a segment's rows to the tables, one commit per table, each under the transaction
-    id ``flush:<name>``; a table that already has that commit is left alone. Returns the
-    (table, version) of each new commit."""
+    """Append the rows of ``writer``'s segment number ``segment`` to the tables, one commit per
+    table under the transaction id ``flush:<writer>`` at version ``segment``; a table that
+    already holds that version (or the segment's own id, as Hooklake wrote it before one id
+    per writer) is left alone. Returns the (table, version) of each new commit."""
     out: list[tuple[str, int]] = []
     for table_name, table in (
         (MESSAGES, messages.sort_by(_SORT) if messages.num_rows else None),
@@ -71,7 +78,12 @@ def commit_rows(
         if table is None or table.num_rows == 0:
             continue
         version = tables.append(
-            loc, table_name, tables.with_partition(table_name, table), f"flush:{name}"
+            loc,
+            table_name,
+            tables.with_partition(table_name, table),
+            f"flush:{writer}",
+            segment,
+            also_committed_as=f"flush:{writer}-{segment:08d}",
         )
         if version is not None:
             out.append((table_name, version))
@@ -130,26 +142,60 @@ def _damaged_tail(segment: Path, valid: int, prefix: str) -> Row | None:
 
 def flush_segment(lake: Path | str, segment: Path, loc: LakeLocation | None = None) -> FlushReport:
     """Commit one sealed segment's rows to the lake's tables (``loc``, by default the tables in
-    ``lake``), then delete it. Skips a segment that another flusher holds."""
-    fd = try_lock(segment) if segment.exists() else None
-    if fd is None:
-        return FlushReport()
-    try:
-        if not segment.exists():  # retired by another flusher between our glob and lock
+    ``lake``) and delete it, after the sealed segments its writer wrote before it (a writer's
+    segments are committed in order). Does nothing while another flusher holds the writer."""
+    with _flushing(segment.parent) as held:
+        if not held:
             return FlushReport()
-        writer = segment.parent.name
-        name = f"{writer}-{segment_number(segment):08d}"
-        with _gc_paused():
-            records, valid = read_segment(segment)
-            messages, rejects = records_to_tables(records, f"{writer}/{segment.name}")
-        damaged = _damaged_tail(segment, valid, f"{writer}/{segment.name}")
-        if damaged is not None:
-            rejects.append(damaged)
-        commits = commit_rows(loc or lake_location(lake), name, messages, rejects)
-        segment.unlink()
-        fsync_dir(segment.parent)
+        return _flush_writer(
+            lake, segment.parent, loc or lake_location(lake), segment_number(segment)
+        )
+
+
+@contextlib.contextmanager
+def _flushing(directory: Path) -> Iterator[bool]:
+    """The writer's flush lock, held for the block; yields False when another flusher has it
+    (or the writer's directory is gone)."""
+    try:
+        fd = try_lock(directory / FLUSH_LOCK_NAME)
+    except FileNotFoundError:
+        fd = None
+    try:
+        yield fd is not None
     finally:
-        unlock(fd)
+        if fd is not None:
+            unlock(fd)
+
+
+def _flush_writer(
+    lake: Path | str, directory: Path, loc: LakeLocation, upto: int | None = None
+) -> FlushReport:
+    """Commit the writer's sealed segments in order (up to number ``upto``), stopping before
+    the first one that comes after a segment still open: a segment whose sealing failed holds
+    back the later ones until it is sealed. The caller holds the writer's flush lock."""
+    report = FlushReport()
+    # Open ones first: a segment sealed after this listing is then either below the lowest
+    # open one (and listed as sealed next) or not flushed this time.
+    still_open = min((segment_number(p) for p in open_segments(directory)), default=None)
+    for segment in sealed_segments(directory):
+        number = segment_number(segment)
+        if (still_open is not None and number > still_open) or (upto is not None and number > upto):
+            break
+        report.add(_flush_one(lake, segment, number, loc))
+    return report
+
+
+def _flush_one(lake: Path | str, segment: Path, number: int, loc: LakeLocation) -> FlushReport:
+    writer = segment.parent.name
+    with _gc_paused():
+        records, valid = read_segment(segment)
+        messages, rejects = records_to_tables(records, f"{writer}/{segment.name}")
+    damaged = _damaged_tail(segment, valid, f"{writer}/{segment.name}")
+    if damaged is not None:
+        rejects.append(damaged)
+    commits = commit_rows(loc, writer, number, messages, rejects)
+    segment.unlink()
+    fsync_dir(segment.parent)
     return FlushReport(1, messages.num_rows, len(rejects), commits)
 
 
@@ -168,13 +214,15 @@ def flush_lake(lake: Path | str, journal: Path | None = None) -> FlushReport:
             continue
         dead = lock is not None
         try:
-            if dead:
-                for seg in open_segments(directory):
-                    recover_open_segment(seg)
-            for seg in sealed_segments(directory):
-                report.add(flush_segment(lake, seg, loc))
-            if dead and not sealed_segments(directory) and not open_segments(directory):
-                _remove_writer_dir(directory)
+            with _flushing(directory) as held:
+                if not held:
+                    continue  # another flusher is committing this writer's segments
+                if dead:
+                    for seg in open_segments(directory):
+                        recover_open_segment(seg)
+                report.add(_flush_writer(lake, directory, loc))
+                if dead and not sealed_segments(directory) and not open_segments(directory):
+                    _remove_writer_dir(directory)
         finally:
             if lock is not None:
                 unlock(lock)
@@ -193,6 +241,7 @@ def _remove_writer_dir(directory: Path) -> None:
     # writer that is just starting there (it re-creates the lock we unlink, see
     # SegmentWriter.open), and a sweep would take its journal away.
     with contextlib.suppress(OSError):
+        (directory / FLUSH_LOCK_NAME).unlink()
         (directory / LOCK_NAME).unlink()
         directory.rmdir()
         fsync_dir(directory.parent)

@@ -15,12 +15,15 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 
+from hooklake import tables
 from hooklake.collector import journal
-from hooklake.collector.flush import flush_lake, flush_segment
+from hooklake.collector.flush import FLUSH_LOCK_NAME, flush_lake, flush_segment
 from hooklake.collector.journal import (
     LOCK_NAME,
+    OPEN_SUFFIX,
     GroupCommitter,
     SegmentWriter,
     encode_record,
@@ -28,12 +31,14 @@ from hooklake.collector.journal import (
     read_segment,
     recover_open_segment,
     sealed_segments,
+    segment_number,
     try_lock,
     unlock,
     writer_dirs,
 )
 from hooklake.errors import StorageError
 from hooklake.layout import MESSAGES, REJECTED
+from hooklake.storage import lake_location
 from tests.conftest import lake_rows
 
 DAY = 86_400
@@ -343,17 +348,104 @@ def test_a_dead_writer_directory_is_never_swept_from_under_a_new_owner(tmp_path:
     assert (directory / "notes.txt").exists()
 
 
-def test_a_held_segment_lock_keeps_other_flushers_off_it(tmp_path: Path) -> None:
+def test_a_held_flush_lock_keeps_other_flushers_off_the_writer(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     segment = _sealed_writer(lake, [record("a")])
-    fd = try_lock(segment)
+    fd = try_lock(segment.parent / FLUSH_LOCK_NAME)
     assert fd is not None
     try:
         assert flush_segment(lake, segment).segments == 0
+        assert flush_lake(lake).segments == 0
         assert segment.exists() and lake_rows(lake) == []
     finally:
         unlock(fd)
     assert flush_segment(lake, segment).segments == 1
+    assert [r["message_key"] for r in lake_rows(lake)] == ["a"]
+
+
+def _segments(writer: SegmentWriter, keys: list[str]) -> list[Path]:
+    """One sealed segment per key, in order."""
+    out = []
+    for key in keys:
+        writer.write(record(key))
+        segment = writer.seal()
+        assert segment is not None
+        out.append(segment)
+    return out
+
+
+def _flush_txn(lake: Path, txn: str, table: str = MESSAGES) -> int | None:
+    dt = tables.open_table(lake_location(lake), table)
+    assert dt is not None
+    return dt.transaction_version(f"hooklake:{txn}")
+
+
+def test_a_writers_segments_are_committed_in_order_under_one_transaction_id(
+    tmp_path: Path,
+) -> None:
+    """The log holds one id per writer, at the number of its last segment committed, however
+    many segments it flushed; a segment flushed again after a crash adds nothing."""
+    lake = tmp_path / "lake"
+    writer = SegmentWriter(lake)
+    writer.open()
+    try:
+        segments = _segments(writer, ["a", "b", "c"])
+        saved = tmp_path / "saved.seg"
+        shutil.copy(segments[1], saved)
+        # Flushing the third commits the two before it first, each in a commit of its own.
+        report = flush_segment(lake, segments[2])
+        assert report.commits == [(MESSAGES, 1), (MESSAGES, 2), (MESSAGES, 3)]
+        assert [r["message_key"] for r in lake_rows(lake)] == ["a", "b", "c"]
+        name = writer.writer_id
+        assert _flush_txn(lake, f"flush:{name}") == 3
+        assert _flush_txn(lake, f"flush:{name}-{1:08d}") is None
+        # The second again (killed before it was retired): its version is behind the id's.
+        shutil.copy(saved, segments[1])
+        again = flush_lake(lake)
+        assert (again.segments, again.messages, again.commits) == (1, 1, [])
+        assert not segments[1].exists()
+        assert [r["message_key"] for r in lake_rows(lake)] == ["a", "b", "c"]
+    finally:
+        writer.close()
+
+
+def test_a_segment_left_open_holds_back_its_writers_later_segments(tmp_path: Path) -> None:
+    """A segment whose sealing failed stays open while later ones are sealed: committing those
+    first would put the writer's id past it, and it would be taken as committed and lost."""
+    lake = tmp_path / "lake"
+    writer = SegmentWriter(lake)
+    writer.open()
+    try:
+        first, second, third = _segments(writer, ["a", "b", "c"])
+        unsealed = second.with_suffix(OPEN_SUFFIX)
+        second.rename(unsealed)
+        assert flush_lake(lake).commits == [(MESSAGES, 1)]
+        assert third.exists() and [r["message_key"] for r in lake_rows(lake)] == ["a"]
+        unsealed.rename(second)
+        assert flush_lake(lake).commits == [(MESSAGES, 2), (MESSAGES, 3)]
+        assert [r["message_key"] for r in lake_rows(lake)] == ["a", "b", "c"]
+        assert not first.exists() and not second.exists() and not third.exists()
+    finally:
+        writer.close()
+
+
+def test_a_segment_committed_under_its_own_id_is_not_appended_again(tmp_path: Path) -> None:
+    """Hooklake named a flush commit after the writer and the segment before it used one id per
+    writer: a segment committed that way, then found again after an upgrade, is not
+    appended twice."""
+    lake = tmp_path / "lake"
+    segment = _sealed_writer(lake, [record("a")])
+    copy = tmp_path / "saved.seg"
+    shutil.copy(segment, copy)
+    assert flush_lake(lake).commits == [(MESSAGES, 1)]
+    rows = pa.Table.from_pylist(lake_rows(lake)).drop_columns(["filename"])
+    shutil.rmtree(lake / MESSAGES)
+    old_id = f"flush:{segment.parent.name}-{segment_number(segment):08d}"
+    loc = lake_location(lake)
+    assert tables.append(loc, MESSAGES, rows.cast(tables.table_schema(MESSAGES)), old_id) == 1
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(copy, segment)
+    assert flush_lake(lake).commits == []
     assert [r["message_key"] for r in lake_rows(lake)] == ["a"]
 
 
