@@ -627,9 +627,14 @@ def held_out_commits(held_out: Path) -> list[tuple[str, pa.Table]]:
     return [(str(txn[a]), rows.slice(a, b - a)) for a, b in itertools.pairwise(starts)]
 
 
-def append_held_out(held_out: Path, lake: Path) -> int:
-    """Append the held-out rows to ``lake`` in their collector commits; returns the commits."""
-    return write_small_files(iter(held_out_commits(held_out)), lake)
+def append_held_out(held_out: Path, lake: Path, rows: int | None = None) -> tuple[int, int]:
+    """Append the held-out rows to ``lake`` in their collector commits, or only the first
+    commits holding ``rows`` of them; returns (commits, rows) appended."""
+    commits = held_out_commits(held_out)
+    if rows is not None:
+        ends = np.cumsum([t.num_rows for _, t in commits])
+        commits = commits[: int(np.searchsorted(ends, rows)) + 1]
+    return write_small_files(iter(commits), lake), sum(t.num_rows for _, t in commits)
 
 
 # --------------------------------------------------------------------------- variants
@@ -1156,21 +1161,31 @@ def views_growth(
         )
 
 
-def update_growth(root: Path, sizes: list[int], seed: int, files_per_day: int, limit: str) -> None:
+def update_growth(
+    root: Path,
+    sizes: list[int],
+    seed: int,
+    files_per_day: int,
+    limit: str,
+    new_rows: int | None = None,
+) -> None:
     """The index update experiment alone (1% new messages, 10% of them late, appended as
     collector commits after an index rebuild) on the lake of each size, and the update's
-    share of the rebuild at each."""
+    share of the rebuild at each. With ``new_rows``, the same amount of new traffic at every
+    size instead (the first held-out commits holding that many rows): what an update costs as
+    the lake grows under it."""
     shares = []
     for size in sizes:
         lakes = build_lakes(root, size, seed, files_per_day)
         work = lakes.update_run
         copy_lake(lakes.update_base, work)
         rebuild = measure("index-rebuild", work, None, limit)
-        commits = append_held_out(lakes.held_out, work)
+        commits, rows = append_held_out(lakes.held_out, work, new_rows)
         update = measure("index-update", work, None, limit)
         shutil.rmtree(work)
-        shares.append((size, lakes.held()[0], commits, rebuild, update))
-    print("index update after 1% new messages (10% of them late), against an index rebuild:")
+        shares.append((size, rows, commits, rebuild, update))
+    amount = "1% new messages" if new_rows is None else f"{new_rows:,} new messages at every size"
+    print(f"index update after {amount} (10% of them late), against an index rebuild:")
     for size, rows, commits, rebuild, update in shares:
         share = update["seconds"] / rebuild["seconds"]
         cpu = update["cpu_seconds"] / rebuild["cpu_seconds"]
@@ -1181,9 +1196,14 @@ def update_growth(root: Path, sizes: list[int], seed: int, files_per_day: int, l
             f"{update['customers']:,} customers, {update['rows']:,} rows written "
             f"({update['action']})"
         )
+        goal = f"goal <= 5%: {_goal(share <= 0.05)}" if new_rows is None else "(no goal)"
+        print(f"  {'':>12}  update / rebuild {share:.1%} (cpu {cpu:.1%})  {goal}")
+    if new_rows is not None and len(shares) > 1:
+        (_, _, _, _, first), (_, _, _, _, last) = shares[0], shares[-1]
         print(
-            f"  {'':>12}  update / rebuild {share:.1%} (cpu {cpu:.1%})  goal <= 5%: "
-            f"{_goal(share <= 0.05)}"
+            f"  update at {shares[-1][0]:,} / at {shares[0][0]:,} messages: "
+            f"{last['seconds'] / first['seconds']:.2f}x "
+            f"(cpu {last['cpu_seconds'] / first['cpu_seconds']:.2f}x)"
         )
 
 
@@ -1241,6 +1261,12 @@ def main() -> None:
         metavar="SIZE",
         help="only the index update after 1%% new messages, on lakes of these sizes",
     )
+    parser.add_argument(
+        "--update-rows",
+        type=int,
+        metavar="N",
+        help="with --update-growth: N new messages at every size instead of 1%%",
+    )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--lake", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -1267,7 +1293,12 @@ def main() -> None:
         return
     if args.update_growth:
         update_growth(
-            args.dir, sorted(args.update_growth), args.seed, args.files_per_day, args.memory_limit
+            args.dir,
+            sorted(args.update_growth),
+            args.seed,
+            args.files_per_day,
+            args.memory_limit,
+            args.update_rows,
         )
         return
     lakes = build_lakes(args.dir, args.messages, args.seed, args.files_per_day)
@@ -1307,7 +1338,7 @@ def main() -> None:
         copy_lake(lakes.update_base, work)
         u_rebuild = measure("index-rebuild", work, None, limit)
         t = time.perf_counter()
-        commits = append_held_out(lakes.held_out, work)
+        commits, _ = append_held_out(lakes.held_out, work)
         append_seconds = time.perf_counter() - t
         behind = measure("count", work, None, limit)
         update = measure("index-update", work, None, limit)
