@@ -6,9 +6,12 @@ builds the app around it from settings and ties the journal to the app's lifespa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +29,24 @@ from hooklake.settings import CollectorSettings
 log = logging.getLogger("hooklake.collector")
 
 CONFIG_ENV = "HOOKLAKE_COLLECTOR_CONFIG"
+#: Set by ``hooklake serve --workers N`` to its own pid: a worker whose parent is not (or no
+#: longer) that process stops (see :func:`_stop_without_supervisor`).
+SUPERVISOR_ENV = "HOOKLAKE_SUPERVISOR_PID"
+#: Seconds between a worker's checks that its supervisor is still there.
+SUPERVISOR_POLL = 0.5
+
+
+async def _stop_without_supervisor(supervisor: int) -> None:
+    """Stop this worker gracefully once its supervisor is gone (killed with -9, say).
+
+    Orphaned workers would go on answering Landbot with nobody flushing what they journal, and
+    keep the port, so the collector could not start again until they were found and killed.
+    A SIGTERM to itself is uvicorn's graceful shutdown: requests in flight finish and the
+    journal seals its segment, which the next start (or ``hooklake flush``) commits."""
+    while os.getppid() == supervisor:
+        await asyncio.sleep(SUPERVISOR_POLL)
+    log.warning("the collector's supervisor (pid %d) is gone: this worker stops", supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _json(status: int, payload: dict[str, Any]) -> Response:
@@ -59,9 +80,19 @@ def create_app(settings: CollectorSettings) -> FastAPI:
         log.info(
             "collector writer=%s lake=%s hooks=%s", writer.writer_id, settings.lake, sorted(hooks)
         )
+        supervisor = os.environ.get(SUPERVISOR_ENV)
+        watch = None
+        if supervisor is not None:
+            # Checked from the start: a worker still starting when its supervisor died would
+            # otherwise never find out.
+            watch = asyncio.create_task(_stop_without_supervisor(int(supervisor)))
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
             await journal.close()
 
     app = FastAPI(

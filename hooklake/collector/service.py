@@ -3,8 +3,9 @@
 The flusher is its own process so that turning JSON into Parquet never competes with request
 handling for one interpreter lock. It flushes every few seconds, exits with a last flush when
 told to stop, and exits by itself if the server process disappears (a later start recovers
-whatever it left). Worker processes only journal; any process may flush any sealed segment,
-and segment locks keep two flushers off the same one.
+whatever it left); so do the HTTP workers of ``--workers N``. Worker processes only journal;
+any process may flush any writer's sealed segments, and a writer's flush lock keeps two
+flushers off the same writer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import uvicorn
 
-from hooklake.collector.app import CONFIG_ENV
+from hooklake.collector.app import CONFIG_ENV, SUPERVISOR_ENV
 from hooklake.collector.flush import FlushReport, flush_lake
 from hooklake.collector.journal import journal_root
 from hooklake.collector.metrics import MULTIPROC_ENV
@@ -137,6 +138,8 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
         # they share their counters through files and /metrics sums every worker's.
         metrics_dir = tempfile.mkdtemp(prefix="hooklake-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir
+        # Workers stop by themselves if this process disappears (app._stop_without_supervisor).
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
     flusher = start_flusher(
         settings.lake, settings.flush_interval, settings.journal, settings.index_interval
     )

@@ -12,6 +12,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter, deque
@@ -24,8 +25,11 @@ import httpx
 import orjson
 import pytest
 
+from hooklake.collector.app import CONFIG_ENV
+from hooklake.collector.flush import flush_lake
 from hooklake.collector.journal import writer_dirs
 from hooklake.layout import REJECTED
+from hooklake.settings import CollectorSettings
 from tests.conftest import Collector, SeededRandom, group_pids, lake_rows, sample, wait_until
 
 TEMPLATE = orjson.loads(sample("text_from_customer.json"))["messages"][0]
@@ -353,6 +357,76 @@ def test_two_workers_and_64_senders_lose_nothing_and_never_share_a_file(
     assert len(writers) >= 2, writers  # both workers served
     assert any(f"-{killed[0]}-" in w for w in writers), "the killed worker's journal is read"
     assert writer_dirs(lake) == []
+
+
+def test_workers_stop_when_hooklake_serve_alone_is_killed(
+    collector_factory: Any, tmp_path: Path, rng: SeededRandom
+) -> None:
+    """kill -9 of the ``hooklake serve`` process alone, not its process group (the kernel's OOM
+    killer, a process manager that signals the main pid). Its workers must not go on answering
+    Landbot with nobody flushing what they journal, holding the port so that the collector
+    cannot start again: they finish, seal their journals and exit. Every acknowledged body is
+    then stored by the next flush."""
+    lake = tmp_path / "lake"
+    c: Collector = collector_factory(lake, workers=2)
+    ledger = Ledger()
+    ids = ledger.add(rng, 40)
+    assert {r.status_code for r in _send_all(c, ledger, ids).values()} == {200}
+    os.kill(c.proc.pid, signal.SIGKILL)
+    c.proc.wait(60)
+    wait_until(lambda: not group_pids(c.proc.pid), "the collector's workers exit after it")
+    with socket.socket() as s:
+        # What uvicorn does to listen: it fails only while another socket listens there.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", c.port))
+        s.listen()
+    flush_lake(lake)
+    check_lake(lake, ledger, exactly_once=set(ids))
+    assert writer_dirs(lake) == []
+
+
+_ORPHANING_LAUNCHER = """
+import os, subprocess, sys
+os.environ["HOOKLAKE_SUPERVISOR_PID"] = str(os.getpid())
+log = open(sys.argv[1], "wb")
+worker = subprocess.Popen(
+    [sys.executable, "-m", "uvicorn", "hooklake.collector.app:app_from_env", "--factory",
+     "--host", "127.0.0.1", "--port", "0"],
+    stdout=log, stderr=subprocess.STDOUT,
+)
+print(worker.pid)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an exited child of init, unreaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_worker_whose_supervisor_died_while_it_started_stops_too(tmp_path: Path) -> None:
+    """The race the test above can miss: ``hooklake serve`` killed while a worker is still
+    starting. Here the process that starts the worker (and names itself its supervisor) exits
+    at once, so the worker always comes up orphaned; it stops by itself, gracefully."""
+    log = tmp_path / "worker.log"
+    settings = CollectorSettings(lake=str(tmp_path / "lake"))
+    env = {**os.environ, CONFIG_ENV: settings.model_dump_json()}
+    done = subprocess.run(
+        [sys.executable, "-c", _ORPHANING_LAUNCHER, str(log)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    worker = int(done.stdout.strip())
+    try:
+        wait_until(lambda: not _alive(worker), "the orphaned worker stops")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+    text = log.read_text()
+    assert "supervisor" in text and "is gone: this worker stops" in text, text
+    assert "Application shutdown complete" in text, text
 
 
 # --- storage failure ------------------------------------------------------------------------
