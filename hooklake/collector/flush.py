@@ -26,6 +26,7 @@ from hooklake import tables
 from hooklake.collector.extract import Row, records_to_tables, reject_table, source_of
 from hooklake.collector.journal import (
     LOCK_NAME,
+    lock_waiting,
     open_segments,
     read_segment,
     recover_open_segment,
@@ -153,13 +154,17 @@ def flush_segment(lake: Path | str, segment: Path, loc: LakeLocation | None = No
 
 
 @contextlib.contextmanager
-def _flushing(directory: Path) -> Iterator[bool]:
+def _flushing(directory: Path, wait: bool = False) -> Iterator[bool]:
     """The writer's flush lock, held for the block; yields False when another flusher has it
-    (or the writer's directory is gone)."""
-    try:
-        fd = try_lock(directory / FLUSH_LOCK_NAME)
-    except FileNotFoundError:
-        fd = None
+    (with ``wait``: once that flusher is done, only if it removed the writer's directory)."""
+    path = directory / FLUSH_LOCK_NAME
+    if wait:
+        fd = lock_waiting(path)
+    else:
+        try:
+            fd = try_lock(path)
+        except FileNotFoundError:
+            fd = None
     try:
         yield fd is not None
     finally:
@@ -199,9 +204,11 @@ def _flush_one(lake: Path | str, segment: Path, number: int, loc: LakeLocation) 
     return FlushReport(1, messages.num_rows, len(rejects), commits)
 
 
-def flush_lake(lake: Path | str, journal: Path | None = None) -> FlushReport:
+def flush_lake(lake: Path | str, journal: Path | None = None, wait: bool = False) -> FlushReport:
     """Flush every sealed segment of the journal (``journal``, by default the one inside the
-    lake) into the lake's tables, recovering the journals of dead writers."""
+    lake) into the lake's tables, recovering the journals of dead writers. A writer another
+    flusher is busy with is left to it, unless ``wait``: then this waits for it, so that on
+    return every segment sealed before the call is committed."""
     report = FlushReport()
     loc = lake_location(lake)
     directories = writer_dirs(lake, journal)
@@ -214,9 +221,9 @@ def flush_lake(lake: Path | str, journal: Path | None = None) -> FlushReport:
             continue
         dead = lock is not None
         try:
-            with _flushing(directory) as held:
+            with _flushing(directory, wait) as held:
                 if not held:
-                    continue  # another flusher is committing this writer's segments
+                    continue  # another flusher is committing (or has removed) this writer
                 if dead:
                     for seg in open_segments(directory):
                         recover_open_segment(seg)

@@ -109,6 +109,20 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
+def lock_waiting(path: Path) -> int | None:
+    """Take an exclusive lock on ``path``, waiting for whoever holds it; ``None`` when the
+    holder removed ``path`` (or its directory) meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    if _is_linked(fd, path):
+        return fd
+    unlock(fd)
+    return None
+
+
 def _is_linked(fd: int, path: Path) -> bool:
     """Whether ``fd`` is the file that ``path`` names now (not one unlinked meanwhile)."""
     try:

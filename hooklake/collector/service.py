@@ -36,7 +36,9 @@ log = logging.getLogger("hooklake.collector")
 
 
 def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
-    """Flush what earlier runs left: sealed segments and dead writers' open segments."""
+    """Flush what earlier runs left: sealed segments and dead writers' open segments. Waits for
+    other flushers busy with some of them, so that on return they are all committed (what
+    ``hooklake flush`` and ``hooklake forget`` promise)."""
     loc = lake_location(lake)
     for directory, what in ((loc.local, "lake"), (journal_root(lake, journal), "journal")):
         if directory is None:
@@ -49,7 +51,7 @@ def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
             ) from None
         if not os.access(directory, os.W_OK):
             raise StorageError(f"the {what} directory {directory} is not writable")
-    return flush_lake(lake, journal)
+    return flush_lake(lake, journal, wait=True)
 
 
 def _update_index(lake: str) -> bool:

@@ -20,7 +20,7 @@ import pytest
 
 from hooklake import tables
 from hooklake.collector import journal
-from hooklake.collector.flush import FLUSH_LOCK_NAME, flush_lake, flush_segment
+from hooklake.collector.flush import FLUSH_LOCK_NAME, FlushReport, flush_lake, flush_segment
 from hooklake.collector.journal import (
     LOCK_NAME,
     OPEN_SUFFIX,
@@ -36,10 +36,11 @@ from hooklake.collector.journal import (
     unlock,
     writer_dirs,
 )
+from hooklake.collector.service import recover
 from hooklake.errors import StorageError
 from hooklake.layout import MESSAGES, REJECTED
 from hooklake.storage import lake_location
-from tests.conftest import lake_rows
+from tests.conftest import lake_rows, wait_until
 
 DAY = 86_400
 
@@ -360,6 +361,35 @@ def test_a_held_flush_lock_keeps_other_flushers_off_the_writer(tmp_path: Path) -
     finally:
         unlock(fd)
     assert flush_segment(lake, segment).segments == 1
+    assert [r["message_key"] for r in lake_rows(lake)] == ["a"]
+
+
+def _waiters(path: Path) -> int:
+    """How many lock requests wait on ``path`` (the kernel lists them in /proc/locks)."""
+    inode = f":{path.stat().st_ino} "
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum("->" in line and inode in line for line in lines)
+
+
+def test_hooklake_flush_waits_for_a_flusher_busy_with_a_writer(tmp_path: Path) -> None:
+    """``hooklake flush`` (and serve's start-up recovery, and forget) promise that every sealed
+    segment is committed when they return: where the background flusher is busy with a writer,
+    they wait for it rather than skip the writer."""
+    lake = tmp_path / "lake"
+    segment = _sealed_writer(lake, [record("a")])
+    lock = segment.parent / FLUSH_LOCK_NAME
+    fd = try_lock(lock)
+    assert fd is not None
+    done: list[FlushReport] = []
+    flusher = threading.Thread(target=lambda: done.append(recover(lake)))
+    try:
+        flusher.start()
+        wait_until(lambda: _waiters(lock) == 1, "hooklake flush waits for the writer's lock")
+        assert done == [] and segment.exists()
+    finally:
+        unlock(fd)
+    flusher.join()
+    assert done[0].segments == 1
     assert [r["message_key"] for r in lake_rows(lake)] == ["a"]
 
 
