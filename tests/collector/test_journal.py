@@ -10,13 +10,17 @@ import asyncio
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hooklake import tables
 from hooklake.collector import journal
@@ -40,7 +44,7 @@ from hooklake.collector.service import recover
 from hooklake.errors import StorageError
 from hooklake.layout import MESSAGES, REJECTED
 from hooklake.storage import lake_location
-from tests.conftest import lake_rows, wait_until
+from tests.conftest import examples, lake_rows, wait_until
 
 DAY = 86_400
 
@@ -547,3 +551,74 @@ def test_a_damaged_sealed_segment_keeps_what_follows_the_damage_in_rejects(
     assert "damaged at byte" in reject["reason"] and reject["message_index"] is None
     assert reject["body"] == bytes(data[second:])  # records 2-4, unread but not lost
     assert report.rejected == 1 and not segment.exists()
+
+
+# --- flush histories -----------------------------------------------------------------------
+
+_REJECT = encode_record(
+    {"kind": "reject", "hook": "default", "t": 1_747_943_105_000_000, "reason": "bad"}, b"nope"
+)
+#: One step of a writer's and its flushers' history (see the test below).
+_STEP = st.one_of(
+    st.tuples(st.just("write"), st.integers(1, 3), st.booleans()),
+    st.tuples(st.just("seal")),
+    st.tuples(st.just("seal, rename fails")),
+    st.tuples(st.just("rename works again")),
+    st.tuples(st.just("flush")),
+    st.tuples(st.just("flush one segment"), st.integers(0, 7)),
+    st.tuples(st.just("crash before retiring"), st.integers(0, 7)),
+)
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(history=st.lists(_STEP, max_size=24))
+def test_any_flush_history_stores_every_record_once(history: list[tuple[Any, ...]]) -> None:
+    """A writer journals and seals; flushes of the whole journal and of single segments run
+    in between; some seals fail to rename (the segment stays open while later ones are
+    sealed) and work again later; a flushed segment comes back as if the flusher had been
+    killed between its commit and its retirement. Whatever the order, once everything is
+    sealed and flushed, every record is in the tables exactly once: one transaction id per
+    writer never lets a later segment's version stand for one not yet committed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Path(tmp) / "lake"
+        writer = SegmentWriter(lake)
+        writer.open()
+        keys: list[str] = []
+        rejects = 0
+        flushed: dict[Path, bytes] = {}  # a sealed segment's bytes, while it may come back
+        stuck: list[Path] = []
+        try:
+            for step, *args in history:
+                if step == "write":
+                    new = [f"k{len(keys) + i}" for i in range(args[0])]
+                    keys += new
+                    rejects += args[1]
+                    writer.write(b"".join(record(k) for k in new) + (_REJECT if args[1] else b""))
+                elif step in ("seal", "seal, rename fails"):
+                    sealed = writer.seal()
+                    if sealed is not None:
+                        flushed[sealed] = sealed.read_bytes()
+                        if step == "seal, rename fails":
+                            sealed.rename(sealed.with_suffix(OPEN_SUFFIX))
+                            stuck.append(sealed)
+                elif step == "rename works again" and stuck:
+                    stuck[0].with_suffix(OPEN_SUFFIX).rename(stuck.pop(0))
+                elif step == "flush":
+                    flush_lake(lake)
+                elif step == "flush one segment":
+                    ready = sealed_segments(writer.directory)
+                    if ready:
+                        flush_segment(lake, ready[args[0] % len(ready)])
+                elif step == "crash before retiring":
+                    gone = [p for p in flushed if not p.exists() and p not in stuck]
+                    if gone:
+                        back = gone[args[0] % len(gone)]
+                        back.write_bytes(flushed[back])
+            for segment in stuck:
+                segment.with_suffix(OPEN_SUFFIX).rename(segment)
+        finally:
+            writer.close()
+        flush_lake(lake)
+        assert Counter(r["message_key"] for r in lake_rows(lake)) == Counter(keys)
+        assert len(lake_rows(lake, REJECTED)) == rejects
+        assert writer_dirs(lake) == []
