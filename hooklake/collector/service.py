@@ -142,6 +142,9 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
         os.environ[MULTIPROC_ENV] = metrics_dir
         # Workers stop by themselves if this process disappears (app._stop_without_supervisor).
         os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    else:
+        # The app runs in this process, whose parent is whoever started it: never watched.
+        os.environ.pop(SUPERVISOR_ENV, None)
     flusher = start_flusher(
         settings.lake, settings.flush_interval, settings.journal, settings.index_interval
     )
