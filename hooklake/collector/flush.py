@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ import pyarrow as pa
 from hooklake import tables
 from hooklake.collector.extract import Row, records_to_tables, reject_table, source_of
 from hooklake.collector.journal import (
+    FLUSH_LOCK_NAME,
     LOCK_NAME,
     lock_waiting,
     open_segments,
@@ -58,10 +60,6 @@ class FlushReport:
         self.messages += other.messages
         self.rejected += other.rejected
         self.commits.extend(other.commits)
-
-
-#: The file a flusher locks while it commits a writer's segments.
-FLUSH_LOCK_NAME = "flushing"
 
 
 def commit_rows(
@@ -148,9 +146,7 @@ def flush_segment(lake: Path | str, segment: Path, loc: LakeLocation | None = No
     with _flushing(segment.parent) as held:
         if not held:
             return FlushReport()
-        return _flush_writer(
-            lake, segment.parent, loc or lake_location(lake), segment_number(segment)
-        )
+        return _flush_writer(segment.parent, loc or lake_location(lake), segment_number(segment))
 
 
 @contextlib.contextmanager
@@ -172,25 +168,26 @@ def _flushing(directory: Path, wait: bool = False) -> Iterator[bool]:
             unlock(fd)
 
 
-def _flush_writer(
-    lake: Path | str, directory: Path, loc: LakeLocation, upto: int | None = None
-) -> FlushReport:
+def _flush_writer(directory: Path, loc: LakeLocation, upto: int | None = None) -> FlushReport:
     """Commit the writer's sealed segments in order (up to number ``upto``), stopping before
     the first one that comes after a segment still open: a segment whose sealing failed holds
     back the later ones until it is sealed. The caller holds the writer's flush lock."""
     report = FlushReport()
     # Open ones first: a segment sealed after this listing is then either below the lowest
     # open one (and listed as sealed next) or not flushed this time.
-    still_open = min((segment_number(p) for p in open_segments(directory)), default=None)
+    bounds = [segment_number(p) for p in open_segments(directory)]
+    if upto is not None:
+        bounds.append(upto)
+    last = min(bounds, default=math.inf)
     for segment in sealed_segments(directory):
         number = segment_number(segment)
-        if (still_open is not None and number > still_open) or (upto is not None and number > upto):
+        if number > last:
             break
-        report.add(_flush_one(lake, segment, number, loc))
+        report.add(_flush_one(segment, number, loc))
     return report
 
 
-def _flush_one(lake: Path | str, segment: Path, number: int, loc: LakeLocation) -> FlushReport:
+def _flush_one(segment: Path, number: int, loc: LakeLocation) -> FlushReport:
     writer = segment.parent.name
     with _gc_paused():
         records, valid = read_segment(segment)
@@ -227,7 +224,7 @@ def flush_lake(lake: Path | str, journal: Path | None = None, wait: bool = False
                 if dead:
                     for seg in open_segments(directory):
                         recover_open_segment(seg)
-                report.add(_flush_writer(lake, directory, loc))
+                report.add(_flush_writer(directory, loc))
                 if dead and not sealed_segments(directory) and not open_segments(directory):
                     _remove_writer_dir(directory)
         finally:

@@ -3,7 +3,8 @@
 Each collector process is one *writer* with its own directory ``lake/_journal/<writer>/``,
 so two processes never append to the same file. It holds an exclusive ``flock`` on
 ``<writer>/lock`` for as long as it lives; a writer directory whose lock can be taken belongs
-to a dead process and is recovered by the flusher.
+to a dead process and is recovered by the flusher. A flusher holds ``<writer>/flushing`` while it
+commits that writer's segments, which it does in order (see :mod:`.flush`).
 
 A writer appends records to ``NNNNNNNN.open``; when the segment is old or large enough it is
 *sealed* (renamed to ``NNNNNNNN.seg``) and the flusher may turn it into Parquet. A record is::
@@ -49,6 +50,8 @@ _FRAME = struct.Struct("<4sIII")
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".seg"
 LOCK_NAME = "lock"
+#: The file a flusher locks while it commits a writer's segments (one flusher per writer).
+FLUSH_LOCK_NAME = "flushing"
 
 
 class Record(NamedTuple):

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from hooklake import tables
 from hooklake.collector import journal
-from hooklake.collector.flush import FLUSH_LOCK_NAME, FlushReport, flush_lake, flush_segment
+from hooklake.collector.flush import FlushReport, flush_lake, flush_segment
 from hooklake.collector.journal import (
+    FLUSH_LOCK_NAME,
     LOCK_NAME,
     OPEN_SUFFIX,
     GroupCommitter,
