@@ -412,7 +412,7 @@ def _segments(writer: SegmentWriter, keys: list[str]) -> list[Path]:
 def _flush_txn(lake: Path, txn: str, table: str = MESSAGES) -> int | None:
     dt = tables.open_table(lake_location(lake), table)
     assert dt is not None
-    return dt.transaction_version(f"hooklake:{txn}")
+    return tables.transaction_version(dt, txn)
 
 
 def test_a_writers_segments_are_committed_in_order_under_one_transaction_id(
