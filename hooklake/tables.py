@@ -91,6 +91,17 @@ def delta_errors(context: str, error: type[HooklakeError] = StorageError) -> Ite
         raise error(f"{context}: {detail}") from exc
 
 
+def is_latest_version(loc: LakeLocation, table: str, version: int) -> bool:
+    """Whether ``version`` is the latest commit of local ``table``, told from two file names
+    of its log without replaying it; False on object storage, where that is not so cheap."""
+    if loc.local is None:
+        return False
+    log = loc.local / table / "_delta_log"
+    return (log / f"{version:020d}.json").exists() and not (
+        log / f"{version + 1:020d}.json"
+    ).exists()
+
+
 def open_table(
     loc: LakeLocation, table: str, version: int | str | datetime | None = None
 ) -> DeltaTable | None:

@@ -315,11 +315,9 @@ class Lake:
         messages table's latest version, told without loading the table: its log holds no
         commit after the one the index covers. False when that cannot be told so cheaply (on
         object storage); :meth:`_open_index` then decides."""
-        if self.location.local is None or state.session_gap != self.session_gap:
+        if state.session_gap != self.session_gap:
             return False
-        log = self.location.local / layout.MESSAGES / "_delta_log"
-        v = state.messages_version
-        return (log / f"{v:020d}.json").exists() and not (log / f"{v + 1:020d}.json").exists()
+        return tables.is_latest_version(self.location, layout.MESSAGES, state.messages_version)
 
     def _open_index(self, state: IndexState | None) -> tuple[IndexState | None, pa.Table | None]:
         """The index to read (``state``, the latest version, or None when the views must not
