@@ -18,26 +18,27 @@ message's ids and times, with the conversation's figures), in files of their own
 
 A customer's messages only ever depend on that customer's stored rows, so new rows change
 the index for the customers they touch and no one else (the way incremental sessionisation
-reprocesses only the sessions new events touch), and within a customer's stream only from the
-conversation the earliest new row falls in: conversations that ended more than a session gap
-before it cannot change. An update reads the files the ``messages`` table gained since the
-version the index covers, finds that point for each touched customer, takes the customer's
-rows from the point on from the index, merges the new rows in, runs the same SQL the views run
-over just those rows (carrying the stream's row and turn numbering on from before the point;
-``queries/index_touched.sql``), and appends the result as one increment in one commit, each
-row marked with its customer's point (``_since``). Late and duplicate deliveries need nothing
-special: they move the point back to the conversation they belong to.
+reprocesses only the sessions new events touch), and within a customer's stream only the
+conversations they fall in or come within a session gap of: every row the index holds depends
+on its conversation alone (``_rn`` and ``_run`` order and number rows within a conversation;
+their values say nothing across conversations). An update reads the files the ``messages``
+table gained since the version the index covers, finds for each touched customer the spans of
+the stream that change (from a changed conversation to the next unchanged one), takes those
+spans' rows from the index, merges the new rows in, runs the same SQL the views run over just
+those rows (``queries/index_touched.sql``), and appends the result as one increment in one
+commit, each row marked with the span it was computed for (``_since``, ``_until``). A late
+delivery into an old conversation thus rewrites that conversation, not the customer's stream
+after it; a duplicate delivery rewrites the conversation its stored copy is in.
 
 Generations are ``<messages version, 12 digits>-<random>``, so they sort by the state they
-describe. A row counts from the newest generation that holds its customer's stream at its
-time: an increment's rows count up to the earliest point of the customer's newer increments,
-the base's before the earliest point of all of them (``views/index_rows.sql``); increments
-not newer than the base are ignored. That makes every interleaving safe: a crash leaves
-uncommitted files no version lists, two updaters racing each write a complete state for
-their customers from their points on (the one that saw more has the earlier points), and a
-fold (which rewrites base and increments as a new base once the increments grow past a
-quarter of it), a merge (which rewrites the newest increments as one, past 64 increment
-files; see :func:`merge_run`) or a rebuild never hides a newer increment.
+describe. A row counts unless a newer generation holds a span of its customer's stream that
+its time falls in (``views/index_rows.sql``); increments not newer than the base are ignored.
+That makes every interleaving safe: a crash leaves uncommitted files no version lists, two
+updaters racing each write a complete state for their customers' spans (the one that saw more
+has spans that contain the other's), and a fold (which rewrites base and increments as a new
+base once the increments grow past a quarter of it), a merge (which rewrites the newest
+increments as one, past 64 increment files, keeping their spans; see :func:`merge_run`) or a
+rebuild never hides a newer increment.
 
 The index commit carries two Delta transaction ids: the ``messages`` version it covers and
 the session gap (microseconds) it was computed with. The raw tables stay the source of truth:
@@ -211,6 +212,7 @@ def index_schema() -> pa.Schema:
     schema = schema.append(pa.field("_handover", HANDOVER_SUMMARY))
     schema = schema.append(pa.field("_shown", pa.string()))
     schema = schema.append(pa.field("_since", _TS))
+    schema = schema.append(pa.field("_until", _TS))
     schema = schema.append(pa.field("layer", pa.int8(), nullable=False))
     schema = schema.append(pa.field("generation", pa.string(), nullable=False))
     return schema.append(pa.field("kind", pa.string(), nullable=False))
@@ -602,7 +604,9 @@ def _increment(
     generation = _generation(changes.until)
     reader = _recompute(con, loc, state, changes, generation)
     rows = _commit(loc, reader, "append", changes.until, state.session_gap, state.table)
-    ((touched,),) = con.execute("SELECT count(*) FROM hooklake_index_touched").fetchall()
+    ((touched,),) = con.execute(
+        "SELECT count(DISTINCT (channel_id, customer_id)) FROM hooklake_index_touched"
+    ).fetchall()
     return int(touched), rows
 
 

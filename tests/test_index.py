@@ -72,10 +72,14 @@ def assert_index_agrees(lake_dir: Path, rows: list[dict[str, Any]], gap: timedel
         got, want = views(indexed), views(raw)
         for name in VIEWS:
             assert got[name] == want[name], name
-        # Updates recompute a customer from a point on and carry the stream's numbering on.
+        # Updates recompute changed conversations alone: row and run numbers agree within a
+        # conversation (a turn's messages share a run, and runs follow each other).
         ordered = (
-            "SELECT message_key, _rn, _run, role, _started_at, conversation_id, position "
-            "FROM hooklake_messages_ordered ORDER BY channel_id, customer_id, _rn"
+            "SELECT message_key, role, _started_at, conversation_id, position, "
+            "CASE WHEN role IS NOT NULL THEN _run - min(_run) FILTER (WHERE role IS NOT NULL) "
+            "OVER (PARTITION BY conversation_id) END AS run, "
+            "_rn - min(_rn) OVER (PARTITION BY conversation_id) AS rn "
+            "FROM hooklake_messages_ordered ORDER BY channel_id, customer_id, _started_at, position"
         )
         assert indexed.sql(ordered).fetchall() == raw.sql(ordered).fetchall()
         placed = {
@@ -288,6 +292,49 @@ def test_a_kill_during_an_index_update_leaves_the_previous_index(
     report = index.update_index(tmp_path)
     assert report.action.startswith("updated")
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
+
+
+def test_an_update_rewrites_only_the_conversations_new_rows_change(tmp_path: Path) -> None:
+    """A late or repeated delivery is recomputed with the conversation it changes (falling in
+    it, or within a session gap of its start or end, or between two that it joins), and the
+    customer's other conversations keep the rows they have: the update writes the changed
+    conversations alone, and every view still equals a full recomputation."""
+    gap, minute, hour = timedelta(minutes=30), 60.0, 3600.0
+
+    def conversation(name: str, start: float, n: int) -> list[dict[str, Any]]:
+        senders = ["customer", "bot"]
+        return [row(f"{name}{i}", t=start + i * minute, sender=senders[i % 2]) for i in range(n)]
+
+    # Customer 1's conversations, hours apart, except b and c: 50 minutes from b's end to c.
+    a = conversation("a", 0, 4)
+    b = conversation("b", 3 * hour, 5)
+    c = conversation("c", 3 * hour + 54 * minute, 3)
+    d = conversation("d", 8 * hour, 6)
+    stored = a + b + c + d + conversation("other", 0, 5)
+    for r in stored[-5:]:
+        r["customer_id"] = 2
+    write_rows(tmp_path, stored, name="base")
+    index.update_index(tmp_path, session_gap=gap)
+    late = 10 * hour  # when late rows arrive
+    cases = [
+        # (the rows a flush adds, the message rows the update writes)
+        ([row("in-a", t=1.5 * minute, arrive=late)], len(a) + 1),
+        ([row("before-b", t=3 * hour - 20 * minute, arrive=late)], len(b) + 1),
+        # 25 minutes after b's last message and before c's first: b and c are one now.
+        ([row("joins-b-c", t=3 * hour + 29 * minute, arrive=late)], len(b) + 2 + len(c)),
+        # a0 again, arrived earlier than the stored copy, which it replaces.
+        ([{**a[0], "received_at": a[0]["received_at"] - timedelta(seconds=5), "source": "x"}],
+         len(a) + 1),
+        # One flush changing two conversations: two spans, d's open-ended.
+        ([row("late-a", t=2.5 * minute, arrive=late), row("after-d", t=8 * hour + 9 * minute)],
+         len(a) + 2 + len(d) + 1),
+    ]  # fmt: skip
+    for n, (rows, written) in enumerate(cases):
+        write_rows(tmp_path, rows, name=f"flush{n}")
+        stored += rows
+        report = index.update_index(tmp_path, session_gap=gap, fold=False)
+        assert (report.action, report.customers, report.rows_written) == ("updated", 1, written)
+        assert_index_agrees(tmp_path, stored, gap)
 
 
 def _row_groups_allowing(lake: Lake, kind: str, column: str, value: object) -> int:

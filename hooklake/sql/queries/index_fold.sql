@@ -3,9 +3,10 @@
 SELECT
     * EXCLUDE (kind),
     NULL::TIMESTAMPTZ AS _since,
+    NULL::TIMESTAMPTZ AS _until,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation,
     kind
 FROM hooklake_index_all
 WHERE {{streams}}
-ORDER BY channel_id, customer_id, _rn, kind DESC;
+ORDER BY channel_id, customer_id, _started_at, position, kind DESC;

@@ -6,16 +6,12 @@
 -- `conversation` row per conversation: its first message's ids and times without the payload
 -- columns, with the conversation's figures (read back by views/index_summaries.sql). In index
 -- order: by customer, then by the customer's stream.
--- An update recomputes a customer from a point on (hooklake_index_touched, see
--- index_touched.sql; empty for a rebuild): its anchor row is not written, _rn and _run carry on
--- from the rows before the point, and _since records the point. $layer and $generation are the
--- rows' partition (see index.py).
+-- An update recomputes spans of a customer's stream (hooklake_index_touched, see
+-- index_touched.sql; empty for a rebuild): _since and _until record the span each row was
+-- computed for. $layer and $generation are the rows' partition (see index.py).
 -- The two branches each read hooklake_messages_ordered, computed once (index_ordered_once.sql).
 SELECT
-    o.* EXCLUDE (_parts) REPLACE (
-        o._rn + coalesce(p.rn_offset, 0) AS _rn,
-        o._run + coalesce(p.run_offset, 0) AS _run
-    ),
+    o.* EXCLUDE (_parts),
     NULL AS _conversation,
     CASE WHEN t.conversation_id IS NOT NULL THEN {
         'turn_index': t.turn_index,
@@ -41,6 +37,7 @@ SELECT
     } END AS _handover,
     hooklake_shown(o._parts) AS _shown,
     p.since AS _since,
+    p.until AS _until,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation,
     'message' AS kind
@@ -53,13 +50,13 @@ LEFT JOIN hooklake_turns_answered AS t
 LEFT JOIN hooklake_handovers AS h
     ON h.conversation_id = o.conversation_id AND h.position = o.position
 LEFT JOIN hooklake_index_touched AS p
-    ON p.channel_id IS NOT DISTINCT FROM o.channel_id AND p.customer_id = o.customer_id
-WHERE p.anchor_rn IS NULL OR o._rn > 1
+    ON p.channel_id IS NOT DISTINCT FROM o.channel_id
+    AND p.customer_id = o.customer_id
+    AND o.ts >= p.since
+    AND o.ts < coalesce(p.until, 'infinity'::TIMESTAMPTZ)
 UNION ALL
 SELECT
     o.* REPLACE (
-        o._rn + coalesce(p.rn_offset, 0) AS _rn,
-        o._run + coalesce(p.run_offset, 0) AS _run,
         NULL AS text, NULL AS payload, NULL AS data, NULL AS customer, NULL AS raw
     ),
     {
@@ -77,6 +74,7 @@ SELECT
     NULL AS _handover,
     NULL AS _shown,
     p.since AS _since,
+    p.until AS _until,
     CAST($layer AS TINYINT) AS layer,
     CAST($generation AS VARCHAR) AS generation,
     'conversation' AS kind
@@ -84,6 +82,8 @@ FROM hooklake_messages_ordered AS o
 JOIN hooklake_conversation_counts AS c
     ON o.position = 1 AND c.conversation_id = o.conversation_id
 LEFT JOIN hooklake_index_touched AS p
-    ON p.channel_id IS NOT DISTINCT FROM o.channel_id AND p.customer_id = o.customer_id
-WHERE p.anchor_rn IS NULL OR o._rn > 1
-ORDER BY channel_id, customer_id, _rn, kind DESC;
+    ON p.channel_id IS NOT DISTINCT FROM o.channel_id
+    AND p.customer_id = o.customer_id
+    AND o.ts >= p.since
+    AND o.ts < coalesce(p.until, 'infinity'::TIMESTAMPTZ)
+ORDER BY channel_id, customer_id, _started_at, position, kind DESC;

@@ -1,5 +1,5 @@
 -- hooklake_index_all when the index version read has no increments and the reader computed
 -- no rows (the index is folded and up to date): its base, as it is (see index_rows.sql).
 CREATE OR REPLACE TEMP VIEW hooklake_index_all AS
-SELECT * EXCLUDE (_since, layer, generation)
+SELECT * EXCLUDE (_since, _until, layer, generation)
 FROM hooklake_index_base;

@@ -7,11 +7,13 @@
 --    the session gap (variable hooklake_session_gap_us, in microseconds, bound by the Lake; a
 --    gap exactly equal to it stays in the conversation).
 --
--- The conversation index (index.py) stores exactly these rows for one session gap; a Lake
--- reading it defines this view over the index instead of running this file.
+-- The conversation index (index.py) stores these rows for one session gap (_rn and _run as
+-- below); a Lake reading it defines this view over the index instead of running this file.
 
 -- One pass over each customer's stream in order:
--- _rn         1-based index in the customer's whole stream,
+-- _rn         1-based index in the customer's stream as read. Only its order within a
+--              conversation means anything: the conversation index recomputes changed
+--              conversations alone, and keeps the others' numbers (so does _run below),
 -- _new        1 where a conversation starts,
 -- _prev_role  role of the customer's previous user/assistant message (system events skipped).
 -- Also, without a window, what the row shows of a human agent holding the conversation
@@ -56,7 +58,8 @@ WINDOW stream AS (
 -- _started_at  first ts of the row's conversation. ts never decreases along _rn, so the latest
 --              start at or before a row is a running max.
 -- _run         numbers the runs of one role in the customer's stream (system events skipped).
---              A turn is a run cut at conversation boundaries: (conversation, _run).
+--              A turn is a run cut at conversation boundaries: (conversation, _run), and
+--              only differences within a conversation mean anything.
 CREATE OR REPLACE TEMP VIEW hooklake_messages_ordered AS
 WITH starts AS (
     SELECT
