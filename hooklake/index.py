@@ -357,25 +357,20 @@ def changes_since(loc: LakeLocation, messages: DeltaTable, since: int) -> Change
     if since > until:
         return None  # the table was recreated
     with tables.delta_errors(f"cannot read the history of the messages table of {loc}", LakeError):
-        if since < until:
-            history = messages.history(limit=until - since)
-            for entry in history:
-                if not since < entry.get("version", -1) <= until:
-                    continue
-                if entry.get("operation") not in _INCREMENTAL_OPERATIONS:
-                    return None
-                if entry.get("operation") == "WRITE" and (
-                    entry.get("operationParameters", {}).get("mode") != "Append"
-                ):
-                    return None
         try:
             old = tables.open_table(loc, layout.MESSAGES, since)
         except DeltaError:
             return None
-    if old is None:
-        return None
-    before = {f.path for f in tables.data_files(old)}
-    after = {f.path for f in tables.data_files(messages)}
+        if old is None:
+            return None
+        before = {f.path for f in tables.data_files(old)}
+        after = {f.path for f in tables.data_files(messages)}
+        # Only a commit that removes files can take rows away. When every file of `since` is
+        # still there, what came after only added rows (rows added and erased since never
+        # reached the index), and the history, which reads every commit (0.47 s for the 10,859
+        # of the 10M-message benchmark's update), is left unread.
+        if before - after and not _only_appends_and_compactions(messages, since, until):
+            return None
     if loc.local is not None and any(
         not (loc.local / layout.MESSAGES / p).exists() for p in before - after
     ):
@@ -383,6 +378,19 @@ def changes_since(loc: LakeLocation, messages: DeltaTable, since: int) -> Change
     return Changes(
         since, until, tuple(sorted(after - before)), tuple(sorted(before - after)), old, messages
     )
+
+
+def _only_appends_and_compactions(messages: DeltaTable, since: int, until: int) -> bool:
+    for entry in messages.history(limit=until - since):
+        if not since < entry.get("version", -1) <= until:
+            continue
+        if entry.get("operation") not in _INCREMENTAL_OPERATIONS:
+            return False
+        if entry.get("operation") == "WRITE" and (
+            entry.get("operationParameters", {}).get("mode") != "Append"
+        ):
+            return False
+    return True
 
 
 def update_index(
@@ -875,7 +883,8 @@ def fold_index(
 def erase(loc: LakeLocation, predicate: str, before: int, after: int) -> int:
     """Delete the rows ``predicate`` matches from the index, after the same delete took the
     ``messages`` table from version ``before`` to ``after``. When the index covered ``before``
-    it now covers ``after``; otherwise its next update is a rebuild. Returns rows deleted."""
+    it now covers ``after``; otherwise its next update is a rebuild, unless the delete rewrote
+    only files committed after the version it covers. Returns rows deleted."""
     with tables.delta_errors(f"cannot erase from the conversation index of {loc}"):
         dt = tables.open_table(loc, layout.INDEX)
         if dt is None:

@@ -640,6 +640,28 @@ def test_erasure_removes_the_customer_from_the_index(tmp_path: Path, rng: Seeded
     assert layout.INDEX == "index"
 
 
+def test_an_erasure_of_rows_the_index_never_read_leaves_the_next_update_incremental(
+    tmp_path: Path, rng: SeededRandom
+) -> None:
+    """The next update of an index that is behind rebuilds it after an erasure that removed
+    files it had read; after one that rewrote only files committed since, it stays an update
+    (and the messages table's history, which grows with every commit, is not read)."""
+    rows = _simulated_rows(rng, 7, 140)
+    by_customer = {c: [r for r in rows if r["customer_id"] == c] for c in range(1, 8)}
+    write_rows(tmp_path, [r for c in (1, 2, 3) for r in by_customer[c]], name="a")
+    index.update_index(tmp_path)
+    write_rows(tmp_path, [r for c in (4, 5, 6) for r in by_customer[c]], name="b")
+    forget(tmp_path, 6)  # rows only in b, which the index has not read
+    kept = [r for r in rows if r["customer_id"] not in (6, 7)]
+    assert index.update_index(tmp_path, fold=False).action == "updated"
+    assert_index_agrees(tmp_path, kept, timedelta(minutes=30))
+    write_rows(tmp_path, by_customer[7], name="c")
+    forget(tmp_path, 1)  # rows in a, which the index read
+    kept = [r for r in rows if r["customer_id"] not in (1, 6)]
+    assert index.update_index(tmp_path).action == "rebuilt"
+    assert_index_agrees(tmp_path, kept, timedelta(minutes=30))
+
+
 def test_a_collectors_flusher_keeps_an_existing_index_current(
     collector_factory: Any, tmp_path: Path
 ) -> None:
