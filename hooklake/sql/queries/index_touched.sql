@@ -16,8 +16,8 @@
 -- stream). Unchanged conversations lie between spans, more than a session gap from anything
 -- in them, so the spans are recomputed together and still cut where they should.
 
--- The touched customers' stored conversations, from their conversation rows (a few narrow
--- rows per conversation).
+-- The touched customers' stored conversations, from their conversation rows (one narrow row
+-- per conversation).
 CREATE OR REPLACE TEMP TABLE hooklake_index_stored AS
 SELECT i.channel_id, i.customer_id, i._started_at AS started_at, i._conversation.ended_at AS ended_at
 FROM hooklake_index_conversations AS i

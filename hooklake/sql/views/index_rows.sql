@@ -11,8 +11,8 @@ SELECT * FROM hooklake_index_increments
 UNION ALL BY NAME
 SELECT * FROM hooklake_index_pending;
 
--- Per customer, the spans the newer generations hold (a handful: merges and folds keep them
--- few).
+-- Per customer, the spans the newer generations hold: one per span an update recomputed since
+-- the last fold, fewer once merged (a span whose rows newer ones all replaced is gone).
 CREATE OR REPLACE TEMP VIEW hooklake_index_spans AS
 SELECT
     channel_id,
