@@ -110,6 +110,9 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     ops: list[tuple[str, Any]] = []
     sent: list[dict[str, Any]] = []
     clock = {c: draw(st.integers(0, 3600)) for c in range(1, 5)}
+    # When each customer's conversations (for the index's 30-minute gap) started, so late
+    # messages can land at and around their edges, where an update's spans are cut.
+    starts: dict[int, list[int]] = {c: [] for c in range(1, 5)}
     for step in range(draw(st.integers(2, 9))):
         kind = draw(
             st.sampled_from(
@@ -134,11 +137,17 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
                         }
                     )
                     continue
-                if choice == "late":
+                if choice == "late" and starts[customer] and draw(st.integers(0, 2)):
+                    start = draw(st.sampled_from(starts[customer]))
+                    t = start - draw(st.sampled_from([1, 1200, 1800, 1801, 0]))
+                elif choice == "late":
                     t = clock[customer] - draw(st.sampled_from([1, 600, 1800, 5000]))
                 else:
-                    clock[customer] += draw(STEPS)
+                    step_s = draw(STEPS)
+                    clock[customer] += step_s
                     t = clock[customer]
+                    if not starts[customer] or step_s > 1800:
+                        starts[customer].append(t)
                 key = f"s{step}-m{i}"
                 seq = draw(st.one_of(st.none(), st.integers(0, 2)))
                 r = row(
