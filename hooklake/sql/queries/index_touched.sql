@@ -16,20 +16,24 @@
 -- stream). Unchanged conversations lie between spans, more than a session gap from anything
 -- in them, so the spans are recomputed together and still cut where they should.
 
--- The touched customers' stored conversations, from their conversation rows (one narrow row
--- per conversation).
-CREATE OR REPLACE TEMP TABLE hooklake_index_stored AS
-SELECT i.channel_id, i.customer_id, i._started_at AS started_at, i._conversation.ended_at AS ended_at
-FROM hooklake_index_conversations AS i
-WHERE {{touched}} AND EXISTS (
-    SELECT 1
-    FROM hooklake_index_new_rows AS n
-    WHERE n.channel_id IS NOT DISTINCT FROM i.channel_id
-      AND n.customer_id = i.customer_id
-);
-
 CREATE OR REPLACE TEMP TABLE hooklake_index_touched AS
-WITH changes AS (
+WITH stored AS (
+    -- The touched customers' stored conversations, from their conversation rows (one narrow
+    -- row per conversation).
+    SELECT
+        i.channel_id,
+        i.customer_id,
+        i._started_at AS started_at,
+        i._conversation.ended_at AS ended_at
+    FROM hooklake_index_conversations AS i
+    WHERE {{touched}} AND EXISTS (
+        SELECT 1
+        FROM hooklake_index_new_rows AS n
+        WHERE n.channel_id IS NOT DISTINCT FROM i.channel_id
+          AND n.customer_id = i.customer_id
+    )
+),
+changes AS (
     SELECT channel_id, customer_id, ts FROM hooklake_index_new_rows
     UNION ALL
     SELECT i.channel_id, i.customer_id, i.ts
@@ -55,7 +59,7 @@ items AS (
               AND epoch_us(c.ts) >= epoch_us(s.started_at) - getvariable('hooklake_session_gap_us')
               AND epoch_us(c.ts) <= epoch_us(s.ended_at) + getvariable('hooklake_session_gap_us')
         ) AS changed
-    FROM hooklake_index_stored AS s
+    FROM stored AS s
     UNION ALL
     SELECT channel_id, customer_id, ts, true FROM changes
 ),
