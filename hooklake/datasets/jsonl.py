@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,40 +20,66 @@ from hooklake.datasets.flat import NO_WEIGHT, OTHER_WEIGHT, ROLES, WEIGHT_1, Fla
 SYSTEM, USER, ASSISTANT = 0, 1, 2
 #: What ``str.strip()`` strips (the check wants text left after it).
 _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
-#: orjson's short escapes; every other character below U+0020 becomes ``\\u00XX``.
-_SHORT = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-_SHORT_RARE = (("\b", "\\b"), ("\f", "\\f"))
-_OTHER_CONTROL = "[\\x00-\\x07\\x0b\\x0e-\\x1f]"
-#: What a text must hold for orjson to escape anything in it.
-_ESCAPED = '[\\x00-\\x1f"\\\\]'
+#: What orjson writes for each byte it escapes, after the backslash: a letter for the short
+#: escapes, ``u00XY`` (lower-case hex) for every other byte below 0x20. Bytes of multi-byte
+#: UTF-8 characters are all 0x80 or above, so escaping works on the bytes.
+_SHORT = {0x5C: "\\", 0x22: '"', 0x0A: "n", 0x0D: "r", 0x09: "t", 0x08: "b", 0x0C: "f"}
+_ESCAPED_BYTES = [*range(0x20), 0x22, 0x5C]
+_ESCAPES = np.zeros(256, dtype=bool)
+_ESCAPES[_ESCAPED_BYTES] = True
+#: Per escaped byte: how many bytes go in before it, which (at most five), and the byte that
+#: takes its place: "\\" before "n" for a newline, "\\u00" and "1" before "f" for 0x1F.
+_INSERTED = np.zeros(256, dtype=np.int64)
+_BEFORE = np.zeros((256, 5), dtype=np.uint8)
+_REPLACED = np.zeros(256, dtype=np.uint8)
+for _byte in _ESCAPED_BYTES:
+    _sequence = ("\\" + _SHORT.get(_byte, f"u{_byte:04x}")).encode()
+    _INSERTED[_byte] = len(_sequence) - 1
+    _BEFORE[_byte, : len(_sequence) - 1] = list(_sequence[:-1])
+    _REPLACED[_byte] = _sequence[-1]
 
 
-def json_strings(texts: pa.StringArray) -> pa.StringArray:
-    """Each text as a JSON string, quotes included, byte for byte what ``orjson.dumps`` gives."""
-    needs = pc.match_substring_regex(texts, _ESCAPED)
-    if pc.any(needs).as_py():
-        # Only the texts holding something to escape go through the replacements.
-        texts = pc.replace_with_mask(texts, needs, _escaped(texts.filter(needs)))
-    return pc.binary_join_element_wise('"', texts, '"', "")
+def json_strings(texts: pa.Array) -> pa.Array:
+    """Each text (``string`` or ``large_string``) as a JSON string, quotes included, byte for
+    byte what ``orjson.dumps`` gives; nulls stay null.
 
-
-def _escaped(texts: pa.StringArray) -> pa.StringArray:
-    """The texts with what orjson escapes escaped (no quotes around)."""
-    out = texts
-    for old, new in _SHORT:
-        out = pc.replace_substring(out, old, new)
-    for old, new in _SHORT_RARE:
-        if pc.any(pc.match_substring(out, old)).as_py():
-            out = pc.replace_substring(out, old, new)
-    odd = pc.match_substring_regex(texts, _OTHER_CONTROL).to_numpy(zero_copy_only=False)
-    if not odd.any():
-        return out
-    # Other control characters are rare: orjson itself writes those texts.
-    values = out.to_pylist()
-    raw = texts.to_pylist()
-    for i in np.flatnonzero(odd).tolist():
-        values[i] = orjson.dumps(raw[i]).decode()[1:-1]
-    return pa.array(values, texts.type)
+    The escapes go into the texts' bytes all at once with numpy (a lookup finds the bytes to
+    escape, one insertion writes every sequence), not text by text: half the time of Arrow's
+    replacements on a build's texts, and none when nothing needs escaping (message keys)."""
+    large = pa.types.is_large_string(texts.type)
+    n = len(texts)
+    _, offsets_buffer, data_buffer = texts.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64 if large else np.int32)
+    offsets = offsets[texts.offset : texts.offset + n + 1].astype(np.int64)
+    base = int(offsets[0]) if n else 0
+    data = np.zeros(0, dtype=np.uint8)
+    if data_buffer is not None and n:
+        data = np.frombuffer(data_buffer, dtype=np.uint8)[base : int(offsets[-1])]
+    escaped = np.flatnonzero(_ESCAPES[data])
+    if len(escaped):
+        byte = data[escaped]
+        inserted = _INSERTED[byte]
+        out = data.copy()
+        out[escaped] = _REPLACED[byte]
+        out = np.insert(
+            out, np.repeat(escaped, inserted), _BEFORE[byte][np.arange(5) < inserted[:, None]]
+        )
+        # Each text's end moves by what was inserted before it.
+        grown = np.concatenate(([0], np.cumsum(inserted)))
+        relative = offsets - base
+        ends = relative + grown[np.searchsorted(escaped, relative)]
+        # The validity bits as a bitmap of their own: a slice's start mid-byte in its buffer.
+        validity = pc.is_valid(texts).buffers()[1] if texts.null_count else None
+        kind = texts.type if large or ends[-1] < 2**31 else pa.large_string()
+        width = np.int64 if pa.types.is_large_string(kind) else np.int32
+        texts = pa.Array.from_buffers(
+            kind,
+            n,
+            [validity, pa.py_buffer(ends.astype(width)), pa.py_buffer(out)],
+            null_count=texts.null_count,
+        )
+    quote = pa.scalar('"', texts.type)
+    return pc.binary_join_element_wise(quote, texts, quote, pa.scalar("", texts.type))
 
 
 def openai_ok(flat: FlatExamples, weighted: bool) -> npt.NDArray[np.bool_]:

@@ -75,7 +75,15 @@ def test_flat_output_equals_example_by_example(batch: list[Example], weighted: b
 
 
 @settings(max_examples=examples(300))
-@given(texts=st.lists(TEXT, max_size=8))
-def test_json_strings_are_orjsons(texts: list[str]) -> None:
-    got = json_strings(pa.array(texts, pa.string())).to_pylist()
-    assert got == [orjson.dumps(t).decode() for t in texts]
+@given(
+    texts=st.lists(st.one_of(TEXT, st.none()), max_size=8),
+    large=st.booleans(),
+    skipped=st.integers(0, 2),
+)
+def test_json_strings_are_orjsons(texts: list[str | None], large: bool, skipped: int) -> None:
+    # Also from an array that is a slice of a longer one (its offsets do not start at 0).
+    kind = pa.large_string() if large else pa.string()
+    array = pa.array(['x"\n\x01'] * skipped + texts, kind).slice(skipped)
+    got = json_strings(array)
+    assert got.type == kind
+    assert got.to_pylist() == [None if t is None else orjson.dumps(t).decode() for t in texts]
