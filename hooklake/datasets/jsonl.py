@@ -25,8 +25,6 @@ _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 #: UTF-8 characters are all 0x80 or above, so escaping works on the bytes.
 _SHORT = {0x5C: "\\", 0x22: '"', 0x0A: "n", 0x0D: "r", 0x09: "t", 0x08: "b", 0x0C: "f"}
 _ESCAPED_BYTES = [*range(0x20), 0x22, 0x5C]
-_ESCAPES = np.zeros(256, dtype=bool)
-_ESCAPES[_ESCAPED_BYTES] = True
 #: Per escaped byte: how many bytes go in before it, which (at most five), and the byte that
 #: takes its place: "\\" before "n" for a newline, "\\u00" and "1" before "f" for 0x1F.
 _INSERTED = np.zeros(256, dtype=np.int64)
@@ -55,7 +53,8 @@ def json_strings(texts: pa.Array) -> pa.Array:
     data = np.zeros(0, dtype=np.uint8)
     if data_buffer is not None and n:
         data = np.frombuffer(data_buffer, dtype=np.uint8)[base : int(offsets[-1])]
-    escaped = np.flatnonzero(_ESCAPES[data])
+    # Comparisons, not a lookup table: twice as fast over a batch's bytes.
+    escaped = np.flatnonzero((data < 0x20) | (data == 0x22) | (data == 0x5C))
     if len(escaped):
         byte = data[escaped]
         inserted = _INSERTED[byte]
