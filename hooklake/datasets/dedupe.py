@@ -23,15 +23,11 @@ import pyarrow.compute as pc
 
 from hooklake.datasets.flat import ROLES, FlatExamples
 from hooklake.datasets.render import Message
+from hooklake.datasets.text_bytes import ascii_runs_collapsed, other_space_or_runs
 
 _SPACE = re.compile(r"\s+")
 # What ``\s`` matches in a Python ``str`` pattern, spelled for RE2 (Arrow's regex engine).
 _RE2_SPACE = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()) + "]+"
-
-#: ASCII whitespace but a single space (``\s`` in ASCII: tab to carriage return, the four
-#: separators, space), and a run of any ASCII whitespace, in RE2.
-_OTHER_SPACE = "[\\t-\\r\\x1c-\\x1f]|  "
-_ASCII_SPACE = "[\\t-\\r\\x1c-\\x1f ]+"
 
 
 def normalise(text: str) -> str:
@@ -94,20 +90,21 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     """:func:`normalise` of every text. Most texts are ASCII with single spaces: for them,
     case folding is lower-casing ASCII letters and nothing but the ends needs trimming. ASCII
     texts with other whitespace or runs of it (a dialog's options on lines of their own) also
-    have their runs collapsed by Arrow; only the others (other scripts, other spaces) go
-    through Python's own case folding and splitting, each distinct one once."""
+    have their runs collapsed, on their bytes (:mod:`.text_bytes`); only the others (other
+    scripts, other spaces) go through Python's own case folding and splitting, each distinct
+    one once."""
     wide = pc.cast(texts, pa.large_string())
     lowered = pc.ascii_lower(wide)
     out = pc.utf8_trim(lowered, characters=" ")
     ascii_ = pc.string_is_ascii(wide).to_numpy(zero_copy_only=False)
-    spaced = np.flatnonzero(ascii_ & pc.match_substring_regex(wide, _OTHER_SPACE).to_numpy(False))
+    spaced = np.flatnonzero(ascii_ & other_space_or_runs(wide))
     other = np.flatnonzero(~ascii_)
     if not len(spaced) and not len(other):
         return out
     # Bots and customers repeat themselves (a dialog's options on lines of their own): each
     # distinct text goes through the regex, or through Python, once.
     spaced_codes = pc.dictionary_encode(lowered.take(pa.array(spaced, pa.int64())))
-    runs = pc.replace_substring_regex(spaced_codes.dictionary, _ASCII_SPACE, " ")
+    runs = ascii_runs_collapsed(spaced_codes.dictionary)
     collapsed = pc.utf8_trim(runs, characters=" ").take(spaced_codes.indices)
     encoded = pc.dictionary_encode(wide.take(pa.array(other, pa.int64())))
     distinct = [" ".join(t.casefold().split()) for t in encoded.dictionary.to_pylist()]
