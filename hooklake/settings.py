@@ -73,7 +73,8 @@ class CollectorSettings(BaseSettings):
     flush_interval: float = Field(default=2.0, gt=0)
     #: The flusher brings an existing conversation index up to date at most this often
     #: (seconds): each update has a cost of its own, whatever it adds, and a reader computes
-    #: what the index is behind on.
+    #: what the index is behind on. Slow updates (a large lake) come further apart
+    #: (collector.service.INDEX_SHARE).
     index_interval: float = Field(default=60.0, ge=0)
 
 

@@ -721,6 +721,19 @@ def test_a_collectors_flusher_keeps_an_existing_index_current(
         assert views(indexed) == views(raw)
 
 
+def test_slow_index_updates_come_further_apart() -> None:
+    """A flusher updates the index once per index interval, unless updates take more than
+    INDEX_SHARE of that (a large lake): then they are spaced to take that share of its time."""
+    from hooklake.collector.service import INDEX_SHARE, next_index_update
+
+    assert next_index_update(100.0, 100.5, 60.0) == 160.0
+    slow = next_index_update(100.0, 106.0, 60.0)
+    assert slow > 160.0
+    assert (106.0 - 100.0) / (slow - 100.0) == pytest.approx(INDEX_SHARE)
+    # An interval of 0 (an update after every flush that added rows) still spaces slow ones.
+    assert next_index_update(100.0, 100.2, 0.0) == pytest.approx(100.0 + 0.2 / INDEX_SHARE)
+
+
 def index_ready(loc: Any, rows: int) -> bool:
     from hooklake import tables
 
