@@ -197,8 +197,14 @@ def register_parquet(
     partition columns ``hive_types`` (column -> DuckDB type) from their directory names."""
     forget(con, name)
     con.execute(f"SET VARIABLE {name} = ?", [paths])
-    types = ", ".join(f"'{column}': {kind}" for column, kind in hive_types.items())
-    con.execute(view_sql("table_files", view=name, variable=name, hive_types="{" + types + "}"))
+    con.execute(
+        view_sql("table_files", view=name, variable=name, hive_types=hive_types_sql(hive_types))
+    )
+
+
+def hive_types_sql(hive_types: dict[str, str]) -> str:
+    """``read_parquet``'s ``hive_types`` argument for ``hive_types`` (column -> DuckDB type)."""
+    return "{" + ", ".join(f"'{column}': {kind}" for column, kind in hive_types.items()) + "}"
 
 
 def register_table_files(

@@ -181,6 +181,10 @@ WRITE_BATCH_ROWS = 8_192
 #: An update reads the index rows of at most this many touched customers pair by pair, and
 #: of more through a list of ids (see _touched_condition).
 PAIRS_SPELLED_OUT = 128
+#: An update of more customers than PAIRS_SPELLED_OUT, but no more than one per this many rows
+#: of the base, locates their rows before reading them (see _locates): up to 2,000 customers
+#: on a 10M-message index.
+ROWS_PER_LOCATED_CUSTOMER = 5_000
 #: The views whose SQL an index write runs over the customers it writes.
 _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
@@ -191,6 +195,7 @@ _DATE = {tables.PARTITION_COLUMN: "DATE"}
 #: The index's partition columns, as DuckDB reads them from directory names.
 _PARTITIONS = {"layer": "TINYINT", "generation": "VARCHAR", "kind": "VARCHAR"}
 _PARTITION_BY = list(_PARTITIONS)
+_HIVE_TYPES = db.hive_types_sql(_PARTITIONS)
 _VERSION_TXN = "hooklake:index"
 _GAP_TXN = "hooklake:index-gap-us"
 #: Delta operations after which an update can still work from the files added and removed.
@@ -519,6 +524,7 @@ def define_index_views(
     )  # fmt: skip
     if not state.increments and (pending is None or pending.num_rows == 0):
         con.execute(view_sql("index_base_rows"))  # nothing newer: no resolution to run
+        con.execute(view_sql("index_spans"))
     else:
         db.register_table_files(
             con, "hooklake_index_increments", loc, layout.INDEX, state.table,
@@ -527,6 +533,8 @@ def define_index_views(
         if pending is None:
             pending = index_schema().empty_table()
         db.register(con, "hooklake_index_pending", pending)
+        con.execute(view_sql("index_newer"))
+        con.execute(view_sql("index_spans"))
         con.execute(view_sql("index_rows"))
     con.execute(view_sql("index_kinds"))
 
@@ -690,10 +698,54 @@ def _recompute(
         found = con.execute(
             "SELECT DISTINCT channel_id, customer_id FROM hooklake_index_new_rows"
         ).fetchall()
-        con.execute(query_sql("index_touched", touched=_touched_condition(found)))
+        touched = _touched_condition(found)
+        con.execute(query_sql("index_touched", touched=touched))
+        if loc.local is not None and _locates(len(found), state.base_rows):
+            _read_located(con, touched)
+        else:
+            con.execute(query_sql("index_stored_all"))
+        con.execute(query_sql("index_input", touched=touched))
         for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view, **view_fields()))
         return _written(con, INCREMENT, generation)
+
+
+def _locates(customers: int, base_rows: int) -> bool:
+    """Whether an update touching ``customers`` reads their rows of a base of ``base_rows``
+    rows in two steps (:func:`_read_located`) rather than in one pass.
+
+    Past :data:`PAIRS_SPELLED_OUT` customers, one pass decodes every column of the whole base:
+    1.9 s on a 10M-message index for an update of 400 customers. Finding their rows from a few
+    columns first, then reading only the pages that hold them, took 0.05 + 0.8 s. The second
+    step grows with the pages it reads, so for thousands of customers one pass costs less
+    (12,930 customers of that index, 1% of its messages: 2.4 s in one pass, 4 s or more in two).
+    """
+    return PAIRS_SPELLED_OUT < customers <= base_rows // ROWS_PER_LOCATED_CUSTOMER
+
+
+def _read_located(con: duckdb.DuckDBPyConnection, touched: str) -> None:
+    """Define ``hooklake_index_stored`` as the base's rows of the update's spans, found by
+    queries/index_located.sql and read file by file from the pages that hold them
+    (queries/index_located_rows.sql), and the newer generations' message rows."""
+    con.execute(query_sql("index_located", touched=touched, hive_types=_HIVE_TYPES))
+    found = con.execute(
+        "SELECT filename, list(file_row_number ORDER BY file_row_number) "
+        "FROM hooklake_index_located GROUP BY filename ORDER BY filename"
+    ).fetchall()
+    reads = [
+        query_sql(
+            "index_located_rows",
+            file=str(name).replace("'", "''"),
+            rows=", ".join(str(int(r)) for r in numbers),
+            hive_types=_HIVE_TYPES,
+        )
+        for name, numbers in found
+    ] or ["SELECT * FROM hooklake_index_base WHERE false"]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE hooklake_index_located_rows AS\n"
+        + "\nUNION ALL BY NAME\n".join(reads)
+    )
+    con.execute(query_sql("index_stored_located"))
 
 
 def _touched_condition(streams: list[tuple[int | None, int]]) -> str:

@@ -189,20 +189,36 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
         HealthCheck.function_scoped_fixture,
     ],
 )
-@given(histories(), st.sampled_from([30, 30, 1]), st.booleans())
+@given(
+    histories(),
+    st.sampled_from([30, 30, 1]),
+    st.booleans(),
+    st.sampled_from(["pairs", "list", "located"]),
+)
 def test_views_through_the_index_equal_a_full_recomputation(
-    ops: list[tuple[str, Any]], gap_minutes: int, tiered: bool
+    ops: list[tuple[str, Any]], gap_minutes: int, tiered: bool, read: str
 ) -> None:
     """``tiered``: as a collector's flusher does, every flush is followed by an update, and
     updates merge the newest increments once there are more than two files and never fold
-    (only compactions do), so histories pile up merged increments of every size."""
-    limits = (index.MERGE_FILES, index.FOLD_RATIO)
+    (only compactions do), so histories pile up merged increments of every size. ``read``: how
+    updates read the touched customers' stored rows (index._touched_condition and
+    index._locates): with a condition per customer, a list of customers, or located first."""
+    limits = (
+        index.MERGE_FILES, index.FOLD_RATIO, index.PAIRS_SPELLED_OUT,
+        index.ROWS_PER_LOCATED_CUSTOMER,
+    )  # fmt: skip
     if tiered:
         index.MERGE_FILES, index.FOLD_RATIO = 2, float("inf")
+    if read != "pairs":
+        index.PAIRS_SPELLED_OUT = 0
+        index.ROWS_PER_LOCATED_CUSTOMER = 1 if read == "located" else 2**62
     try:
         _check_history(ops, gap_minutes, update_on_flush=tiered)
     finally:
-        index.MERGE_FILES, index.FOLD_RATIO = limits
+        (
+            index.MERGE_FILES, index.FOLD_RATIO, index.PAIRS_SPELLED_OUT,
+            index.ROWS_PER_LOCATED_CUSTOMER,
+        ) = limits  # fmt: skip
 
 
 def _check_history(ops: list[tuple[str, Any]], gap_minutes: int, update_on_flush: bool) -> None:

@@ -1,10 +1,10 @@
--- An index update's input (index.py): the spans of the touched customers' streams that new
--- stored rows (hooklake_index_new_rows, index_new_rows.sql) can change, and
--- hooklake_message_rows redefined as those customers' rows in those spans (from the index,
--- already deduplicated: the earliest arrival of each key so far) plus the new rows. The views'
--- own SQL then recomputes exactly that much. {{touched}} is a constant condition that keeps
--- the touched customers' rows (index._touched_condition): it reaches the index's Parquet scan,
--- which then reads and decodes as little as it can.
+-- An index update's spans (index.py): the spans of the touched customers' streams that new
+-- stored rows (hooklake_index_new_rows, index_new_rows.sql) can change. index_input.sql then
+-- takes those customers' rows in those spans (from the index, already deduplicated: the
+-- earliest arrival of each key so far) plus the new rows, and the views' own SQL recomputes
+-- exactly that much. {{touched}} is a constant condition that keeps the touched customers' rows
+-- (index._touched_condition): it reaches the index's Parquet scan, which then reads and decodes
+-- as little as it can.
 --
 -- A change is a new row, or the stored copy of a key delivered again (an earlier arrival
 -- replaces it). A stored conversation changes when a change falls in it or within a session gap
@@ -87,22 +87,3 @@ LEFT JOIN numbered AS u
     AND u.customer_id = s.customer_id
     AND NOT u.changed
     AND u.span = s.span + 1;
-
--- Materialised: the views below read these rows many times, and they are few.
-CREATE OR REPLACE TEMP TABLE hooklake_index_input AS
-SELECT i.* EXCLUDE (
-    role, _agent_evidence, _rn, _started_at, _run, conversation_id, position, _conversation,
-    _turn, _handover, _shown
-)
-FROM hooklake_index_rows AS i
-JOIN hooklake_index_touched AS t
-    ON t.channel_id IS NOT DISTINCT FROM i.channel_id
-    AND t.customer_id = i.customer_id
-    AND i.ts >= t.since
-    AND i.ts < coalesce(t.until, 'infinity'::TIMESTAMPTZ)
-WHERE {{touched}}
-UNION ALL BY NAME
-SELECT * FROM hooklake_index_new_rows;
-
-CREATE OR REPLACE TEMP VIEW hooklake_message_rows AS
-SELECT * FROM hooklake_index_input;

@@ -3,3 +3,8 @@
 CREATE OR REPLACE TEMP VIEW hooklake_index_all AS
 SELECT * EXCLUDE (_since, _until, layer, generation)
 FROM hooklake_index_base;
+
+-- No newer generation (index_spans.sql then finds no spans and no newer rows: what an update's
+-- located read resolves the base's rows against, queries/index_located.sql).
+CREATE OR REPLACE TEMP VIEW hooklake_index_newer AS
+SELECT * FROM hooklake_index_base WHERE false;
