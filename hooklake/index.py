@@ -28,7 +28,10 @@ spans' rows from the index, merges the new rows in, runs the same SQL the views 
 those rows (``queries/index_touched.sql``), and appends the result as one increment in one
 commit, each row marked with the span it was computed for (``_since``, ``_until``). A late
 delivery into an old conversation thus rewrites that conversation, not the customer's stream
-after it; a duplicate delivery rewrites the conversation its stored copy is in.
+after it; a duplicate delivery rewrites the conversation its stored copy is in. The spans' rows
+of the base are read with the touched customers' condition in one pass, or, for a few hundred
+customers, located first from a few columns and then read from the pages that hold them alone
+(see :func:`_locates`).
 
 Generations are ``<messages version, 12 digits>-<random>``, so they sort by the state they
 describe. A row counts unless a newer generation holds a span of its customer's stream that
