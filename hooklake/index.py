@@ -719,7 +719,7 @@ def _locates(customers: int, base_rows: int) -> bool:
 
     Past :data:`PAIRS_SPELLED_OUT` customers, one pass decodes every column of the whole base:
     1.9 s on a 10M-message index for an update of 400 customers. Finding their rows from a few
-    columns first, then reading only the pages that hold them, took 0.05 + 0.8 s. The second
+    columns first, then reading only the pages that hold them, took 0.1 + 0.35 s. The second
     step grows with the pages it reads, so for thousands of customers one pass costs less
     (12,930 customers of that index, 1% of its messages: 2.4 s in one pass, 4 s or more in two).
     """
