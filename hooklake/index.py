@@ -16,22 +16,22 @@ Each message is a ``message`` row; each conversation also has a ``conversation``
 message's ids and times, with the conversation's figures), in files of their own, so the
 ``conversations`` view reads a few rows per conversation instead of filtering every message.
 
-A customer's messages only ever depend on that customer's stored rows, so new rows change
-the index for the customers they touch and no one else (the way incremental sessionisation
+A customer's messages only ever depend on that customer's stored rows, so new rows change the
+index for the customers they touch and no one else (the way incremental sessionisation
 reprocesses only the sessions new events touch), and within a customer's stream only the
-conversations they fall in or come within a session gap of: every row the index holds depends
-on its conversation alone (``_rn`` and ``_run`` order and number rows within a conversation;
-their values say nothing across conversations). An update reads the files the ``messages``
-table gained since the version the index covers, finds for each touched customer the spans of
-the stream that change (from a changed conversation to the next unchanged one), takes those
-spans' rows from the index, merges the new rows in, runs the same SQL the views run over just
-those rows (``queries/index_touched.sql``), and appends the result as one increment in one
-commit, each row marked with the span it was computed for (``_since``, ``_until``). A late
-delivery into an old conversation thus rewrites that conversation, not the customer's stream
-after it; a duplicate delivery rewrites the conversation its stored copy is in. The spans' rows
-of the base are read with the touched customers' condition in one pass, or, for a few hundred
-customers, located first from a few columns and then read from the pages that hold them alone
-(see :func:`_locates`).
+conversations they fall in or come within a session gap of: every row the index holds depends on
+its conversation alone (``_rn`` and ``_run`` order and number rows within a conversation; their
+values say nothing across conversations). An update reads the files the ``messages`` table
+gained since the version the index covers, finds for each touched customer the spans of the
+stream that change (from a changed conversation to the next unchanged one), takes those spans'
+rows from the index, merges the new rows in, runs the same SQL the views run over just those
+rows (``queries/index_touched.sql``, ``index_input.sql``), and appends the result as one
+increment in one commit, each row marked with the span it was computed for (``_since``,
+``_until``). A late delivery into an old conversation thus rewrites that conversation, not the
+customer's stream after it; a duplicate delivery rewrites the conversation its stored copy is
+in. The spans' rows of the base are read with the touched customers' condition in one pass, or,
+for a few hundred customers, located first from a few columns and then read from the pages that
+hold them alone (see :func:`_locates`).
 
 Generations are ``<messages version, 12 digits>-<random>``, so they sort by the state they
 describe. A row counts unless a newer generation holds a span of its customer's stream that
@@ -745,7 +745,7 @@ def _read_located(con: duckdb.DuckDBPyConnection, touched: str) -> None:
         for name, numbers in found
     ] or ["SELECT * FROM hooklake_index_base WHERE false"]
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE hooklake_index_located_rows AS\n"
+        "CREATE OR REPLACE TEMP VIEW hooklake_index_located_rows AS\n"
         + "\nUNION ALL BY NAME\n".join(reads)
     )
     con.execute(query_sql("index_stored_located"))
