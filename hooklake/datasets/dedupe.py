@@ -102,7 +102,7 @@ def normalised(texts: pa.StringArray) -> pa.LargeStringArray:
     if not len(spaced) and not len(other):
         return out
     # Bots and customers repeat themselves (a dialog's options on lines of their own): each
-    # distinct text goes through the regex, or through Python, once.
+    # distinct text has its runs collapsed, or goes through Python, once.
     spaced_codes = pc.dictionary_encode(lowered.take(pa.array(spaced, pa.int64())))
     runs = ascii_runs_collapsed(spaced_codes.dictionary)
     collapsed = pc.utf8_trim(runs, characters=" ").take(spaced_codes.indices)

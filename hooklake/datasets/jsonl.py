@@ -1,11 +1,11 @@
 """The ``openai`` format's lines for a whole batch of examples, written by Arrow.
 
-:class:`~.writers.OpenAIWriter` checks each record and serialises it with orjson, one example
-at a time. For a batch laid out as columns (:mod:`.flat`) the same bytes come from a few
-Arrow passes: texts escaped as orjson escapes them, message objects and lines joined from
-their parts. The checks :func:`~.writers.openai_problem` makes become comparisons over the
-columns; a batch holding an example they cannot clear goes back to the writer's own path,
-which names the line and the problem.
+:class:`~.writers.OpenAIWriter` checks each record and serialises it with orjson, one example at
+a time. For a batch laid out as columns (:mod:`.flat`) the same bytes come from a few passes
+over the batch: texts escaped as orjson escapes them (on their bytes, with numpy), message
+objects and lines joined from their parts by Arrow. The checks :func:`~.writers.openai_problem`
+makes become comparisons over the columns; a batch holding an example they cannot clear goes
+back to the writer's own path, which names the line and the problem.
 """
 
 from __future__ import annotations

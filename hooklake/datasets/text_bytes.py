@@ -12,8 +12,6 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: ASCII whitespace other than the space (``\\s`` in ASCII: tab to carriage return, and the
-#: four separators 0x1C-0x1F).
 _TAB, _CR, _FS, _US, _SPACE = 0x09, 0x0D, 0x1C, 0x1F, 0x20
 
 
@@ -62,12 +60,18 @@ class TextBytes:
         return pa.Array.from_buffers(kind, len(offsets) - 1, buffers, null_count=null_count)
 
 
+def _other_white(d: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Which bytes are ASCII whitespace other than the space (``\\s`` in ASCII: tab to carriage
+    return, and the four separators 0x1C-0x1F)."""
+    return ((d >= _TAB) & (d <= _CR)) | ((d >= _FS) & (d <= _US))
+
+
 def other_space_or_runs(texts: pa.Array) -> npt.NDArray[np.bool_]:
     """Per text: whether it holds ASCII whitespace other than a space, or two spaces in a row
     (what collapsing whitespace would change in an ASCII text besides its ends)."""
     b = TextBytes.of(texts)
     d = b.data
-    other = np.flatnonzero(((d >= _TAB) & (d <= _CR)) | ((d >= _FS) & (d <= _US)))
+    other = np.flatnonzero(_other_white(d))
     space = d == _SPACE
     pairs = np.flatnonzero(space[:-1] & space[1:])
     found = np.zeros(len(texts), dtype=bool)
@@ -82,7 +86,7 @@ def ascii_runs_collapsed(texts: pa.Array) -> pa.Array:
     space: what ``re.sub(r"[\\t-\\r\\x1c-\\x1f ]+", " ", text)`` gives, for every text at once."""
     b = TextBytes.of(texts)
     d = b.data
-    white = ((d >= _TAB) & (d <= _CR)) | ((d >= _FS) & (d <= _SPACE))
+    white = _other_white(d) | (d == _SPACE)
     # A whitespace byte stays when the byte before it in its text is not whitespace.
     after_white = np.zeros(len(d), dtype=bool)
     after_white[1:] = white[:-1]
