@@ -10,6 +10,7 @@ one named by ``$HOOKLAKE_LAKE``, or a small simulated one written as the collect
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -183,6 +184,23 @@ def _recipe(recipe: Path | None) -> object:
     return parse_recipe({"name": "demo-support"}, "built-in demo recipe")
 
 
+def _traffic_start(customers: int, seed: int, now: datetime) -> datetime:
+    """When the demo's simulated traffic starts: about two days ago, and early enough that its
+    last delivery comes before ``now`` (a lake whose newest message lies in the future would
+    puzzle whoever looks at it). How long a run lasts depends on the hours it covers (fewer
+    customers arrive at night), so the start moves back until the run fits."""
+    from hooklake.simulate import simulate
+
+    start = now - timedelta(days=2)
+    for _ in range(8):
+        end = max((d.deliver_at for d in simulate(customers, seed=seed, start=start)), default=0.0)
+        late = end - (now - timedelta(minutes=5)).timestamp()
+        if late <= 0:
+            break
+        start -= timedelta(seconds=math.ceil(late)) + timedelta(hours=1)
+    return start
+
+
 def run_demo(
     directory: Path,
     *,
@@ -210,7 +228,7 @@ def run_demo(
     log = directory / "collector.log"
 
     echo(f"1/4  Starting the collector (log: {log})")
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    start = _traffic_start(customers, seed, datetime.now(UTC).replace(microsecond=0))
     with running_collector(lake, hooks_file, log) as url:
         hook_url = f"{url}/hooks/{DEMO_HOOK}"
         echo(f"     POST {hook_url}  (Authorization: Token …)")

@@ -76,3 +76,23 @@ def test_the_demo_collector_moves_to_another_port_when_its_port_is_taken(
             assert httpx.get(f"{url}/healthz").status_code == 200
             assert not url.endswith(f":{taken.getsockname()[1]}")
     assert b"address already in use" in log.read_bytes().lower()
+
+
+@pytest.mark.parametrize("minute", [0, 10, 20, 54])
+def test_the_demo_traffic_ends_before_the_demo_runs(minute: int) -> None:
+    """How long a simulated run lasts depends on the hours it covers: started two days before
+    these times, 120 customers' traffic ran hours past them, and the demo's lake had its newest
+    messages in the future."""
+    from datetime import UTC, datetime, timedelta
+
+    from hooklake.demo import _traffic_start
+    from hooklake.simulate import simulate
+
+    now = datetime(2026, 11, 29, 8, minute, 57, tzinfo=UTC)
+    start = _traffic_start(120, 7, now)
+    assert now - start >= timedelta(days=2)
+    last = max(d.deliver_at for d in simulate(120, seed=7, start=start))
+    assert last < now.timestamp()
+    plain_end = max(d.deliver_at for d in simulate(120, seed=7, start=now - timedelta(days=2)))
+    if minute == 54:  # the case a demo run met: the plain two days ran past `now`
+        assert plain_end > now.timestamp()
