@@ -693,23 +693,8 @@ def _recompute(
     (``own_database``: no other connection uses ``con``'s database)."""
     with lake_errors("cannot update the conversation index"):
         define_index_views(con, loc, state)
-        schema = tables.table_schema(layout.MESSAGES)
-        for name, dt, paths in (
-            ("hooklake_index_added", changes.new, changes.added),
-            ("hooklake_index_removed", changes.old, changes.removed),
-        ):
-            db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
         con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(state.session_gap)])
-        # The files the table gained are read once, and there can be thousands (the collector
-        # commits one per flushed segment and date): keeping their footers in DuckDB's cache
-        # costs more than it saves (10,859 of them in a 10M-message update: 0.4 s of 7.3 s,
-        # most of it freeing them when the connection closes). The setting belongs to the
-        # database, so a connection that shares it with readers leaves it alone.
-        if own_database:
-            con.execute("SET GLOBAL parquet_metadata_cache = false")
-        con.execute(query_sql("index_new_rows"))
-        if own_database:
-            con.execute("SET GLOBAL parquet_metadata_cache = true")
+        _define_new_rows(con, loc, changes, own_database=own_database)
         found = con.execute(
             "SELECT DISTINCT channel_id, customer_id FROM hooklake_index_new_rows"
         ).fetchall()
@@ -723,6 +708,50 @@ def _recompute(
         for view in _COMPUTED_VIEWS:
             con.execute(view_sql(view, **view_fields()))
         return _written(con, INCREMENT, generation)
+
+
+def _define_new_rows(
+    con: duckdb.DuckDBPyConnection, loc: LakeLocation, changes: Changes, *, own_database: bool
+) -> None:
+    """Make ``hooklake_index_new_rows`` on ``con`` the rows ``changes`` added
+    (queries/index_new_rows.sql).
+
+    The files the table gained are read once, and there can be thousands (the collector commits
+    one per flushed segment and date). DuckDB's footer cache would keep about 40 KB for each
+    for as long as the database lives: 440 MB for the 10,859 files of a 10M-message lake's day
+    of traffic, and 0.3 s of that update spent caching and freeing them. So they are read with
+    the cache switched off: on ``con`` itself when its database is the update's own
+    (``own_database``), otherwise (a reader's database, shared with other Lakes: the setting
+    belongs to the database) on a database of their own, whose rows ``con`` then takes. (On
+    object storage Arrow datasets read the files, and DuckDB caches none of their footers.)"""
+    uncached = loc.local is not None
+    private = uncached and not own_database
+    reader = connect(memory_limit=f"{db.memory_limit_bytes(con):.0f}B") if private else con
+    try:
+        schema = tables.table_schema(layout.MESSAGES)
+        for name, dt, paths in (
+            ("hooklake_index_added", changes.new, changes.added),
+            ("hooklake_index_removed", changes.old, changes.removed),
+        ):
+            db.register_table_files(
+                reader, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE
+            )
+        if uncached:
+            reader.execute("SET GLOBAL parquet_metadata_cache = false")
+        reader.execute(query_sql("index_new_rows"))
+        if uncached:
+            reader.execute("SET GLOBAL parquet_metadata_cache = true")
+        if not private:
+            return
+        rows = reader.sql("SELECT * FROM hooklake_index_new_rows").to_arrow_table()
+    finally:
+        if private:
+            reader.close()
+    db.register(con, "hooklake_index_new_arrow", rows)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE hooklake_index_new_rows AS FROM hooklake_index_new_arrow"
+    )
+    db.forget(con, "hooklake_index_new_arrow")
 
 
 def _locates(customers: int, base_rows: int) -> bool:

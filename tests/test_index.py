@@ -650,6 +650,10 @@ def test_a_lake_over_an_up_to_date_index_leaves_the_messages_log_until_asked(
     write_rows(tmp_path, rows[:10], name="c")  # delivered again
     with Lake(tmp_path) as lake:  # the index is behind now: the new rows are computed
         assert lake.pending_rows > 0
+        # ... reading the new files on a database of their own: the Lakes' shared one keeps
+        # its footer cache on (the files it does cache are the ones it reads again).
+        ((cached,),) = lake.query("SELECT current_setting('parquet_metadata_cache')").rows
+        assert cached is True
         assert {v.table: v.version for v in lake.versions()}[layout.MESSAGES] == (
             state.messages_version + 2
         )
