@@ -726,7 +726,11 @@ def _define_new_rows(
     object storage Arrow datasets read the files, and DuckDB caches none of their footers.)"""
     uncached = loc.local is not None
     private = uncached and not own_database
-    reader = connect(memory_limit=f"{db.memory_limit_bytes(con):.0f}B") if private else con
+    reader = con
+    if private:  # with the threads and memory limit the reader's database was given
+        ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
+        limit = f"{db.memory_limit_bytes(con):.0f}B"
+        reader = connect(threads=int(threads), memory_limit=limit)
     try:
         schema = tables.table_schema(layout.MESSAGES)
         for name, dt, paths in (
