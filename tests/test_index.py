@@ -193,7 +193,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     histories(),
     st.sampled_from([30, 30, 1]),
     st.booleans(),
-    st.sampled_from(["pairs", "list", "located"]),
+    st.sampled_from(["pairs", "list", "located", "located-list"]),
 )
 def test_views_through_the_index_equal_a_full_recomputation(
     ops: list[tuple[str, Any]], gap_minutes: int, tiered: bool, read: str
@@ -202,16 +202,17 @@ def test_views_through_the_index_equal_a_full_recomputation(
     updates merge the newest increments once there are more than two files and never fold
     (only compactions do), so histories pile up merged increments of every size. ``read``: how
     updates read the touched customers' stored rows (index._touched_condition and
-    index._locates): with a condition per customer, a list of customers, or located first."""
+    index._locates): with a condition per customer or a list of customers, located first or
+    not."""
     limits = (
         index.MERGE_FILES, index.FOLD_RATIO, index.PAIRS_SPELLED_OUT,
         index.ROWS_PER_LOCATED_CUSTOMER,
     )  # fmt: skip
     if tiered:
         index.MERGE_FILES, index.FOLD_RATIO = 2, float("inf")
-    if read != "pairs":
+    index.ROWS_PER_LOCATED_CUSTOMER = 1 if read.startswith("located") else 2**62
+    if read.endswith("list"):
         index.PAIRS_SPELLED_OUT = 0
-        index.ROWS_PER_LOCATED_CUSTOMER = 1 if read == "located" else 2**62
     try:
         _check_history(ops, gap_minutes, update_on_flush=tiered)
     finally:
