@@ -183,7 +183,7 @@ FILE_BYTES = 2**30
 WRITE_BATCH_ROWS = 8_192
 #: An update reads the index rows of at most this many touched customers pair by pair, and
 #: of more through a list of ids (see _touched_condition).
-PAIRS_SPELLED_OUT = 128
+PAIRS_SPELLED_OUT = 16
 #: An update of no more than one customer per this many rows of the base locates their rows
 #: before reading them (see _locates): up to 2,000 customers on a 10M-message index.
 ROWS_PER_LOCATED_CUSTOMER = 5_000
@@ -764,12 +764,13 @@ def _locates(customers: int, base_rows: int) -> bool:
     One pass decodes every column of every page that holds a touched customer, and a hundred
     customers are on most pages: 1.9 s on a 10M-message index for an update of 400 customers.
     Finding their rows from a few columns first, then reading only the pages that hold them,
-    took 0.1 + 0.35 s. A collector's updates, measured one after another (increments
-    included): ~100 customers, 0.70 s in two steps against 1.59 s in one on that index, 0.49
-    against 0.90 s on a 3M one; ~25 customers of a 1M one, 0.29 against 0.37 s; 1-12
-    customers, the same either way. The second step grows with the pages it reads, so for
-    thousands of customers one pass costs less (12,930 customers of the 10M index, 1% of its
-    messages: 2.4 s in one pass, 4 s or more in two).
+    took 0.1 + 0.35 s. A collector's updates, one after another (increments included), with
+    the touched customers' condition of :func:`_touched_condition`: ~100 customers of that
+    index, 0.67 s located against 2.12 s in one pass; of a 3M one, 0.49 against 0.97 s; ~25
+    customers of a 1M one, 0.31 against 0.44 s; 1-3 customers, 0.20 s either way. The second
+    step grows with the pages it reads, so for thousands of customers one pass costs less
+    (12,930 customers of the 10M index, 1% of its messages: 2.4 s in one pass, 4 s or more in
+    two).
     """
     return 0 < customers <= base_rows // ROWS_PER_LOCATED_CUSTOMER
 
@@ -804,10 +805,12 @@ def _touched_condition(streams: list[tuple[int | None, int]]) -> str:
     customer), written so that the Parquet scan reads as little of the index as it can.
 
     A few streams are spelled out pair by pair: DuckDB then reads only the row groups whose
-    statistics hold a pair and decodes the wide columns only where one is. For more it takes
-    a list of customer ids, which it checks row by row; past :data:`PAIRS_SPELLED_OUT` pairs
-    that is the cheaper of the two. (customer_id is never null in stored rows; NULL keeps the
-    list valid when there are none.)
+    statistics hold a pair. It checks the pairs one after another on every row it reads,
+    though, and a list of customer ids with one lookup: past :data:`PAIRS_SPELLED_OUT` pairs
+    the list is the cheaper. (A collector's updates of ~100 customers of a 3M-message index,
+    located first: 0.79 s with pairs, 0.52 s with the list; 1-12 customers of a 10M one,
+    0.195 s with pairs, 0.212 s with the list.) customer_id is never null in stored rows;
+    NULL keeps the list valid when there are none.
     """
     if len(streams) > PAIRS_SPELLED_OUT:
         return "i.customer_id IN (" + ", ".join(sorted({str(int(u)) for _, u in streams})) + ")"
