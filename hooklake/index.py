@@ -29,9 +29,9 @@ rows (``queries/index_touched.sql``, ``index_input.sql``), and appends the resul
 increment in one commit, each row marked with the span it was computed for (``_since``,
 ``_until``). A late delivery into an old conversation thus rewrites that conversation, not the
 customer's stream after it; a duplicate delivery rewrites the conversation its stored copy is
-in. The spans' rows of the base are read with the touched customers' condition in one pass, or,
-for a few hundred customers, located first from a few columns and then read from the pages that
-hold them alone (see :func:`_locates`).
+in. The spans' rows of the base are located first from a few columns and then read from the
+pages that hold them alone, unless the update touches so many customers that one pass over the
+base costs less (see :func:`_locates`).
 
 Generations are ``<messages version, 12 digits>-<random>``, so they sort by the state they
 describe. A row counts unless a newer generation holds a span of its customer's stream that
@@ -719,42 +719,45 @@ def _define_new_rows(
     one per flushed segment and date). DuckDB's footer cache would keep about 40 KB for each
     for as long as the database lives: 440 MB for the 10,859 files of a 10M-message lake's day
     of traffic, and 0.3 s of that update spent caching and freeing them. So they are read with
-    the cache switched off: on ``con`` itself when its database is the update's own
-    (``own_database``), otherwise (a reader's database, shared with other Lakes: the setting
-    belongs to the database) on a database of their own, whose rows ``con`` then takes. (On
-    object storage Arrow datasets read the files, and DuckDB caches none of their footers.)"""
-    uncached = loc.local is not None
-    private = uncached and not own_database
-    reader = con
-    if private:  # with the threads and memory limit the reader's database was given
-        ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
-        limit = f"{db.memory_limit_bytes(con):.0f}B"
-        reader = connect(threads=int(threads), memory_limit=limit)
+    the cache switched off (:func:`_read_new_rows`): on ``con`` itself when its database is the
+    update's own (``own_database``), otherwise (a reader's database, shared with other Lakes:
+    the setting belongs to the database) on a database of their own, whose rows ``con`` then
+    takes. On object storage Arrow datasets read the files, and DuckDB caches none of their
+    footers."""
+    if own_database or loc.local is None:
+        _read_new_rows(con, loc, changes)
+        return
+    # With the threads and memory limit the reader's database was given.
+    ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
+    private = connect(threads=int(threads), memory_limit=f"{db.memory_limit_bytes(con):.0f}B")
     try:
-        schema = tables.table_schema(layout.MESSAGES)
-        for name, dt, paths in (
-            ("hooklake_index_added", changes.new, changes.added),
-            ("hooklake_index_removed", changes.old, changes.removed),
-        ):
-            db.register_table_files(
-                reader, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE
-            )
-        if uncached:
-            reader.execute("SET GLOBAL parquet_metadata_cache = false")
-        reader.execute(query_sql("index_new_rows"))
-        if uncached:
-            reader.execute("SET GLOBAL parquet_metadata_cache = true")
-        if not private:
-            return
-        rows = reader.sql("SELECT * FROM hooklake_index_new_rows").to_arrow_table()
+        _read_new_rows(private, loc, changes)
+        rows = private.sql("SELECT * FROM hooklake_index_new_rows").to_arrow_table()
     finally:
-        if private:
-            reader.close()
+        private.close()
     db.register(con, "hooklake_index_new_arrow", rows)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE hooklake_index_new_rows AS FROM hooklake_index_new_arrow"
     )
     db.forget(con, "hooklake_index_new_arrow")
+
+
+def _read_new_rows(con: duckdb.DuckDBPyConnection, loc: LakeLocation, changes: Changes) -> None:
+    """Run queries/index_new_rows.sql on ``con`` over the files ``changes`` added and removed,
+    without keeping their footers in the cache of ``con``'s database (see
+    :func:`_define_new_rows`)."""
+    schema = tables.table_schema(layout.MESSAGES)
+    for name, dt, paths in (
+        ("hooklake_index_added", changes.new, changes.added),
+        ("hooklake_index_removed", changes.old, changes.removed),
+    ):
+        db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
+    if loc.local is None:
+        con.execute(query_sql("index_new_rows"))
+        return
+    con.execute("SET GLOBAL parquet_metadata_cache = false")
+    con.execute(query_sql("index_new_rows"))
+    con.execute("SET GLOBAL parquet_metadata_cache = true")  # as db.connect sets it
 
 
 def _locates(customers: int, base_rows: int) -> bool:

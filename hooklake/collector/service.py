@@ -71,7 +71,7 @@ def _update_index(lake: str) -> bool:
 
 #: The most of its time a flusher gives to index updates. An update costs at least what reading
 #: the index for its customers costs, which grows with the lake (about 1.1 s for ~6,500 new
-#: messages of ~400 customers on a 10M-message lake, 0.34 s for ~300 on 1M): past
+#: messages of ~500 customers on a 10M-message lake, 0.31 s for ~300 on 1M): past
 #: ``index_interval / INDEX_SHARE`` seconds per update, updates come further apart, so that
 #: flushing keeps its pace and readers compute a little more of what the index is behind on.
 INDEX_SHARE = 0.05
