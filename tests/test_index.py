@@ -662,6 +662,47 @@ def test_a_lake_over_an_up_to_date_index_leaves_the_messages_log_until_asked(
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
 
 
+def _footer_cache_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """What the Parquet footers ``con``'s database has cached take (DuckDB's object cache)."""
+    ((used,),) = con.execute(
+        "SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'OBJECT_CACHE'"
+    ).fetchall()
+    return int(used)
+
+
+def test_a_reader_behind_the_index_keeps_no_footers_of_the_files_it_is_behind_on(
+    tmp_path: Path, rng: SeededRandom
+) -> None:
+    """A Lake whose index is behind reads the commit files it is behind on once, to compute
+    their customers: the database all Lakes share must not keep their footers (thousands of
+    ~40 KB footers behind a notebook that refreshes while a collector writes) while it stays
+    the same for every other reader."""
+    from hooklake.db import connect
+
+    rows = _simulated_rows(rng, 10, 260)
+    write_rows(tmp_path, rows[:100], name="a")
+    index.update_index(tmp_path)
+    with Lake(tmp_path) as lake:  # the index's own footers, cached as views read them
+        expected = views(lake)
+        before = _footer_cache_bytes(lake.connection)
+    new_files = [
+        tmp_path / layout.MESSAGES / path
+        for n in range(40)
+        for path in write_rows(tmp_path, rows[100 + 4 * n : 104 + 4 * n], name=f"b{n}")
+    ]
+    # What their footers take when a database does cache them.
+    plain = connect()
+    plain.execute("SELECT count(*) FROM read_parquet(?)", [[str(f) for f in new_files]])
+    footers = _footer_cache_bytes(plain)
+    plain.close()
+    assert footers > 0
+    with Lake(tmp_path) as lake:
+        assert lake.pending_rows >= 160  # the touched customers' rows, old and new
+        assert views(lake) != expected  # the new rows are there
+        grown = _footer_cache_bytes(lake.connection) - before
+    assert grown < footers / 10, (grown, footers)
+
+
 def test_erasure_removes_the_customer_from_the_index(tmp_path: Path, rng: SeededRandom) -> None:
     rows = _simulated_rows(rng, 10, 200)
     write_rows(tmp_path, rows, name="a")
