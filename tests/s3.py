@@ -156,7 +156,10 @@ def start_seaweedfs(data: Path, seed: int) -> SeaweedS3:
         "-master.telemetry=false", f"-master.port={master}", f"-volume.port={volume}",
         "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}", f"-s3.config={config}",
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=256",
-        "-volume.max=40",
+        # Every bucket is a collection of its own, and SeaweedFS gives each new one 7 volumes
+        # at once: 40 ran out at the suite's sixth bucket. Volumes are not preallocated, so
+        # unused ones cost nothing.
+        "-volume.max=400",
     ]  # fmt: skip
     with open(data / "weed.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
