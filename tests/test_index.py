@@ -574,7 +574,8 @@ def test_an_index_for_another_gap_is_rebuilt_and_the_cli_reports(
     assert state is not None and state.session_gap == timedelta(minutes=5)
     assert_index_agrees(tmp_path, rows, timedelta(minutes=5))
     result = runner.invoke(main, ["stats", "--lake", str(tmp_path), "--gap-minutes", "5"])
-    assert "covers messages version" in result.output
+    # The index's whole description, in the table format's last column.
+    assert "covers messages version" in result.output and "increment files" in result.output
     result = runner.invoke(main, ["index", "--lake", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and "Traceback" not in result.output
 

@@ -116,11 +116,14 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> Non
             widths = [max(w, min(len(v), 60)) for w, v in zip(widths, row, strict=True)]
 
         def line(vals: Sequence[str]) -> str:
+            # Values past 60 characters are cut to keep the columns aligned; the last column
+            # aligns nothing after it, so it is shown whole (stats' descriptions end there).
+            *first, last = vals
             parts = [
                 (v if len(v) <= 60 else v[:59] + "…").ljust(w)
-                for v, w in zip(vals, widths, strict=True)
+                for v, w in zip(first, widths, strict=False)
             ]
-            return "  ".join(parts).rstrip()
+            return "  ".join([*parts, last]).rstrip()
 
         click.echo(line(list(columns)))
         click.echo("  ".join("-" * w for w in widths))
