@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from hooklake import tables
@@ -216,9 +217,11 @@ def register_table_files(
     paths: list[str],
     schema: pa.Schema,
     hive_types: dict[str, str],
+    keep: ds.Expression | None = None,
 ) -> None:
     """Make ``name`` on ``con`` read the data files ``paths`` (relative to the table's root) of
-    ``table``'s version ``dt``; ``schema`` gives the columns when there are none."""
+    ``table``'s version ``dt``; ``schema`` gives the columns when there are none. ``keep``
+    (object storage only) leaves out the row groups whose statistics rule it out."""
     if dt is None or not paths:
         register(con, name, schema.empty_table())
     elif loc.local is not None:
@@ -230,7 +233,7 @@ def register_table_files(
         # DuckDB cannot reach object storage without an extension download; an Arrow dataset
         # of the files can, with filter and projection pushdown.
         with tables.delta_errors(f"cannot read the {table} table", LakeError):
-            register(con, name, tables.file_dataset(dt, paths))
+            register(con, name, tables.file_dataset(dt, paths, keep))
 
 
 def forget(con: duckdb.DuckDBPyConnection, name: str) -> None:

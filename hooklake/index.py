@@ -68,6 +68,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import (
     BloomFilterProperties,
     ColumnProperties,
@@ -185,9 +186,13 @@ FILE_BYTES = 2**30
 #: peaked at 2.3 GB under a 1GB limit, with 8k-row ones at 1.7 GB, in the same time.
 WRITE_BATCH_ROWS = 8_192
 #: An update reads the index rows of at most this many touched customers pair by pair, and
-#: of more through a list of ids (see _touched_condition); on object storage, of at least
-#: this many (see _pairs_spelled_out).
+#: of more through a list of ids (see _touched_condition).
 PAIRS_SPELLED_OUT = 16
+#: On object storage, an update of at most this many customers reads only the row groups
+#: whose statistics may hold one of them (see define_index_views). Checking the statistics
+#: costs 0.04 s for 10 customers of a 10M-message index (81 row groups) and 0.06 s for 100;
+#: 1,000 customers take 0.5 s and rule out none.
+PRUNED_STREAMS = 256
 #: An update of no more than one customer per this many rows of the base locates their rows
 #: before reading them (see _locates): up to 2,000 customers on a 10M-message index.
 ROWS_PER_LOCATED_CUSTOMER = 5_000
@@ -520,13 +525,24 @@ def define_index_views(
     loc: LakeLocation,
     state: IndexState,
     pending: pa.Table | None = None,
+    streams: list[tuple[int | None, int]] | None = None,
 ) -> None:
     """Define ``hooklake_index_rows`` (one row per message) and ``hooklake_index_conversations``
     on ``con``: the index version ``state`` plus ``pending`` rows, each row from the newest
-    generation that holds its customer's stream at its time."""
+    generation that holds its customer's stream at its time. With ``streams`` (channel,
+    customer), the views hold those customers' rows and may leave out others."""
+    # On object storage Arrow reads whole row groups, and a list of customer ids rules none
+    # out: the row groups that hold none of the streams are left out here, from their
+    # statistics (see _streams_expression). The touched customers' rows of a 10M-message
+    # index on SeaweedFS, against pairs pushed down (as long as there were fewer pairs than
+    # row groups) or the list over every row group: 31 customers 2.9-3.2 s against 3.2-4.2 s;
+    # 107 customers 5.4-6.4 s against 6.5-8.6 s; 9 customers, or a 3M one's, the same.
+    keep = None
+    if streams and len(streams) <= PRUNED_STREAMS and loc.local is None:
+        keep = _streams_expression(streams)
     db.register_table_files(
         con, "hooklake_index_base", loc, layout.INDEX, state.table,
-        [f.path for f in state.base], index_schema(), _PARTITIONS,
+        [f.path for f in state.base], index_schema(), _PARTITIONS, keep,
     )  # fmt: skip
     if not state.increments and (pending is None or pending.num_rows == 0):
         con.execute(view_sql("index_base_rows"))  # nothing newer: no resolution to run
@@ -534,7 +550,7 @@ def define_index_views(
     else:
         db.register_table_files(
             con, "hooklake_index_increments", loc, layout.INDEX, state.table,
-            [f.path for f in state.increments], index_schema(), _PARTITIONS,
+            [f.path for f in state.increments], index_schema(), _PARTITIONS, keep,
         )  # fmt: skip
         if pending is None:
             pending = index_schema().empty_table()
@@ -695,13 +711,13 @@ def _recompute(
     messages table gained, sorted like the index; leaves ``hooklake_index_touched`` on ``con``
     (``own_database``: no other connection uses ``con``'s database)."""
     with lake_errors("cannot update the conversation index"):
-        define_index_views(con, loc, state)
-        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(state.session_gap)])
         _define_new_rows(con, loc, changes, own_database=own_database)
         found = con.execute(
             "SELECT DISTINCT channel_id, customer_id FROM hooklake_index_new_rows"
         ).fetchall()
-        touched = _touched_condition(found, _pairs_spelled_out(loc, state))
+        define_index_views(con, loc, state, streams=found)
+        con.execute("SET VARIABLE hooklake_session_gap_us = ?", [microseconds(state.session_gap)])
+        touched = _touched_condition(found)
         con.execute(query_sql("index_touched", touched=touched))
         if loc.local is not None and _locates(len(found), state.base_rows):
             _read_located(con, touched)
@@ -807,18 +823,19 @@ def _read_located(con: duckdb.DuckDBPyConnection, touched: str) -> None:
     con.execute(query_sql("index_stored_located"))
 
 
-def _touched_condition(streams: list[tuple[int | None, int]], pairs_spelled_out: int) -> str:
+def _touched_condition(streams: list[tuple[int | None, int]]) -> str:
     """A condition on an index scan ``i`` that keeps the customer ``streams`` (channel,
     customer), written so that the Parquet scan reads as little of the index as it can.
 
-    Up to ``pairs_spelled_out`` streams are spelled out pair by pair: the scan then reads only
-    the row groups whose statistics hold a pair (the statistics of customer_id alone rule out
-    none: a row group that straddles two channels spans every customer). The pairs are checked
-    one after another on every row read, though, and a list of customer ids with one lookup:
-    past that many the list is the cheaper. customer_id is never null in stored rows; NULL
-    keeps the list valid when there are none.
+    A few streams are spelled out pair by pair: DuckDB then reads only the row groups whose
+    statistics hold a pair. It checks the pairs one after another on every row it reads,
+    though, and a list of customer ids with one lookup: past :data:`PAIRS_SPELLED_OUT` pairs
+    the list is the cheaper. (A collector's updates of ~100 customers of a 3M-message index,
+    located first: 0.79 s with pairs, 0.52 s with the list; 1-12 customers of a 10M one,
+    0.195 s with pairs, 0.212 s with the list.) customer_id is never null in stored rows;
+    NULL keeps the list valid when there are none.
     """
-    if len(streams) > pairs_spelled_out:
+    if len(streams) > PAIRS_SPELLED_OUT:
         return "i.customer_id IN (" + ", ".join(sorted({str(int(u)) for _, u in streams})) + ")"
 
     def pair(channel: int | None, customer: int) -> str:
@@ -828,25 +845,24 @@ def _touched_condition(streams: list[tuple[int | None, int]], pairs_spelled_out:
     return "(" + (" OR ".join(pair(c, u) for c, u in sorted(streams, key=str)) or "false") + ")"
 
 
-def _pairs_spelled_out(loc: LakeLocation, state: IndexState) -> int:
-    """How many touched customers an update of ``state`` names pair by pair
-    (:func:`_touched_condition`).
+def _streams_expression(streams: list[tuple[int | None, int]]) -> ds.Expression:
+    """An Arrow filter that keeps the customer ``streams`` (channel, customer), pair by pair:
+    a row group's statistics rule out a pair by its channel and customer together (those of
+    customer_id alone rule out none when the group straddles two channels)."""
 
-    On local disk DuckDB reads the index, skipping pages by their statistics, and an update of
-    more than a few customers locates their rows first (:func:`_locates`): the pairs' checks
-    are all they change. ~100 customers of a 3M-message index, a collector's updates: 0.79 s
-    with pairs, 0.52 s with the list; 1-12 customers of a 10M one, 0.195 s against 0.212 s.
+    def pair(channel: int | None, customer: int) -> ds.Expression:
+        on = ds.field("channel_id")
+        return (on.is_null() if channel is None else on == channel) & (
+            ds.field("customer_id") == customer
+        )
 
-    On object storage an Arrow dataset reads whole row groups, and the pairs are what skips
-    them, while there are fewer pairs than row groups: the touched customers' rows of a
-    10M-message index on SeaweedFS (78 row groups), pairs against list: 31 customers 3.0
-    against 7.1 s, 54 customers 4.3 against 7.2 s, 107 customers 5.8-7.0 against 6.2-6.7 s;
-    of a 3M one (23 row groups), 14 customers 2.0 against 1.7-2.2 s, 44 customers 2.2-2.6
-    against 1.6-1.8 s.
-    """
-    if loc.local is not None:
-        return PAIRS_SPELLED_OUT
-    return max(PAIRS_SPELLED_OUT, -(-state.base_rows // ROW_GROUP_ROWS))
+    def any_of(pairs: list[ds.Expression]) -> ds.Expression:
+        if len(pairs) <= 1:
+            return pairs[0] if pairs else ds.scalar(False)
+        half = len(pairs) // 2  # a balanced tree: Arrow simplifies it recursively
+        return any_of(pairs[:half]) | any_of(pairs[half:])
+
+    return any_of([pair(c, u) for c, u in sorted(streams, key=str)])
 
 
 def _chunk_rows(con: duckdb.DuckDBPyConnection) -> int:

@@ -274,10 +274,13 @@ def data_files(dt: DeltaTable) -> list[DataFile]:
     return sorted(out, key=lambda f: f.path)
 
 
-def file_dataset(dt: DeltaTable, paths: list[str] | tuple[str, ...]) -> ds.Dataset:
+def file_dataset(
+    dt: DeltaTable, paths: list[str] | tuple[str, ...], keep: ds.Expression | None = None
+) -> ds.Dataset:
     """The rows of some data files of ``dt``'s version (paths relative to the table's root),
     partition columns included, as an Arrow dataset (for object storage, where DuckDB's own
-    reader cannot go)."""
+    reader cannot go). With ``keep``, only the row groups whose statistics do not rule it out
+    (the dataset then holds every row that satisfies ``keep``, and others)."""
     full = dt.to_pyarrow_dataset()
     wanted = set(paths)
     root = dt.table_uri.rstrip("/")
@@ -287,4 +290,7 @@ def file_dataset(dt: DeltaTable, paths: list[str] | tuple[str, ...]) -> ds.Datas
         for f in full.get_fragments()
         if next((f.path[len(p) :] for p in prefixes if f.path.startswith(p)), f.path) in wanted
     ]
+    if keep is not None:
+        kept = (f.subset(filter=keep) for f in fragments)
+        fragments = [f for f in kept if f.num_row_groups > 0]
     return ds.FileSystemDataset(fragments, full.schema, full.format, full.filesystem)
