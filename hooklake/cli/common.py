@@ -121,7 +121,7 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> Non
             *first, last = vals
             parts = [
                 (v if len(v) <= 60 else v[:59] + "…").ljust(w)
-                for v, w in zip(first, widths, strict=False)
+                for v, w in zip(first, widths[:-1], strict=True)
             ]
             return "  ".join([*parts, last]).rstrip()
 
