@@ -862,7 +862,7 @@ def _streams_expression(streams: list[tuple[int | None, int]]) -> ds.Expression:
         half = len(pairs) // 2  # a balanced tree: Arrow simplifies it recursively
         return any_of(pairs[:half]) | any_of(pairs[half:])
 
-    return any_of([pair(c, u) for c, u in sorted(streams, key=str)])
+    return any_of([pair(c, u) for c, u in streams])
 
 
 def _chunk_rows(con: duckdb.DuckDBPyConnection) -> int:
