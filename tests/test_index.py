@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooklake import index, layout
+from hooklake import index, layout, tables
 from hooklake.collector.compact import compact
 from hooklake.datasets.lake import Lake
 from hooklake.forget import forget
@@ -607,6 +607,46 @@ def test_an_index_another_version_wrote_is_rebuilt(tmp_path: Path, rng: SeededRa
     with Lake(tmp_path) as lake:
         assert lake.index is not None and "covers messages version" in lake.stats().index
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
+
+
+def _codecs(lake_dir: Path) -> dict[str, set[str]]:
+    """The compression of each layer's index files (``base``, ``increment``), as Arrow names
+    it (LZ4_RAW reads as ``LZ4``)."""
+    dt = tables.open_table(lake_location(lake_dir), layout.INDEX)
+    assert dt is not None
+    out: dict[str, set[str]] = {"base": set(), "increment": set()}
+    for path in dt.file_uris():
+        meta = pq.ParquetFile(path).metadata
+        layer = "base" if "layer=0" in path else "increment"
+        out[layer] |= {
+            meta.row_group(g).column(c).compression
+            for g in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+        }
+    return out
+
+
+def test_an_index_an_earlier_version_compressed_otherwise_is_read_and_updated_alike(
+    tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On local disk the index is written with LZ4 (an update decompresses most of it). An
+    index Hooklake wrote with ZSTD before keeps its base; the increments beside it are LZ4,
+    the views read both alike, and a fold rewrites the whole index in LZ4."""
+    gap = timedelta(minutes=30)
+    rows = _simulated_rows(rng, 8, 150)
+    write_rows(tmp_path, rows[:100], name="a")
+    monkeypatch.setattr(index, "LOCAL_COMPRESSION", "ZSTD")
+    assert index.update_index(tmp_path).action == "rebuilt"
+    assert _codecs(tmp_path) == {"base": {"ZSTD"}, "increment": set()}
+    monkeypatch.undo()
+    monkeypatch.setattr(index, "CHUNK_ROWS", 7)
+    write_rows(tmp_path, rows[100:], name="b")
+    assert index.update_index(tmp_path, fold=False).action == "updated"
+    assert _codecs(tmp_path) == {"base": {"ZSTD"}, "increment": {"LZ4"}}
+    assert_index_agrees(tmp_path, rows, gap)
+    assert index.fold_index(tmp_path)
+    assert _codecs(tmp_path) == {"base": {"LZ4"}, "increment": set()}
+    assert_index_agrees(tmp_path, rows, gap)
 
 
 def test_a_lake_over_an_up_to_date_index_leaves_the_messages_log_until_asked(

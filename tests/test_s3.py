@@ -10,13 +10,14 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from hooklake import index
+from hooklake import index, layout, tables
 from hooklake.cli import main
 from hooklake.collector.compact import compact
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
 from hooklake.errors import ConfigError
 from hooklake.simulate import simulate
+from hooklake.storage import lake_location
 from tests.conftest import lake_rows, sample, start_collector
 from tests.s3 import SeaweedS3
 
@@ -61,6 +62,16 @@ def test_a_lake_on_s3_reads_like_a_local_one(
     with Lake(s3_lake) as remote, Lake(local) as here:
         assert remote.index is not None and here.index is None
         assert _views(remote) == _views(here)
+    # There every byte crosses the network: the index is ZSTD (LZ4 on local disk).
+    dt = tables.open_table(lake_location(s3_lake), layout.INDEX)
+    assert dt is not None
+    codecs = {
+        f.metadata.row_group(g).column(c).compression
+        for f in dt.to_pyarrow_dataset().get_fragments()
+        for g in range(f.metadata.num_row_groups)
+        for c in range(f.metadata.num_columns)
+    }
+    assert codecs == {"ZSTD"}
 
 
 @pytest.mark.parametrize("condition", ["pairs", "list"])
