@@ -51,6 +51,7 @@ appends and compactions (an erasure) makes the next update a rebuild.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import itertools
 import math
@@ -206,6 +207,9 @@ PRUNED_STREAMS = 256
 #: An update of no more than one customer per this many rows of the base locates their rows
 #: before reading them (see _locates): up to 2,000 customers on a 10M-message index.
 ROWS_PER_LOCATED_CUSTOMER = 5_000
+#: An update reads up to this many of the files the messages table gained in the update's
+#: own database, and more in databases of their own, one per thread (see _read_added).
+FILES_PER_READER = 1_000
 #: The views whose SQL an index write runs over the customers it writes.
 _COMPUTED_VIEWS = (
     "macros", "messages_unique", "messages_ordered", "conversation_counts", "turn_rows",
@@ -785,9 +789,44 @@ def _read_new_rows(con: duckdb.DuckDBPyConnection, loc: LakeLocation, changes: C
     if loc.local is None:
         con.execute(query_sql("index_new_rows"))
         return
+    if len(changes.added) > FILES_PER_READER:
+        db.register(con, "hooklake_index_added", _read_added(con, loc, changes.added))
     con.execute("SET GLOBAL parquet_metadata_cache = false")
     con.execute(query_sql("index_new_rows"))
     con.execute("SET GLOBAL parquet_metadata_cache = true")  # as db.connect sets it
+
+
+def _read_added(
+    con: duckdb.DuckDBPyConnection, loc: LakeLocation, paths: tuple[str, ...]
+) -> pa.Table:
+    """The rows of the messages table's data files ``paths`` (on local disk), read by as many
+    DuckDB databases of their own as ``con`` has threads, each in a thread of its own.
+
+    One database opens a query's files one after another, parsing each footer under a lock,
+    and the collector commits one small file per flushed segment and date: thousands a day,
+    and more than that when late deliveries fall on many dates. The 10,859 files of a
+    10M-message lake's day of traffic took 1.99-2.04 s in one database and 1.57-1.66 s in
+    two (with one thread each, or two)."""
+    ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
+    readers = max(1, min(int(threads), math.ceil(len(paths) / FILES_PER_READER)))
+    memory = f"{db.memory_limit_bytes(con) / readers:.0f}B"
+    root = loc.local / layout.MESSAGES if loc.local is not None else Path()
+    parts: list[pa.Table | None] = [None] * readers
+
+    def read(k: int) -> None:
+        private = connect(threads=1, memory_limit=memory)
+        try:
+            private.execute("SET GLOBAL parquet_metadata_cache = false")  # read once
+            files = [str(root / p) for p in paths[k::readers]]
+            db.register_parquet(private, "hooklake_index_files", files, _DATE)
+            parts[k] = private.sql("SELECT * FROM hooklake_index_files").to_arrow_table()
+        finally:
+            private.close()
+
+    with concurrent.futures.ThreadPoolExecutor(readers) as pool:
+        for done in [pool.submit(read, k) for k in range(readers)]:
+            done.result()  # a reader's error, raised here
+    return pa.concat_tables(part for part in parts if part is not None)
 
 
 def _locates(customers: int, base_rows: int) -> bool:

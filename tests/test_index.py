@@ -47,8 +47,10 @@ STEPS = st.sampled_from([0, 1, 5, 60, 1799, 1800, 1801, 7200])
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rebuilds and folds in chunks of a few rows, so every test crosses chunk boundaries."""
+    """Rebuilds and folds in chunks of a few rows, so every test crosses chunk boundaries, and
+    updates read more than two new files in databases of their own (see _read_added)."""
     monkeypatch.setattr(index, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(index, "FILES_PER_READER", 2)
 
 
 class Crash(Exception):
@@ -609,6 +611,29 @@ def test_an_index_another_version_wrote_is_rebuilt(tmp_path: Path, rng: SeededRa
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
 
 
+def test_an_update_reading_its_new_files_in_several_databases_writes_the_same_index(
+    tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past FILES_PER_READER new files an update reads them in databases of their own, one
+    per thread: the index it writes holds the same rows as one read in the update's own."""
+    gap = timedelta(minutes=30)
+    rows = _simulated_rows(rng, 12, 300)
+    indexes = {}
+    for name, per_reader in (("one", 10**6), ("split", 1)):
+        lake = tmp_path / name
+        write_rows(lake, rows[:150], name="a")
+        index.update_index(lake, threads=2)
+        for n in range(150, len(rows), 5):  # many small commits, as a collector makes
+            write_rows(lake, rows[n : n + 5], name=f"flush{n}")
+        monkeypatch.setattr(index, "FILES_PER_READER", per_reader)
+        assert index.update_index(lake, threads=2, fold=False).action == "updated"
+        with Lake(lake, session_gap=gap) as reader:
+            indexes[name] = reader.sql("SELECT * FROM hooklake_index_rows ORDER BY ALL").fetchall()
+        assert_index_agrees(lake, rows, gap)
+    assert len(indexes["split"]) == len(rows)
+    assert indexes["split"] == indexes["one"]
+
+
 def _codecs(lake_dir: Path) -> dict[str, set[str]]:
     """The compression of each layer's index files (``base``, ``increment``), as Arrow names
     it (LZ4_RAW reads as ``LZ4``)."""
@@ -638,8 +663,7 @@ def test_an_index_an_earlier_version_compressed_otherwise_is_read_and_updated_al
     monkeypatch.setattr(index, "LOCAL_COMPRESSION", "ZSTD")
     assert index.update_index(tmp_path).action == "rebuilt"
     assert _codecs(tmp_path) == {"base": {"ZSTD"}, "increment": set()}
-    monkeypatch.undo()
-    monkeypatch.setattr(index, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(index, "LOCAL_COMPRESSION", "LZ4_RAW")
     write_rows(tmp_path, rows[100:], name="b")
     assert index.update_index(tmp_path, fold=False).action == "updated"
     assert _codecs(tmp_path) == {"base": {"ZSTD"}, "increment": {"LZ4"}}
