@@ -781,26 +781,30 @@ def _read_new_rows(con: duckdb.DuckDBPyConnection, loc: LakeLocation, changes: C
     without keeping their footers in the cache of ``con``'s database (see
     :func:`_define_new_rows`)."""
     schema = tables.table_schema(layout.MESSAGES)
-    for name, dt, paths in (
-        ("hooklake_index_added", changes.new, changes.added),
-        ("hooklake_index_removed", changes.old, changes.removed),
-    ):
-        db.register_table_files(con, name, loc, layout.MESSAGES, dt, list(paths), schema, _DATE)
+    db.register_table_files(
+        con, "hooklake_index_removed", loc, layout.MESSAGES, changes.old,
+        list(changes.removed), schema, _DATE,
+    )  # fmt: skip
+    if loc.local is not None and len(changes.added) > FILES_PER_READER:
+        added = _read_added(con, loc.local / layout.MESSAGES, changes.added)
+        db.register(con, "hooklake_index_added", added)
+    else:
+        db.register_table_files(
+            con, "hooklake_index_added", loc, layout.MESSAGES, changes.new,
+            list(changes.added), schema, _DATE,
+        )  # fmt: skip
     if loc.local is None:
         con.execute(query_sql("index_new_rows"))
         return
-    if len(changes.added) > FILES_PER_READER:
-        db.register(con, "hooklake_index_added", _read_added(con, loc, changes.added))
     con.execute("SET GLOBAL parquet_metadata_cache = false")
     con.execute(query_sql("index_new_rows"))
     con.execute("SET GLOBAL parquet_metadata_cache = true")  # as db.connect sets it
 
 
-def _read_added(
-    con: duckdb.DuckDBPyConnection, loc: LakeLocation, paths: tuple[str, ...]
-) -> pa.Table:
-    """The rows of the messages table's data files ``paths`` (on local disk), read by as many
-    DuckDB databases of their own as ``con`` has threads, each in a thread of its own.
+def _read_added(con: duckdb.DuckDBPyConnection, root: Path, paths: tuple[str, ...]) -> pa.Table:
+    """The rows of the data files ``paths`` (relative to the messages table's folder ``root``),
+    read by as many DuckDB databases of their own as ``con`` has threads, each in a thread of
+    its own.
 
     One database opens a query's files one after another, parsing each footer under a lock,
     and the collector commits one small file per flushed segment and date: thousands a day,
@@ -810,23 +814,21 @@ def _read_added(
     ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
     readers = max(1, min(int(threads), math.ceil(len(paths) / FILES_PER_READER)))
     memory = f"{db.memory_limit_bytes(con) / readers:.0f}B"
-    root = loc.local / layout.MESSAGES if loc.local is not None else Path()
-    parts: list[pa.Table | None] = [None] * readers
 
-    def read(k: int) -> None:
+    def read(share: tuple[str, ...]) -> pa.Table:
         private = connect(threads=1, memory_limit=memory)
         try:
             private.execute("SET GLOBAL parquet_metadata_cache = false")  # read once
-            files = [str(root / p) for p in paths[k::readers]]
-            db.register_parquet(private, "hooklake_index_files", files, _DATE)
-            parts[k] = private.sql("SELECT * FROM hooklake_index_files").to_arrow_table()
+            db.register_parquet(
+                private, "hooklake_index_files", [str(root / p) for p in share], _DATE
+            )
+            return private.sql("SELECT * FROM hooklake_index_files").to_arrow_table()
         finally:
             private.close()
 
     with concurrent.futures.ThreadPoolExecutor(readers) as pool:
-        for done in [pool.submit(read, k) for k in range(readers)]:
-            done.result()  # a reader's error, raised here
-    return pa.concat_tables(part for part in parts if part is not None)
+        # map hands back the tables in order, and raises a reader's error here.
+        return pa.concat_tables(pool.map(read, [paths[k::readers] for k in range(readers)]))
 
 
 def _locates(customers: int, base_rows: int) -> bool:
