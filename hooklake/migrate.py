@@ -85,7 +85,7 @@ def _migrate_table(loc: LakeLocation, root: Path, table: str) -> TableMigration:
             reader = pa.RecordBatchReader.from_batches(
                 tables.table_schema(table), _widened_batches(table, files)
             )
-            out.version = tables.append(loc, table, reader, TXN)
+            out.version = tables.append(loc, table, reader, TXN, writer=tables.BULK_WRITER)
         elif done:
             assert dt is not None
             out.version = dt.version()

@@ -1,4 +1,5 @@
-"""The Delta layer: concurrent commits from several processes, statistics without personal data."""
+"""The Delta layer: concurrent commits from several processes, statistics without personal data,
+the layout of appended files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from hooklake import layout, tables
 from hooklake.storage import lake_location
@@ -72,3 +75,41 @@ def test_the_delta_log_holds_no_personal_values(tmp_path: Path) -> None:
     log = b"".join(p.read_bytes() for p in (tmp_path / "messages" / "_delta_log").iterdir())
     assert b"minValues" in log and b"customer_id" in log  # statistics are kept...
     assert secret.encode() not in log and b"k1" not in log  # ...for non-personal columns only
+
+
+def _dictionary_pages(dt: DeltaTable, root: Path) -> set[bool]:
+    """Whether each column chunk of the table's data files (under ``root``) has a dictionary
+    page."""
+    found = set()
+    for f in tables.data_files(dt):
+        meta = pq.ParquetFile(root / f.path).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            found |= {group.column(c).has_dictionary_page for c in range(group.num_columns)}
+    return found
+
+
+def test_a_flush_writes_files_without_dictionary_pages_a_bulk_append_with(tmp_path: Path) -> None:
+    """A flush's files hold a segment's few rows of one date (the index update and compaction
+    read them once): no dictionary pages. A bulk append (a migration) keeps them. Both read
+    back the rows they were given."""
+    rows = [row(f"k{i}", t=i, customer=i % 3, text="same words") for i in range(50)]
+    data = tables.with_partition(
+        layout.MESSAGES, pa.Table.from_pylist(rows, schema=layout.MESSAGE_SCHEMA)
+    )
+    for name, writer, dictionary in (
+        ("flush", tables.FLUSH_WRITER, {False}),
+        ("bulk", tables.BULK_WRITER, {True}),
+    ):
+        loc = lake_location(tmp_path / name)
+        if name == "flush":
+            tables.append(loc, layout.MESSAGES, data, name)  # as the collector's flush does
+        else:
+            tables.append(loc, layout.MESSAGES, data, name, writer=writer)
+        dt = tables.open_table(loc, layout.MESSAGES)
+        assert dt is not None
+        assert _dictionary_pages(dt, tmp_path / name / layout.MESSAGES) == dictionary
+        back = dt.to_pyarrow_dataset().to_table().sort_by("message_key")
+        assert back.select(layout.MESSAGE_SCHEMA.names).equals(
+            data.sort_by("message_key").select(layout.MESSAGE_SCHEMA.names)
+        )
