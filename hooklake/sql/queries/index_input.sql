@@ -1,8 +1,8 @@
 -- An index update's input (index.py): the stored rows of the spans index_touched.sql found, from
 -- hooklake_index_stored (the index's message rows, or the few of them the update located:
 -- index_located.sql), plus the new rows; hooklake_message_rows redefined as that input, so the
--- views' own SQL recomputes exactly that much. {{touched}} keeps the touched customers' rows (see
--- index_touched.sql).
+-- views' own SQL recomputes exactly that much. {{touched}} narrows the scan to the touched
+-- customers (see index_touched.sql); the join with the spans picks their rows.
 
 -- Materialised: the views below read these rows many times, and they are few.
 CREATE OR REPLACE TEMP TABLE hooklake_index_input AS

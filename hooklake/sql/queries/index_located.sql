@@ -3,8 +3,8 @@
 -- newer generation (as in index_rows.sql), as (file, row number). Only the few columns these
 -- conditions read are decoded; index_located_rows.sql then reads the rows' other columns from
 -- the pages that hold them alone. The base's files are those of hooklake_index_base
--- (db.register_parquet), {{hive_types}} its partition columns, {{touched}} the touched
--- customers (on `i`).
+-- (db.register_parquet), {{hive_types}} its partition columns, {{touched}} narrows the scan to
+-- the touched customers (on `i`; the join with the spans picks their rows).
 CREATE OR REPLACE TEMP TABLE hooklake_index_located AS
 SELECT i.filename, i.file_row_number
 FROM read_parquet(

@@ -2,9 +2,9 @@
 -- stored rows (hooklake_index_new_rows, index_new_rows.sql) can change. index_input.sql then
 -- takes those customers' rows in those spans (from the index, already deduplicated: the
 -- earliest arrival of each key so far) plus the new rows, and the views' own SQL recomputes
--- exactly that much. {{touched}} is a constant condition that keeps the touched customers' rows
--- (index._touched_condition): it reaches the index's Parquet scan, which then reads and decodes
--- as little as it can.
+-- exactly that much. {{touched}} is a constant condition that keeps the touched customers' rows,
+-- and may keep others (index._touched_condition): it reaches the index's Parquet scan, which
+-- then skips what cannot hold them; the joins with the new rows pick the touched ones.
 --
 -- A change is a new row, or the stored copy of a key delivered again (an earlier arrival
 -- replaces it). A stored conversation changes when a change falls in it or within a session gap
