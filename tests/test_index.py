@@ -195,7 +195,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     histories(),
     st.sampled_from([30, 30, 1]),
     st.booleans(),
-    st.sampled_from(["pairs", "list", "located", "located-list"]),
+    st.sampled_from(["pairs", "range", "located", "located-range"]),
 )
 def test_views_through_the_index_equal_a_full_recomputation(
     ops: list[tuple[str, Any]], gap_minutes: int, tiered: bool, read: str
@@ -204,8 +204,8 @@ def test_views_through_the_index_equal_a_full_recomputation(
     updates merge the newest increments once there are more than two files and never fold
     (only compactions do), so histories pile up merged increments of every size. ``read``: how
     updates read the touched customers' stored rows (index._touched_condition and
-    index._locates): with a condition per customer or a list of customers, located first or
-    not."""
+    index._locates): with a condition per customer or the range of their ids, located first
+    or not."""
     limits = (
         index.MERGE_FILES, index.FOLD_RATIO, index.PAIRS_SPELLED_OUT,
         index.ROWS_PER_LOCATED_CUSTOMER,
@@ -213,7 +213,7 @@ def test_views_through_the_index_equal_a_full_recomputation(
     if tiered:
         index.MERGE_FILES, index.FOLD_RATIO = 2, float("inf")
     index.ROWS_PER_LOCATED_CUSTOMER = 1 if read.startswith("located") else 2**62
-    index.PAIRS_SPELLED_OUT = 0 if read.endswith("list") else 2**62
+    index.PAIRS_SPELLED_OUT = 0 if read.endswith("range") else 2**62
     try:
         _check_history(ops, gap_minutes, update_on_flush=tiered)
     finally:

@@ -74,13 +74,14 @@ def test_a_lake_on_s3_reads_like_a_local_one(
     assert codecs == {"ZSTD"}
 
 
-@pytest.mark.parametrize("condition", ["pairs", "list"])
+@pytest.mark.parametrize("condition", ["pairs", "range"])
 def test_the_index_on_s3_follows_late_and_repeated_messages_like_a_full_recomputation(
     s3_lake: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, condition: str
 ) -> None:
     """On object storage the index's files are read through Arrow datasets, not DuckDB's
     reader: readers of an index that is behind, and its updates, must still give the rows a
-    full recomputation gives, with the touched customers named pair by pair or as a list."""
+    full recomputation gives, with the touched customers named pair by pair or by the range of
+    their ids."""
     monkeypatch.setattr(index, "PAIRS_SPELLED_OUT", 2**62 if condition == "pairs" else 0)
     bodies = [d.body for d in simulate(12, seed=9)]
     batches = [bodies[i : i + 30] for i in range(0, len(bodies), 30)]
