@@ -13,6 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from hooklake import layout, tables
+from hooklake.collector.flush import commit_rows
 from hooklake.storage import lake_location
 from tests.datasets.test_lake_support import row
 
@@ -91,25 +92,18 @@ def _dictionary_pages(dt: DeltaTable, root: Path) -> set[bool]:
 
 def test_a_flush_writes_files_without_dictionary_pages_a_bulk_append_with(tmp_path: Path) -> None:
     """A flush's files hold a segment's few rows of one date (the index update and compaction
-    read them once): no dictionary pages. A bulk append (a migration) keeps them. Both read
+    read them once): no dictionary pages. A bulk append (a migration's) keeps them. Both read
     back the rows they were given."""
     rows = [row(f"k{i}", t=i, customer=i % 3, text="same words") for i in range(50)]
-    data = tables.with_partition(
-        layout.MESSAGES, pa.Table.from_pylist(rows, schema=layout.MESSAGE_SCHEMA)
+    data = pa.Table.from_pylist(rows, schema=layout.MESSAGE_SCHEMA)
+    commit_rows(lake_location(tmp_path / "flush"), "w1", 1, data, [])  # the collector's flush
+    bulk = tables.with_partition(layout.MESSAGES, data)
+    tables.append(
+        lake_location(tmp_path / "bulk"), layout.MESSAGES, bulk, "bulk", writer=tables.BULK_WRITER
     )
-    for name, writer, dictionary in (
-        ("flush", tables.FLUSH_WRITER, {False}),
-        ("bulk", tables.BULK_WRITER, {True}),
-    ):
-        loc = lake_location(tmp_path / name)
-        if name == "flush":
-            tables.append(loc, layout.MESSAGES, data, name)  # as the collector's flush does
-        else:
-            tables.append(loc, layout.MESSAGES, data, name, writer=writer)
-        dt = tables.open_table(loc, layout.MESSAGES)
+    for name, dictionary in (("flush", {False}), ("bulk", {True})):
+        dt = tables.open_table(lake_location(tmp_path / name), layout.MESSAGES)
         assert dt is not None
         assert _dictionary_pages(dt, tmp_path / name / layout.MESSAGES) == dictionary
         back = dt.to_pyarrow_dataset().to_table().sort_by("message_key")
-        assert back.select(layout.MESSAGE_SCHEMA.names).equals(
-            data.sort_by("message_key").select(layout.MESSAGE_SCHEMA.names)
-        )
+        assert back.select(layout.MESSAGE_SCHEMA.names).equals(data.sort_by("message_key"))
