@@ -71,7 +71,7 @@ DEFAULT_RETENTION = timedelta(days=7)
 #: Target size of the files optimize writes.
 TARGET_FILE_BYTES = 128 << 20
 _TXN_PREFIX = "hooklake:"
-#: Files of bulk appends (a migration's): dictionary pages pay off over many rows.
+#: Files of many rows (a migration's bulk append, compaction): dictionary pages pay off.
 BULK_WRITER = WriterProperties(compression="ZSTD")
 #: Files of a flush's append: a segment's rows of one date, often a handful (a late delivery
 #: alone on its date is a file of one row) and read once by the index update and once by the

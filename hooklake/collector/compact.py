@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from deltalake import DeltaTable, WriterProperties
+from deltalake import DeltaTable
 
 from hooklake import index, layout, tables
 from hooklake.collector.flush import check_not_legacy
@@ -103,7 +103,7 @@ def compact(
                 continue
             before = dt.version()
             metrics = dt.optimize.compact(
-                target_size=target_size, writer_properties=WriterProperties(compression="ZSTD")
+                target_size=target_size, writer_properties=tables.BULK_WRITER
             )
             deleted = _vacuum(dt, retention) if vacuum else []
             _checkpoint(dt)
