@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -292,6 +293,15 @@ def collector_factory(tmp_path: Path) -> Iterator[type[Collector] | object]:
 
 def sample(name: str) -> bytes:
     return (LANDBOT / name).read_bytes()
+
+
+def column_chunks(meta: pq.FileMetaData) -> Iterator[pq.ColumnChunkMetaData]:
+    """Every column chunk of a Parquet file (its footer ``meta``): what tests of a file
+    layout look at (codec, dictionary pages)."""
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            yield group.column(c)
 
 
 def lake_rows(lake: Path | str, table: str = MESSAGES) -> list[dict[str, Any]]:

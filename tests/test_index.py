@@ -31,7 +31,7 @@ from hooklake.collector.compact import compact
 from hooklake.datasets.lake import Lake
 from hooklake.forget import forget
 from hooklake.storage import lake_location
-from tests.conftest import SeededRandom, examples
+from tests.conftest import SeededRandom, column_chunks, examples
 from tests.datasets.test_lake_support import reference_views, row, write_rows
 
 VIEWS = {
@@ -641,13 +641,8 @@ def _codecs(lake_dir: Path) -> dict[str, set[str]]:
     assert dt is not None
     out: dict[str, set[str]] = {"base": set(), "increment": set()}
     for path in dt.file_uris():
-        meta = pq.ParquetFile(path).metadata
         layer = "base" if "layer=0" in path else "increment"
-        out[layer] |= {
-            meta.row_group(g).column(c).compression
-            for g in range(meta.num_row_groups)
-            for c in range(meta.num_columns)
-        }
+        out[layer] |= {chunk.compression for chunk in column_chunks(pq.ParquetFile(path).metadata)}
     return out
 
 

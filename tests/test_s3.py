@@ -18,7 +18,7 @@ from hooklake.datasets.lake import Lake
 from hooklake.errors import ConfigError
 from hooklake.simulate import simulate
 from hooklake.storage import lake_location
-from tests.conftest import lake_rows, sample, start_collector
+from tests.conftest import column_chunks, lake_rows, sample, start_collector
 from tests.s3 import SeaweedS3
 
 QUERIES = {
@@ -66,10 +66,9 @@ def test_a_lake_on_s3_reads_like_a_local_one(
     dt = tables.open_table(lake_location(s3_lake), layout.INDEX)
     assert dt is not None
     codecs = {
-        f.metadata.row_group(g).column(c).compression
+        chunk.compression
         for f in dt.to_pyarrow_dataset().get_fragments()
-        for g in range(f.metadata.num_row_groups)
-        for c in range(f.metadata.num_columns)
+        for chunk in column_chunks(f.metadata)
     }
     assert codecs == {"ZSTD"}
 

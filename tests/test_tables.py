@@ -15,6 +15,7 @@ from deltalake import DeltaTable
 from hooklake import layout, tables
 from hooklake.collector.flush import commit_rows
 from hooklake.storage import lake_location
+from tests.conftest import column_chunks
 from tests.datasets.test_lake_support import row
 
 PROCESSES, COMMITS = 3, 8
@@ -81,13 +82,11 @@ def test_the_delta_log_holds_no_personal_values(tmp_path: Path) -> None:
 def _dictionary_pages(dt: DeltaTable, root: Path) -> set[bool]:
     """Whether each column chunk of the table's data files (under ``root``) has a dictionary
     page."""
-    found = set()
-    for f in tables.data_files(dt):
-        meta = pq.ParquetFile(root / f.path).metadata
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            found |= {group.column(c).has_dictionary_page for c in range(group.num_columns)}
-    return found
+    return {
+        chunk.has_dictionary_page
+        for f in tables.data_files(dt)
+        for chunk in column_chunks(pq.ParquetFile(root / f.path).metadata)
+    }
 
 
 def test_a_flush_writes_files_without_dictionary_pages_a_bulk_append_with(tmp_path: Path) -> None:
