@@ -4,11 +4,9 @@ Two examples are duplicates when their roles and normalised text (case folded, w
 collapsed) match, whatever their weights or source messages. The first one in build order
 (conversation id, then position) is kept, so the outcome is deterministic.
 
-Memory: the set holds one 64-bit digest per distinct example, 60-100 bytes each in a Python
-set of ints depending on where the set is in its resizing (measured: about 80 MB per million
-distinct examples); a build of 4M simulated messages keeps about 250k examples, so about 20 MB.
-With 64-bit BLAKE2b digests the chance of any false duplicate stays below one in a million up
-to about six million examples.
+Memory: one 64-bit digest per distinct example, 8 bytes each (:mod:`.distinct`; a Python set
+of ints took about 80 MB per million). With 64-bit BLAKE2b digests the chance of any false
+duplicate stays below one in a million up to about six million examples.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hooklake.datasets.distinct import DigestSet
 from hooklake.datasets.flat import ROLES, FlatExamples
 from hooklake.datasets.render import Message
 from hooklake.datasets.text_bytes import ascii_runs_collapsed, other_space_or_runs
@@ -61,26 +60,31 @@ def fingerprints(examples: Sequence[Sequence[Message]]) -> list[int]:
 
 class Deduper:
     """Remembers the digests of examples kept so far (``seen``: those of earlier increments
-    of an incremental build, so a later shard never repeats an earlier one)."""
+    of an incremental build, so a later shard never repeats an earlier one), 8 bytes each
+    (:class:`.distinct.DigestSet`)."""
 
-    def __init__(self, seen: Iterable[int] = ()) -> None:
-        self._seen: set[int] = set(seen)
+    def __init__(self, seen: Iterable[int] | np.ndarray = ()) -> None:
+        self._seen = DigestSet(seen)
         self.dropped = 0
-        #: Digests added since this deduper was made, in order (what an increment persists).
-        self.added: list[int] = []
+        self._added: list[np.ndarray] = []
 
     def first_time(self, messages: Iterable[Message]) -> bool:
         """True the first time these messages are seen, False for a duplicate."""
-        return self.first_time_digest(fingerprint(messages))
+        return bool(self.first_times([fingerprint(messages)])[0])
 
-    def first_time_digest(self, digest: int) -> bool:
-        """:meth:`first_time` for a digest already computed (:func:`fingerprints`)."""
-        if digest in self._seen:
-            self.dropped += 1
-            return False
-        self._seen.add(digest)
-        self.added.append(digest)
-        return True
+    def first_times(self, digests: Sequence[int] | np.ndarray) -> np.ndarray:
+        """For each of a batch's digests (:func:`fingerprints`), in build order, whether it
+        is the first time it is seen; remembers them."""
+        fresh = self._seen.first_seen(digests)
+        self.dropped += int(len(fresh) - fresh.sum())
+        self._added.append(np.asarray(digests, dtype=np.uint64)[fresh])
+        return fresh
+
+    @property
+    def added(self) -> np.ndarray:
+        """The digests first seen since this deduper was made, in order (what an increment
+        persists)."""
+        return np.concatenate(self._added) if self._added else np.zeros(0, dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -25,12 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 from hooklake.datasets.card import MANIFEST, BuildInfo, DatasetStats, LakeFile, LakeVersion
 from hooklake.datasets.dedupe import Deduper
+from hooklake.datasets.distinct import StringSet, add_groups
 from hooklake.datasets.recipe import SPLITS, Recipe
 from hooklake.datasets.writers import OutputFile
 from hooklake.errors import BuildError
@@ -63,8 +66,9 @@ class Increments:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     conversations: set[str] = field(default_factory=set)
     #: The split groups seen so far, per split name.
-    groups: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in SPLITS})
-    fingerprints: list[int] = field(default_factory=list)
+    groups: dict[str, StringSet] = field(default_factory=lambda: {s: StringSet() for s in SPLITS})
+    #: The digests of the examples every shard so far kept (:mod:`.dedupe`).
+    fingerprints: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     stats: DatasetStats = field(default_factory=DatasetStats)
 
 
@@ -105,12 +109,11 @@ def load_increments(out: Path, recipe: Recipe) -> Increments:
             shard = int(h["shard"])
             convs = feather.read_table(_state(out, "conversations", shard))
             state.conversations.update(convs.column("conversation_id").to_pylist())
-            for group, code in zip(
-                convs.column("group").to_pylist(), convs.column("split").to_pylist(), strict=True
-            ):
-                state.groups[SPLITS[code]].add(group)
+            for code, split in enumerate(SPLITS):
+                found = pc.equal(convs.column("split"), code)
+                state.groups[split].update(convs.column("group").filter(found).combine_chunks())
             digests = feather.read_table(_state(out, "fingerprints", shard)).column(0)
-            state.fingerprints += digests.to_pylist()
+            state.fingerprints = np.concatenate([state.fingerprints, digests.to_numpy()])
     except BuildError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, OSError, pa.ArrowException) as exc:
@@ -134,7 +137,7 @@ def save_shard_state(
     conversations: list[str],
     groups: list[str],
     splits: list[int],
-    digests: list[int],
+    digests: np.ndarray,
 ) -> None:
     """Write what shard ``shard`` adds to the state (before the manifest that names it)."""
     (out / STATE_DIR).mkdir(exist_ok=True)
@@ -188,13 +191,12 @@ def describe_increment(
         [c for c, _, _ in conversations],
         [g for _, g, _ in conversations],
         [code for _, _, code in conversations],
-        deduper.added if deduper is not None else [],
+        deduper.added if deduper is not None else np.zeros(0, dtype=np.uint64),
     )
     total = previous.stats
     total.merge(stats)
     groups = previous.groups
-    for _, group, code in conversations:
-        groups[SPLITS[code]].add(group)
+    add_groups(groups, [g for _, g, _ in conversations], [code for _, _, code in conversations])
     total.groups = {s: len(g) for s, g in groups.items()}
     shards: dict[str, list[OutputFile]] = {s: [] for s in SPLITS}
     for name, o in previous.outputs.items():

@@ -14,6 +14,7 @@ import orjson
 
 from hooklake.datasets.card import DatasetStats
 from hooklake.datasets.dedupe import Deduper, fingerprints, flat_fingerprints
+from hooklake.datasets.distinct import StringSet, add_groups
 from hooklake.datasets.flat import ExampleColumns, flatten
 from hooklake.datasets.jsonl import json_list_lines
 from hooklake.datasets.recipe import SPLITS
@@ -46,7 +47,7 @@ class BuildOutput:
         self.writer = writer
         self.deduper = deduper
         self.stats = stats
-        self.groups: dict[str, set[str]] = {s: set() for s in SPLITS}
+        self.groups: dict[str, StringSet] = {s: StringSet() for s in SPLITS}
         #: (conversation id, group, split) of every conversation read, kept only when asked
         #: (an incremental build's state records them): 40-60 MB per million conversations.
         self.conversations: list[tuple[str, str, int]] = []
@@ -65,8 +66,7 @@ class BuildOutput:
         st.dropped.update(shaped.dropped)
         st.redactions.update(shaped.redactions)
         st.signal_notes.update(shaped.signal_notes)
-        for group, code in zip(shaped.groups, shaped.conversation_splits, strict=True):
-            self.groups[SPLITS[code]].add(group)
+        add_groups(self.groups, shaped.groups, shaped.conversation_splits)
         if self._keep_conversations:
             self.conversations += zip(
                 shaped.conversations, shaped.groups, shaped.conversation_splits, strict=True
@@ -88,8 +88,9 @@ class BuildOutput:
                 if flat is not None
                 else fingerprints([compared(ex) for ex in shaped.examples])
             )
+        fresh = self.deduper.first_times(digests).tolist() if self.deduper is not None else None
         for i, (ex, code) in enumerate(zip(shaped.examples, shaped.splits, strict=True)):
-            if self.deduper is not None and not self.deduper.first_time_digest(digests[i]):
+            if fresh is not None and not fresh[i]:
                 st.dropped["duplicate_examples"] += 1
                 continue
             kept[SPLITS[code]].append(i)
@@ -118,10 +119,7 @@ class BuildOutput:
         codes = np.array(splits, dtype=np.int64)
         fresh = np.ones(len(columns), dtype=bool)
         if self.deduper is not None:
-            first_time = self.deduper.first_time_digest
-            fresh = np.fromiter(
-                map(first_time, flat_fingerprints(columns.flat)), dtype=bool, count=len(columns)
-            )
+            fresh = self.deduper.first_times(flat_fingerprints(columns.flat))
             repeated = int((~fresh).sum())
             if repeated:
                 st.dropped["duplicate_examples"] += repeated
