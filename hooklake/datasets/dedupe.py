@@ -68,16 +68,13 @@ class Deduper:
         self.dropped = 0
         self._added: list[np.ndarray] = []
 
-    def first_time(self, messages: Iterable[Message]) -> bool:
-        """True the first time these messages are seen, False for a duplicate."""
-        return bool(self.first_times([fingerprint(messages)])[0])
-
     def first_times(self, digests: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each of a batch's digests (:func:`fingerprints`), in build order, whether it
         is the first time it is seen; remembers them."""
-        fresh = self._seen.first_seen(digests)
+        batch = np.asarray(digests, dtype=np.uint64)
+        fresh = self._seen.first_seen(batch)
         self.dropped += int(len(fresh) - fresh.sum())
-        self._added.append(np.asarray(digests, dtype=np.uint64)[fresh])
+        self._added.append(batch[fresh])
         return fresh
 
     @property

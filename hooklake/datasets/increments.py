@@ -105,6 +105,7 @@ def load_increments(out: Path, recipe: Recipe) -> Increments:
             outputs={k: v for k, v in manifest["outputs"].items() if k != "README.md"},
             stats=DatasetStats.from_dict(manifest["stats"]),
         )
+        kept: list[np.ndarray] = []
         for h in history:
             shard = int(h["shard"])
             convs = feather.read_table(_state(out, "conversations", shard))
@@ -113,7 +114,9 @@ def load_increments(out: Path, recipe: Recipe) -> Increments:
                 found = pc.equal(convs.column("split"), code)
                 state.groups[split].update(convs.column("group").filter(found).combine_chunks())
             digests = feather.read_table(_state(out, "fingerprints", shard)).column(0)
-            state.fingerprints = np.concatenate([state.fingerprints, digests.to_numpy()])
+            kept.append(digests.to_numpy())
+        if kept:
+            state.fingerprints = np.concatenate(kept)
     except BuildError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, OSError, pa.ArrowException) as exc:
