@@ -7,9 +7,16 @@ HTTP: one load generator (raw asyncio HTTP/1.1, keep-alive, real-shaped bodies) 
 journal (fsync per group commit) and background flusher, both under uvicorn with one worker.
 Prints requests/s, p50/p99 latency and the ratio (b)/(a) per concurrency.
 
-Flush: journal segments of N messages flushed into the Delta table (parse, normalise, commit)
-against ``pyarrow.parquet.write_table`` of the same rows already in memory; prints rows/s and
-the ratio.
+Flush: one journal segment of N messages flushed into the Delta table (read and check the
+segment, parse, normalise, partition by date, write, commit), against the peer a user would
+write instead and the physical floor, in rows/s:
+- peer: pandas, the natural way that survives real payload shapes: ``orjson`` per body,
+  ``json_normalize``, every mixed-type column made text (JSON for nested values; pandas alone
+  fails on ids that are sometimes numbers and sometimes strings, ``pyarrow.json`` on buttons
+  that are sometimes strings and sometimes objects), ``to_parquet`` with ZSTD;
+- floor: ``pyarrow.parquet.write_table`` of the rows the flush extracted, already in memory;
+  the collector's goal is half its speed (not reached: DuckDB's JSON parse per message and the
+  segment's checks cost more than the write).
 """
 
 from __future__ import annotations
@@ -220,12 +227,42 @@ def bench_flush(n_bodies: int) -> None:
                 os.fsync(fh.fileno())
             return time.perf_counter() - t0
 
+        def peer() -> float:
+            import orjson
+            import pandas as pd
+
+            t0 = time.perf_counter()
+            rows = [m for body in payloads for m in orjson.loads(body).get("messages", [])]
+            frame = pd.json_normalize(rows)
+            for column in frame.select_dtypes("object").columns:
+                frame[column] = frame[column].map(as_text)
+            with open(Path(tmp) / "peer.parquet", "wb") as fh:
+                frame.to_parquet(fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return time.perf_counter() - t0
+
         ours_s = min(ours() for _ in range(3))
+        peer_s = min(peer() for _ in range(3))
         base_s = min(baseline() for _ in range(3))
-    print(f"\nFlush: {n} messages from one journal segment")
-    print(f"  hooklake flush into Delta (parse+normalise+commit): {n / ours_s:>10,.0f} rows/s")
-    print(f"  pyarrow write_table of the same rows:               {n / base_s:>10,.0f} rows/s")
-    print(f"  ratio {base_s / ours_s:.2f} (target >= 0.5)")
+    print(f"\nFlush: {n:,} messages from one journal segment (best of 3)")
+    for name, seconds in (
+        ("hooklake flush into Delta (check, parse, normalise, commit)", ours_s),
+        ("peer: pandas json_normalize + to_parquet", peer_s),
+        ("floor: pyarrow write_table of the extracted rows", base_s),
+    ):
+        print(f"  {name:<60} {n / seconds:>10,.0f} rows/s")
+    print(f"  hooklake / peer {peer_s / ours_s:.2f}x")
+    print(f"  hooklake / floor {base_s / ours_s:.2f}x (target >= 0.5)")
+
+
+def as_text(value: object) -> str | None:
+    """A value of a mixed-type pandas column as Parquet can hold it: text, JSON if nested."""
+    import orjson
+
+    if value is None or value != value:  # None or NaN
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def main() -> None:
