@@ -192,6 +192,11 @@ BLOOM_COLUMNS = ("customer_id", "conversation_id")
 #: default of 100 MiB a 10M-message index had 16 message files against a 1M one's 2, and its
 #: point queries took a few milliseconds longer.
 FILE_BYTES = 2**30
+#: Write a checkpoint of the index's log every this many commits. A collector's flusher
+#: commits an update up to once a minute, and every reader replays the commits since the last
+#: checkpoint (Delta's default interval is 100): 58 of them took 17 ms of every Lake's opening,
+#: against 6 ms from a checkpoint.
+CHECKPOINT_EVERY = 10
 #: Rows per Arrow batch handed to the Delta writer. The writer holds several batches at once,
 #: outside DuckDB's memory limit: with 64k-row batches a rebuild of 1M simulated messages
 #: peaked at 2.3 GB under a 1GB limit, with 8k-row ones at 1.7 GB, in the same time.
@@ -709,6 +714,7 @@ def _merge(
             )
         except CommitFailedError:
             return False
+        _checkpoint_now_and_then(loc)
     return True
 
 
@@ -1032,7 +1038,17 @@ def _commit(
                 ]
             ),
         )
+        _checkpoint_now_and_then(loc)
     return counted
+
+
+def _checkpoint_now_and_then(loc: LakeLocation) -> None:
+    """Write a checkpoint of the index's log when its latest version is a multiple of
+    :data:`CHECKPOINT_EVERY`. A checkpoint is not a commit: it conflicts with no writer, and
+    a crash before it leaves only a longer log to replay."""
+    dt = tables.open_table(loc, layout.INDEX)
+    if dt is not None and dt.version() > 0 and dt.version() % CHECKPOINT_EVERY == 0:
+        dt.create_checkpoint()
 
 
 def _ensure_index(loc: LakeLocation) -> DeltaTable:

@@ -373,6 +373,31 @@ def test_an_update_rewrites_only_the_conversations_new_rows_change(tmp_path: Pat
         assert_index_agrees(tmp_path, stored, gap)
 
 
+def test_the_index_log_is_checkpointed_every_few_commits(tmp_path: Path) -> None:
+    """A collector's flusher commits an index update up to once a minute and every reader
+    replays the index's log since its last checkpoint: one is written every
+    CHECKPOINT_EVERY commits, and readers then start from it."""
+    minute = 60.0
+    stored = [row("m0", t=0.0)]
+    write_rows(tmp_path, stored, name="base")
+    index.update_index(tmp_path)
+    for n in range(1, index.CHECKPOINT_EVERY + 2):
+        rows = [row(f"m{n}", t=n * minute, sender="bot" if n % 2 else "customer")]
+        write_rows(tmp_path, rows, name=f"flush{n}")
+        stored += rows
+        index.update_index(tmp_path, fold=False)
+    log = tmp_path / layout.INDEX / "_delta_log"
+    checkpoints = sorted(p.name for p in log.glob("*.checkpoint.parquet"))
+    assert checkpoints == [f"{index.CHECKPOINT_EVERY:020d}.checkpoint.parquet"]
+    state = index.read_state(lake_location(tmp_path))
+    # Version 0 created the table, 1 built it, and each update added one.
+    assert state is not None and state.version == index.CHECKPOINT_EVERY + 2
+    # Readers start from the checkpoint: the commits before it are not needed.
+    for n in range(index.CHECKPOINT_EVERY):
+        (log / f"{n:020d}.json").unlink()
+    assert_index_agrees(tmp_path, stored, timedelta(minutes=30))
+
+
 def _row_groups_allowing(lake: Lake, kind: str, column: str, value: object) -> int:
     """Row groups of the index base's ``kind`` files whose statistics allow ``column = value``."""
     assert lake.index is not None

@@ -4,7 +4,11 @@
 
 -- Per customer, the spans the newer generations hold: one per span an update recomputed since
 -- the last fold, fewer once merged (a span whose rows newer ones all replaced is gone).
-CREATE OR REPLACE TEMP VIEW hooklake_index_spans AS
+-- Computed once, when the views are defined, into a table of a row per touched customer: as a
+-- view, every query grouped the increments' rows again (a point query through 62 increment
+-- files of a 1M-message index: 44 ms, against 23 ms from the table), and every view defined
+-- on top of it took longer to bind.
+CREATE OR REPLACE TEMP TABLE hooklake_index_spans_once AS
 SELECT
     channel_id,
     customer_id,
@@ -15,6 +19,9 @@ SELECT
     }) AS spans
 FROM (SELECT DISTINCT channel_id, customer_id, generation, _since, _until FROM hooklake_index_newer)
 GROUP BY channel_id, customer_id;
+
+CREATE OR REPLACE TEMP VIEW hooklake_index_spans AS
+SELECT * FROM hooklake_index_spans_once;
 
 -- The newer generations' rows that count, with their spans (index_merge.sql keeps them).
 CREATE OR REPLACE TEMP VIEW hooklake_index_newer_rows AS
