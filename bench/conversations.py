@@ -1374,7 +1374,7 @@ def main() -> None:
         measure("index-rebuild", work, None, limit)
         follow = measure("index-follow", work, lakes.held_out, limit)
         # Point queries as analysts meet them on a live lake: through the increments the
-        # updates left beside the base (up to 64 files before a merge, a quarter of the base
+        # updates left beside the base (up to 16 files before a merge, a quarter of the base
         # before a fold). The work lake now holds every row, so the picks are all there.
         live_files = _increment_files(work)
         point_live = measure("point-index", work, tmp / "points", limit)
