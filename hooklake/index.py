@@ -567,18 +567,24 @@ def define_index_views(
         con, "hooklake_index_base", loc, layout.INDEX, state.table,
         [f.path for f in state.base], index_schema(), _PARTITIONS, keep,
     )  # fmt: skip
+    # What an earlier definition on ``con`` registered goes (pending rows are held in memory).
+    db.forget(con, "hooklake_index_increments")
+    db.forget(con, "hooklake_index_pending")
     if not state.increments and (pending is None or pending.num_rows == 0):
         con.execute(view_sql("index_base_rows"))  # nothing newer: no resolution to run
         con.execute(view_sql("index_spans"))
     else:
-        db.register_table_files(
-            con, "hooklake_index_increments", loc, layout.INDEX, state.table,
-            [f.path for f in state.increments], index_schema(), _PARTITIONS, keep,
-        )  # fmt: skip
-        if pending is None:
-            pending = index_schema().empty_table()
-        db.register(con, "hooklake_index_pending", pending)
-        con.execute(view_sql("index_newer"))
+        sources = []
+        if state.increments:
+            db.register_table_files(
+                con, "hooklake_index_increments", loc, layout.INDEX, state.table,
+                [f.path for f in state.increments], index_schema(), _PARTITIONS, keep,
+            )  # fmt: skip
+            sources.append("SELECT * FROM hooklake_index_increments")
+        if pending is not None and pending.num_rows:
+            db.register(con, "hooklake_index_pending", pending)
+            sources.append("SELECT * FROM hooklake_index_pending")
+        con.execute(view_sql("index_newer", sources="\nUNION ALL BY NAME\n".join(sources)))
         con.execute(view_sql("index_spans"))
         con.execute(view_sql("index_rows"))
     con.execute(view_sql("index_kinds"))
