@@ -30,6 +30,11 @@ from hooklake import index, layout, tables
 from hooklake.collector.compact import compact
 from hooklake.datasets.lake import Lake
 from hooklake.forget import forget
+from hooklake.index import commit as index_commit
+from hooklake.index import rebuild as index_rebuild
+from hooklake.index import recompute as index_recompute
+from hooklake.index import schema as index_files
+from hooklake.index import state as index_state
 from hooklake.storage import lake_location
 from tests.conftest import SeededRandom, column_chunks, examples
 from tests.datasets.test_lake_support import reference_views, row, write_rows
@@ -49,8 +54,8 @@ STEPS = st.sampled_from([0, 1, 5, 60, 1799, 1800, 1801, 7200])
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rebuilds and folds in chunks of a few rows, so every test crosses chunk boundaries, and
     updates read more than two new files in databases of their own (see _read_added)."""
-    monkeypatch.setattr(index, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(index, "FILES_PER_READER", 2)
+    monkeypatch.setattr(index_rebuild, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(index_recompute, "FILES_PER_READER", 2)
 
 
 class Crash(Exception):
@@ -203,23 +208,23 @@ def test_views_through_the_index_equal_a_full_recomputation(
     """``tiered``: as a collector's flusher does, every flush is followed by an update, and
     updates merge the newest increments once there are more than two files and never fold
     (only compactions do), so histories pile up merged increments of every size. ``read``: how
-    updates read the touched customers' stored rows (index._touched_condition and
-    index._locates): with a condition per customer or the range of their ids, located first
+    updates read the touched customers' stored rows (recompute._touched_condition and
+    recompute._locates): with a condition per customer or the range of their ids, located first
     or not."""
     limits = (
-        index.MERGE_FILES, index.FOLD_RATIO, index.PAIRS_SPELLED_OUT,
-        index.ROWS_PER_LOCATED_CUSTOMER,
+        index_state.MERGE_FILES, index_state.FOLD_RATIO, index_recompute.PAIRS_SPELLED_OUT,
+        index_recompute.ROWS_PER_LOCATED_CUSTOMER,
     )  # fmt: skip
     if tiered:
-        index.MERGE_FILES, index.FOLD_RATIO = 2, float("inf")
-    index.ROWS_PER_LOCATED_CUSTOMER = 1 if read.startswith("located") else 2**62
-    index.PAIRS_SPELLED_OUT = 0 if read.endswith("range") else 2**62
+        index_state.MERGE_FILES, index_state.FOLD_RATIO = 2, float("inf")
+    index_recompute.ROWS_PER_LOCATED_CUSTOMER = 1 if read.startswith("located") else 2**62
+    index_recompute.PAIRS_SPELLED_OUT = 0 if read.endswith("range") else 2**62
     try:
         _check_history(ops, gap_minutes, update_on_flush=tiered)
     finally:
         (
-            index.MERGE_FILES, index.FOLD_RATIO, index.PAIRS_SPELLED_OUT,
-            index.ROWS_PER_LOCATED_CUSTOMER,
+            index_state.MERGE_FILES, index_state.FOLD_RATIO, index_recompute.PAIRS_SPELLED_OUT,
+            index_recompute.ROWS_PER_LOCATED_CUSTOMER,
         ) = limits  # fmt: skip
 
 
@@ -240,14 +245,14 @@ def _check_history(ops: list[tuple[str, Any]], gap_minutes: int, update_on_flush
                 index.update_index(lake_dir, session_gap=gap)
             elif kind == "crash":
                 before = index.read_state(loc)
-                index.crash_point = _raise
+                index_commit.crash_point = _raise
                 try:
                     with pytest.raises(Crash):
                         index.update_index(lake_dir, session_gap=gap)
                 except pytest.fail.Exception:
                     pass  # nothing to write: the update had no reason to reach a crash point
                 finally:
-                    index.crash_point = None
+                    index_commit.crash_point = None
                 after = index.read_state(loc)
                 assert (before and before.version) == (after and after.version)
             elif kind == "compact" and stored:
@@ -306,10 +311,10 @@ def test_a_kill_during_an_index_update_leaves_the_previous_index(
         assert before is not None
         script = (
             "import os, sys, time\n"
-            "from hooklake import index\n"
+            "from hooklake import index\nfrom hooklake.index import commit\n"
             f"def hold(stage):\n    if stage == {stage!r}:\n"
             "        print('at', stage, flush=True)\n        time.sleep(600)\n"
-            "index.crash_point = hold\n"
+            "commit.crash_point = hold\n"
             f"index.update_index({str(tmp_path)!r})\n"
         )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
@@ -381,19 +386,19 @@ def test_the_index_log_is_checkpointed_every_few_commits(tmp_path: Path) -> None
     stored = [row("m0", t=0.0)]
     write_rows(tmp_path, stored, name="base")
     index.update_index(tmp_path)
-    for n in range(1, index.CHECKPOINT_EVERY + 2):
+    for n in range(1, index_commit.CHECKPOINT_EVERY + 2):
         rows = [row(f"m{n}", t=n * minute, sender="bot" if n % 2 else "customer")]
         write_rows(tmp_path, rows, name=f"flush{n}")
         stored += rows
         index.update_index(tmp_path, fold=False)
     log = tmp_path / layout.INDEX / "_delta_log"
     checkpoints = sorted(p.name for p in log.glob("*.checkpoint.parquet"))
-    assert checkpoints == [f"{index.CHECKPOINT_EVERY:020d}.checkpoint.parquet"]
+    assert checkpoints == [f"{index_commit.CHECKPOINT_EVERY:020d}.checkpoint.parquet"]
     state = index.read_state(lake_location(tmp_path))
     # Version 0 created the table, 1 built it, and each update added one.
-    assert state is not None and state.version == index.CHECKPOINT_EVERY + 2
+    assert state is not None and state.version == index_commit.CHECKPOINT_EVERY + 2
     # Readers start from the checkpoint: the commits before it are not needed.
-    for n in range(index.CHECKPOINT_EVERY):
+    for n in range(index_commit.CHECKPOINT_EVERY):
         (log / f"{n:020d}.json").unlink()
     assert_index_agrees(tmp_path, stored, timedelta(minutes=30))
 
@@ -424,8 +429,8 @@ def test_point_queries_read_only_the_row_groups_that_hold_them(
     the index, which reads only the row groups whose statistics allow the rows, a few of many.
     (A conversation's own row too; its ids sort as text, not by customer, so there the few
     depend on the ids.)"""
-    monkeypatch.setattr(index, "ROW_GROUP_ROWS", 64)
-    monkeypatch.setattr(index, "PAGE_ROWS", 8)
+    monkeypatch.setattr(index_files, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(index_files, "PAGE_ROWS", 8)
     write_rows(tmp_path, _simulated_rows(rng, 50, 2_000), name="a")
     index.update_index(tmp_path)
     with Lake(tmp_path) as lake:
@@ -463,8 +468,8 @@ def test_a_customers_messages_skip_row_groups_that_straddle_other_customers(
     customers; the Bloom filters of the index's customer_id (and conversation_id) columns let
     the scan skip it anyway: each customer's messages and each conversation's turns read exactly
     the row groups that hold them. (Fixed data, so the filters' bytes are the same each run.)"""
-    monkeypatch.setattr(index, "ROW_GROUP_ROWS", 64)
-    monkeypatch.setattr(index, "PAGE_ROWS", 8)
+    monkeypatch.setattr(index_files, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(index_files, "PAGE_ROWS", 8)
     # Channel 10's customers 100-129, then channel 20's 1-30: 5 messages each, so 300 rows in
     # row groups of 64, and the groups at the channel boundary span customer ids 1-129.
     rows = [
@@ -513,7 +518,7 @@ def test_stream_ranges_cut_the_index_order_into_consecutive_chunks(
     con.execute("CREATE TABLE t (channel_id BIGINT, customer_id BIGINT)")
     if keys:
         con.executemany("INSERT INTO t VALUES (?, ?)", keys)
-    chunks = index._stream_ranges(con, "t", len(keys))  # CHUNK_ROWS is 7 here
+    chunks = index_rebuild.stream_ranges(con, "t", len(keys))  # CHUNK_ROWS is 7 here
     order = "ORDER BY channel_id NULLS LAST, customer_id NULLS LAST"
     got = [con.execute(f"SELECT * FROM t WHERE {c} {order}").fetchall() for c in chunks]
     assert [k for chunk in got for k in chunk] == con.execute(f"SELECT * FROM t {order}").fetchall()
@@ -522,11 +527,11 @@ def test_stream_ranges_cut_the_index_order_into_consecutive_chunks(
 def test_chunks_shrink_with_the_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rebuilds and folds under a limit below the one chunks are sized for cut smaller chunks,
     in proportion; a larger limit never makes them larger."""
-    monkeypatch.setattr(index, "CHUNK_ROWS", 500_000)
+    monkeypatch.setattr(index_rebuild, "CHUNK_ROWS", 500_000)
     sizes = {}
     for limit in ("250MB", "500MB", "1GB", "2GB", "16GB"):
         with duckdb.connect(config={"memory_limit": limit}) as con:
-            sizes[limit] = index._chunk_rows(con)
+            sizes[limit] = index_rebuild.chunk_rows(con)
     assert sizes["2GB"] == sizes["16GB"] == 500_000
     assert 240_000 <= sizes["1GB"] <= 260_000
     assert sizes["250MB"] < sizes["500MB"] < sizes["1GB"]
@@ -542,13 +547,13 @@ def test_a_rebuild_split_by_range_first_writes_the_same_index(
     folders are gone afterwards."""
     rows = _simulated_rows(rng, 12, 150)
     write_rows(tmp_path / "lake", rows, name="a")
-    ranges = index._stream_ranges
+    ranges = index_rebuild.stream_ranges
     # One more range, holding no row: its folder is never written.
-    monkeypatch.setattr(index, "_stream_ranges", lambda *a: [*ranges(*a), "channel_id = -1"])
+    monkeypatch.setattr(index_rebuild, "stream_ranges", lambda *a: [*ranges(*a), "channel_id = -1"])
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    real_split, real_usage = index._split_by_range, shutil.disk_usage
+    real_split, real_usage = index_rebuild._split_by_range, shutil.disk_usage
     folders: list[bool] = []
 
     @contextlib.contextmanager
@@ -559,7 +564,7 @@ def test_a_rebuild_split_by_range_first_writes_the_same_index(
             yield read
         assert not any(tmp.iterdir())
 
-    monkeypatch.setattr(index, "_split_by_range", spy)
+    monkeypatch.setattr(index_rebuild, "_split_by_range", spy)
     written = {}
 
     def full(path: str) -> Any:
@@ -570,8 +575,8 @@ def test_a_rebuild_split_by_range_first_writes_the_same_index(
         ("split", 0, real_usage),
         ("full", 0, full),
     ):
-        monkeypatch.setattr(index, "SPLIT_RANGES", threshold)
-        monkeypatch.setattr(index.shutil, "disk_usage", usage)
+        monkeypatch.setattr(index_rebuild, "SPLIT_RANGES", threshold)
+        monkeypatch.setattr(index_rebuild.shutil, "disk_usage", usage)
         assert index.update_index(tmp_path / "lake", rebuild=True).action == "rebuilt"
         with Lake(tmp_path / "lake") as lake:
             written[case] = lake.sql("SELECT * FROM hooklake_index_all ORDER BY ALL").fetchall()
@@ -622,8 +627,8 @@ def test_an_index_another_version_wrote_is_rebuilt(tmp_path: Path, rng: SeededRa
         partition_by=["layer", "generation"],
         commit_properties=CommitProperties(
             app_transactions=[
-                Transaction(index._VERSION_TXN, 0),
-                Transaction(index._GAP_TXN, index.microseconds(timedelta(minutes=30))),
+                Transaction(index_files.VERSION_TXN, 0),
+                Transaction(index_files.GAP_TXN, index.microseconds(timedelta(minutes=30))),
             ]
         ),
     )
@@ -650,7 +655,7 @@ def test_an_update_reading_its_new_files_in_several_databases_writes_the_same_in
         index.update_index(lake, threads=2)
         for n in range(150, len(rows), 5):  # many small commits, as a collector makes
             write_rows(lake, rows[n : n + 5], name=f"flush{n}")
-        monkeypatch.setattr(index, "FILES_PER_READER", per_reader)
+        monkeypatch.setattr(index_recompute, "FILES_PER_READER", per_reader)
         assert index.update_index(lake, threads=2, fold=False).action == "updated"
         with Lake(lake, session_gap=gap) as reader:
             indexes[name] = reader.sql("SELECT * FROM hooklake_index_rows ORDER BY ALL").fetchall()
@@ -680,10 +685,10 @@ def test_an_index_an_earlier_version_compressed_otherwise_is_read_and_updated_al
     gap = timedelta(minutes=30)
     rows = _simulated_rows(rng, 8, 150)
     write_rows(tmp_path, rows[:100], name="a")
-    monkeypatch.setattr(index, "LOCAL_COMPRESSION", "ZSTD")
+    monkeypatch.setattr(index_files, "LOCAL_COMPRESSION", "ZSTD")
     assert index.update_index(tmp_path).action == "rebuilt"
     assert _codecs(tmp_path) == {"base": {"ZSTD"}, "increment": set()}
-    monkeypatch.setattr(index, "LOCAL_COMPRESSION", "LZ4_RAW")
+    monkeypatch.setattr(index_files, "LOCAL_COMPRESSION", "LZ4_RAW")
     write_rows(tmp_path, rows[100:], name="b")
     assert index.update_index(tmp_path, fold=False).action == "updated"
     assert _codecs(tmp_path) == {"base": {"ZSTD"}, "increment": {"LZ4"}}
@@ -893,8 +898,8 @@ def test_updates_merge_increments_by_size_and_never_rewrite_the_base(
     """What a flusher's steady updates do: past MERGE_FILES increment files an update merges
     the newest, smaller increments into one, and leaves the base (and older, larger merged
     increments) alone until the increments hold FOLD_RATIO of the base (here never)."""
-    monkeypatch.setattr(index, "MERGE_FILES", 4)
-    monkeypatch.setattr(index, "FOLD_RATIO", float("inf"))
+    monkeypatch.setattr(index_state, "MERGE_FILES", 4)
+    monkeypatch.setattr(index_state, "FOLD_RATIO", float("inf"))
     rows = _simulated_rows(rng, 12, 600)
     first, rest = rows[:300], rows[300:]
     write_rows(tmp_path, first, name="first")
@@ -909,7 +914,7 @@ def test_updates_merge_increments_by_size_and_never_rewrite_the_base(
         actions.append(index.update_index(tmp_path).action)
         state = index.read_state(loc)
         assert state is not None and state.base == base  # merges never touch the base
-        assert len(state.increments) <= index.MERGE_FILES + 2
+        assert len(state.increments) <= index_state.MERGE_FILES + 2
         sizes = [
             sum(f.rows for f in state.increments if f.generation == g)
             for g in sorted({f.generation for f in state.increments})

@@ -16,6 +16,8 @@ from hooklake.collector.compact import compact
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
 from hooklake.errors import ConfigError
+from hooklake.index import rebuild as index_rebuild
+from hooklake.index import recompute as index_recompute
 from hooklake.simulate import simulate
 from hooklake.storage import lake_location
 from tests.conftest import column_chunks, lake_rows, sample, start_collector
@@ -56,8 +58,8 @@ def test_a_lake_on_s3_reads_like_a_local_one(
         assert _views(remote) == _views(here)
     # The conversation index lives there too; a rebuild in many ranges splits the stored
     # rows, read from object storage, into local temporary folders first.
-    monkeypatch.setattr(index, "CHUNK_ROWS", 50)
-    monkeypatch.setattr(index, "SPLIT_RANGES", 0)
+    monkeypatch.setattr(index_rebuild, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(index_rebuild, "SPLIT_RANGES", 0)
     assert index.update_index(s3_lake).action == "rebuilt"
     with Lake(s3_lake) as remote, Lake(local) as here:
         assert remote.index is not None and here.index is None
@@ -81,7 +83,7 @@ def test_the_index_on_s3_follows_late_and_repeated_messages_like_a_full_recomput
     reader: readers of an index that is behind, and its updates, must still give the rows a
     full recomputation gives, with the touched customers named pair by pair or by the range of
     their ids."""
-    monkeypatch.setattr(index, "PAIRS_SPELLED_OUT", 2**62 if condition == "pairs" else 0)
+    monkeypatch.setattr(index_recompute, "PAIRS_SPELLED_OUT", 2**62 if condition == "pairs" else 0)
     bodies = [d.body for d in simulate(12, seed=9)]
     batches = [bodies[i : i + 30] for i in range(0, len(bodies), 30)]
     # Later traffic first, then the earlier batches: late deliveries into indexed

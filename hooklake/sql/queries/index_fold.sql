@@ -1,4 +1,4 @@
--- One chunk of an index fold (index.py): the index's rows (both kinds) of the customer streams
+-- One chunk of an index fold (index/update.py): the index's rows (both kinds) of the customer streams
 -- in the chunk's range ({{streams}}), as one new base, in index order.
 SELECT
     * EXCLUDE (kind),

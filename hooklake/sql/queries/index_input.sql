@@ -1,4 +1,4 @@
--- An index update's input (index.py): the stored rows of the spans index_touched.sql found, from
+-- An index update's input (index/recompute.py): the stored rows of the spans index_touched.sql found, from
 -- hooklake_index_stored (the index's message rows, or the few of them the update located:
 -- index_located.sql), plus the new rows; hooklake_message_rows redefined as that input, so the
 -- views' own SQL recomputes exactly that much. {{touched}} narrows the scan to the touched

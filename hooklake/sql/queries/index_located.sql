@@ -1,4 +1,4 @@
--- Where the base's rows an index update needs lie (index.py, _read_located): the base's message
+-- Where the base's rows an index update needs lie (index/recompute.py, _read_located): the base's message
 -- rows of the touched customers in the spans index_touched.sql found, and not replaced by a
 -- newer generation (as in index_rows.sql), as (file, row number). Only the few columns these
 -- conditions read are decoded; index_located_rows.sql then reads the rows' other columns from

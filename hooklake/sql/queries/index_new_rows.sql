@@ -1,4 +1,4 @@
--- The rows an index update adds (index.py): the stored rows the messages table gained since the
+-- The rows an index update adds (index/recompute.py): the stored rows the messages table gained since the
 -- version the index covers (index_touched.sql then finds what they change).
 --
 -- hooklake_index_added: rows of the data files the messages table gained,

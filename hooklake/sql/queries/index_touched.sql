@@ -1,9 +1,9 @@
--- An index update's spans (index.py): the spans of the touched customers' streams that new
+-- An index update's spans (index/recompute.py): the spans of the touched customers' streams that new
 -- stored rows (hooklake_index_new_rows, index_new_rows.sql) can change. index_input.sql then
 -- takes those customers' rows in those spans (from the index, already deduplicated: the
 -- earliest arrival of each key so far) plus the new rows, and the views' own SQL recomputes
 -- exactly that much. {{touched}} is a constant condition that keeps the touched customers' rows,
--- and may keep others (index._touched_condition): it reaches the index's Parquet scan, which
+-- and may keep others (index/recompute.py, _touched_condition): it reaches the index's Parquet scan, which
 -- then skips what cannot hold them; the joins with the new rows pick the touched ones.
 --
 -- A change is a new row, or the stored copy of a key delivered again (an earlier arrival

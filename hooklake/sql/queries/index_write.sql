@@ -8,7 +8,7 @@
 -- order: by customer, then by the customer's stream.
 -- An update recomputes spans of a customer's stream (hooklake_index_touched, see
 -- index_touched.sql; empty for a rebuild): _since and _until record the span each row was
--- computed for. $layer and $generation are the rows' partition (see index.py).
+-- computed for. $layer and $generation are the rows' partition (see index/schema.py).
 -- The two branches each read hooklake_messages_ordered, computed once (index_ordered_once.sql).
 SELECT
     o.* EXCLUDE (_parts),

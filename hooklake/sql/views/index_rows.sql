@@ -1,4 +1,4 @@
--- hooklake_index_all: one version of the conversation index (index.py), its message and
+-- hooklake_index_all: one version of the conversation index (index/read.py), its message and
 -- conversation rows told apart by `kind` (index_kinds.sql splits them). The base
 -- (hooklake_index_base) holds every customer's whole stream; each newer generation of a
 -- customer (hooklake_index_increments, committed; hooklake_index_pending, computed by this

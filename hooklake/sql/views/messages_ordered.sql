@@ -7,7 +7,7 @@
 --    the session gap (variable hooklake_session_gap_us, in microseconds, bound by the Lake; a
 --    gap exactly equal to it stays in the conversation).
 --
--- The conversation index (index.py) stores these rows for one session gap (_rn and _run as
+-- The conversation index (hooklake/index) stores these rows for one session gap (_rn and _run as
 -- below); a Lake reading it defines this view over the index instead of running this file.
 
 -- One pass over each customer's stream in order:

@@ -1,7 +1,7 @@
 -- hooklake_messages_unique: the stored rows (hooklake_message_rows) without repeated deliveries.
 -- A message is one customer's: deduplicate by (channel_id, customer_id, message_key), keeping
 -- the earliest arrival (ties: source). Keeping the key inside the customer's stream is what
--- lets the conversation index (index.py) recompute one customer at a time and agree with this
+-- lets the conversation index (hooklake/index) recompute one customer at a time and agree with this
 -- view over the whole lake.
 -- The hooklake_* views are internal building blocks; query messages, conversations, turns,
 -- handovers and rejected.
