@@ -103,6 +103,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SEED] = seed
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A profile with more examples than ``ci`` gives every test proportionally longer than
+    the configured per-test timeout: ten times the examples of a property test take about
+    ten times as long, and a hang is still caught."""
+    scale = settings.default.max_examples / 100
+    timeout = float(config.getini("timeout") or 0)
+    if scale <= 1 or not timeout:
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(timeout * scale))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     profile = settings.get_current_profile_name()  # also right for --hypothesis-profile
     return (
