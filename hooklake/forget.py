@@ -9,7 +9,9 @@
    attributed and stay).
 3. The deleted rows still sit in the data files older versions read, until
    ``hooklake compact --vacuum`` deletes those files (with a retention of 0 hours, at once).
-   The Delta log never held them: its statistics are restricted to non-personal columns.
+   The Delta log never held them: its statistics are restricted to non-personal columns. It
+   holds numeric ids, though, the customer's among them: file statistics, and the delete's
+   own commit (``customer_id = N``). The vacuum deletes those log entries too.
 
 A collector that is running keeps its open segment (at most a few seconds of traffic) until it
 seals it; run forget again after the customer's traffic has stopped, on every machine that
@@ -70,9 +72,14 @@ def forget(
             raise ConfigError(f"the {name} id must be a whole number, not {value!r}")
     # Imported here: the collector package is the write side, which this erasure drives.
     from hooklake.collector.service import recover
+    from hooklake.datasets.lake import check_lake
 
     loc = lake_location(lake)
-    flushed = recover(loc.local or loc.uri, journal) if _has_journal(loc, journal) else None
+    check_lake(loc)  # an erasure run on a mistyped --lake must not report success
+    if _has_journal(loc, journal):
+        flushed = recover(loc.local or loc.uri, journal, create=False)
+    else:
+        flushed = None
     versions: dict[str, int] = {}
     deleted = {layout.MESSAGES: 0, layout.REJECTED: 0}
     with tables.delta_errors(f"cannot erase customer {customer_id} from {loc}"):

@@ -32,6 +32,7 @@ use this module start their children with ``spawn``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import time
@@ -55,7 +56,7 @@ from deltalake import (
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from hooklake import layout
-from hooklake.errors import HooklakeError, StorageError
+from hooklake.errors import HooklakeError, LakeError, StorageError
 from hooklake.storage import LakeLocation
 
 PARTITION_COLUMN = "date"
@@ -133,6 +134,12 @@ def open_table(
             return DeltaTable(uri, version=version, storage_options=options)
         dt = DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
+        if isinstance(version, int) and open_table(loc, table) is not None:
+            raise LakeError(
+                f"version {version} of the {table} table is no longer readable: a vacuum "
+                "expired the log entries (and files) of versions older than its retention; "
+                "read a later version"
+            ) from None
         return None
     if version is not None:
         dt.load_as_version(version)
@@ -216,6 +223,50 @@ def append(
             ),
         )
         return dt.version()
+
+
+#: The log's own files, by the version they describe: commits, checksums and checkpoints
+#: (``<version>.json``, ``.crc``, ``.checkpoint.parquet``, ``.checkpoint.<part>.<parts>.parquet``)
+#: and compacted commits (``<first>.<last>.compacted.json``, by their last version).
+_LOG_ENTRY = re.compile(
+    r"(?:\d{20}\.)?(?P<version>\d{20})\.(?:json|crc|checkpoint(?:\.\d+\.\d+)?\.parquet|compacted\.json)"
+)
+
+
+def expire_log(
+    loc: LakeLocation, dt: DeltaTable, retention: timedelta, keep_from: int | None = None
+) -> int:
+    """Delete the log entries of ``dt`` that describe versions before its latest checkpoint
+    (and before version ``keep_from``) and are older than ``retention``; returns how many.
+
+    A vacuum deletes the data files old versions read, but their commits stay, and an
+    erasure's commit names the customer it erased (``customer_id = N``), as the file
+    statistics of the versions before it do. Readers start from the latest checkpoint and
+    never need what comes before it; only ``--as-of`` reads of those versions do, and the
+    vacuum took their files. Delta itself drops such entries only once they are older than
+    ``delta.logRetentionDuration`` (30 days), and only when it checkpoints on its own."""
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow import fs
+
+    store = fs.PyFileSystem(DeltaStorageHandler(dt.table_uri, loc.storage_options or None))
+    try:
+        with store.open_input_stream("_delta_log/_last_checkpoint") as fh:
+            checkpoint = int(json.loads(fh.read())["version"])
+    except FileNotFoundError:
+        return 0  # no checkpoint: every commit is still needed
+    newest = checkpoint if keep_from is None else min(checkpoint, keep_from)
+    cutoff_ns = time.time_ns() - int(retention.total_seconds() * 1e9)
+    expired = []
+    for info in store.get_file_info(fs.FileSelector("_delta_log", allow_not_found=True)):
+        found = _LOG_ENTRY.fullmatch(info.base_name)
+        if found is None or int(found["version"]) >= newest:
+            continue
+        if info.mtime_ns is None or info.mtime_ns > cutoff_ns:
+            continue
+        expired.append(info.path)
+    for path in expired:
+        store.delete_file(path)
+    return len(expired)
 
 
 #: How delta-rs names the data files it writes; Hooklake 0.1 named them after journal segments.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from hooklake.collector.journal import SegmentWriter, encode_record
 from hooklake.datasets.lake import Lake
 from hooklake.errors import ConfigError
 from hooklake.forget import forget
+from hooklake.index import update_index
 from tests.conftest import LANDBOT
 
 GONE, KEPT = 4242, 5151
@@ -64,11 +66,26 @@ def holders(root: Path, needle: str) -> list[str]:
     return out
 
 
+def log_naming(root: Path, customer: int) -> list[str]:
+    """The Delta log entries under ``root`` (commits and checkpoints, decoded) that hold the
+    number ``customer`` on its own."""
+    number = re.compile(rf"(?<![0-9]){customer}(?![0-9])".encode())
+    out = []
+    for path in sorted(root.glob("*/_delta_log/*")):
+        data = path.read_bytes()
+        if path.suffix == ".parquet":
+            data = orjson.dumps(pq.read_table(path).to_pylist(), default=str)
+        if number.search(data):
+            out.append(str(path.relative_to(root)))
+    return out
+
+
 def test_forget_then_vacuum_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     for n in range(3):  # several commits, then compaction: the data in many files and versions
         ingest_bodies(lake, [body(GONE, n), body(KEPT, n), body(GONE, 10 + n, timestamp=False)])
     compact(lake)
+    update_index(lake)  # the index holds copies of the rows, and its own log
     ingest_bodies(lake, [body(GONE, 20), body(KEPT, 20)])
     # Acknowledged but not flushed yet: in a sealed journal segment on this machine.
     writer = SegmentWriter(lake)
@@ -93,12 +110,21 @@ def test_forget_then_vacuum_leaves_no_byte_of_the_customer(tmp_path: Path) -> No
         assert lk.query("SELECT count(*) FROM rejected").rows == [(0,)]
     # Deleted, but older versions' files still hold them until the vacuum.
     assert holders(lake, PLANTED[GONE][0])
+    # The log holds numeric ids: file statistics, and the delete's own predicate.
+    assert any("messages/_delta_log" in f for f in log_naming(lake, GONE))
+    assert any("index/_delta_log" in f for f in log_naming(lake, GONE))
     compact(lake, vacuum=True, retention=timedelta(0))
     for value in PLANTED[GONE]:
         assert holders(lake, value) == [], value
     for value in PLANTED[KEPT]:
         assert holders(lake, value), "the other customer is kept"
     assert holders(lake, f"{GONE}-") == []  # not even the message keys
+    assert log_naming(lake, GONE) == []  # nor their id
+    assert log_naming(lake, KEPT)
+    # The index followed the vacuum: nothing for it to rebuild.
+    assert update_index(lake).action == "up to date"
+    with Lake(lake) as lk:
+        assert lk.query(f"SELECT count(*) FROM messages WHERE customer_id = {KEPT}").rows == [(4,)]
 
 
 def test_forget_by_channel_and_cli(tmp_path: Path) -> None:
@@ -119,3 +145,26 @@ def test_forget_by_channel_and_cli(tmp_path: Path) -> None:
     assert result.exit_code == 2
     with pytest.raises(ConfigError):
         forget(lake, True)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["forget", "--customer", "4242"],
+        ["compact", "--vacuum", "--retention-hours", "0"],
+        ["flush"],
+    ],
+)
+def test_commands_that_change_a_lake_refuse_a_missing_one(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """An erasure (or a compaction, or a flush) run on a mistyped --lake says there is no lake
+    there, in one line, and leaves no empty lake behind that would hide the mistake."""
+    missing = tmp_path / "lkae"
+    result = CliRunner().invoke(main, [*command, "--lake", str(missing)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: no lake at {missing}: the directory does not exist (pass --lake or set "
+        "HOOKLAKE_LAKE to the directory your collector writes)"
+    ]
+    assert not missing.exists()

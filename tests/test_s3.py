@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,48 @@ def test_serve_and_flush_into_s3(seaweed: SeaweedS3, s3_lake: str, tmp_path: Pat
     assert not any(journal.rglob("*.seg"))
     result = CliRunner().invoke(main, ["stats", "--lake", s3_lake, "--format", "csv"])
     assert result.exit_code == 0 and "messages,3" in result.stdout
+
+
+def test_forget_and_vacuum_on_s3_leave_no_log_entry_naming_the_customer(
+    seaweed: SeaweedS3, s3_lake: str, tmp_path: Path
+) -> None:
+    """The vacuum deletes the log entries of the versions it took the files of, on object
+    storage as on disk: the erasure's commit, which names the customer, and the statistics of
+    the versions before it. Read back with Arrow's own S3 client."""
+    from pyarrow import fs
+
+    from hooklake.forget import forget
+    from tests.test_forget import GONE, KEPT, body
+
+    journal = tmp_path / "journal"
+    for n in range(3):
+        ingest_bodies(s3_lake, [body(GONE, n), body(KEPT, n)], journal=journal)
+    index.update_index(s3_lake)
+    assert forget(s3_lake, GONE, journal=journal).messages_deleted == 3
+    store = fs.S3FileSystem(
+        access_key=seaweed.env["AWS_ACCESS_KEY_ID"],
+        secret_key=seaweed.env["AWS_SECRET_ACCESS_KEY"],
+        region=seaweed.env["AWS_REGION"],
+        endpoint_override=seaweed.endpoint,
+        scheme="http",
+    )
+    root = s3_lake.removeprefix("s3://")
+    number = re.compile(rf"(?<![0-9]){GONE}(?![0-9])".encode())
+
+    def naming() -> list[str]:
+        found = []
+        for table in (layout.MESSAGES, layout.INDEX):
+            selector = fs.FileSelector(f"{root}/{table}/_delta_log", allow_not_found=True)
+            for info in store.get_file_info(selector):
+                if info.path.endswith(".json"):
+                    with store.open_input_stream(info.path) as fh:
+                        if number.search(fh.read()):
+                            found.append(info.path)
+        return found
+
+    assert naming()
+    compact(s3_lake, vacuum=True, retention=timedelta(0))
+    assert naming() == []
+    assert index.update_index(s3_lake).action == "up to date"
+    with Lake(s3_lake) as lake:
+        assert lake.query("SELECT DISTINCT customer_id FROM messages").rows == [(KEPT,)]

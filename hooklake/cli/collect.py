@@ -90,7 +90,7 @@ def flush(lake: Path | str, journal: Path | None) -> None:
     """
     from hooklake.collector.service import recover
 
-    report = recover(lake, journal)
+    report = recover(lake, journal, create=False)
     click.echo(
         f"flushed {report.segments} segment(s): {report.messages} message(s), "
         f"{report.rejected} reject(s), {len(report.commits)} commit(s)"

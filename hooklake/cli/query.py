@@ -65,7 +65,7 @@ def stats(lake: Path, fmt: str, gap_minutes: int) -> None:
 @click.option(
     "--vacuum",
     is_flag=True,
-    help="Then delete files that no table version younger than the retention needs.",
+    help="Then delete the files (and log entries) no version younger than the retention needs.",
 )
 @click.option(
     "--retention-hours",
@@ -78,8 +78,9 @@ def compact(lake: Path, fmt: str, vacuum: bool, retention_hours: int) -> None:
     """Merge each partition's small files into few large ones (Delta optimize), in one commit.
 
     Safe while collectors write and others query: readers keep the version they opened. With
-    --vacuum, files that versions younger than --retention-hours do not need are deleted;
-    queries, builds and --as-of reaching further back than that will fail.
+    --vacuum, files that versions younger than --retention-hours do not need are deleted, and
+    the log entries of older versions; queries, builds and --as-of reaching further back than
+    that will fail.
 
     \b
     Examples:

@@ -10,7 +10,9 @@ versions keep reading the old files, which stay on disk.
 commit refers to any more). Keep ``retention`` longer than your
 longest query or build and as far back as you want ``--as-of`` to reach: a reader of a
 version older than that may find its files gone. Erasure (``hooklake forget``) needs a vacuum
-to remove the deleted rows' old files from disk.
+to remove the deleted rows' old files from disk. A vacuum then deletes the log entries of the
+versions past its retention (:func:`hooklake.tables.expire_log`): the erasure's commit names
+the customer, and Delta itself would keep it 30 days.
 
 Compaction is safe beside collectors and readers: optimize and appends never conflict, and
 a compaction that loses a race with an erasure's commit is retried by delta-rs or fails with
@@ -20,7 +22,7 @@ nothing changed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +46,8 @@ class TableCompaction:
     files_merged: int
     files_written: int
     files_vacuumed: int
+    #: Log entries of versions before the vacuum's horizon, deleted with their files.
+    log_entries_expired: int = 0
 
 
 @dataclass
@@ -64,6 +68,10 @@ class CompactReport:
     def files_vacuumed(self) -> int:
         return sum(t.files_vacuumed for t in self.tables)
 
+    @property
+    def log_entries_expired(self) -> int:
+        return sum(t.log_entries_expired for t in self.tables)
+
     def rows(self) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = [
             ("files merged", self.files_merged),
@@ -74,6 +82,7 @@ class CompactReport:
             ),
         ]
         if self.vacuumed:
+            out.append(("old log entries deleted", self.log_entries_expired))
             out.append(("retention", str(self.retention)))
         for t in self.tables:
             out.append((f"{t.table} version", f"{t.version_before} -> {t.version_after}"))
@@ -93,8 +102,11 @@ def compact(
         raise ConfigError(f"retention must not be negative, not {retention}")
     if target_size < 1:
         raise ConfigError(f"target_size must be positive, not {target_size}")
+    from hooklake.datasets.lake import check_lake
+
     loc = lake_location(lake)
     check_not_legacy(loc)
+    check_lake(loc)
     report = CompactReport(vacuumed=vacuum, retention=retention)
     for table in layout.TABLES:
         with tables.delta_errors(f"cannot compact the {table} table of {loc}"):
@@ -118,6 +130,8 @@ def compact(
                 )
             )
     _compact_index(loc, report, vacuum, retention)
+    if vacuum:
+        _expire_logs(loc, report, retention)
     return report
 
 
@@ -149,6 +163,10 @@ def _compact_index(
         if dt is None:
             return
         before, files_before = dt.version(), len(dt.file_uris())
+        if vacuum:
+            # Past this compaction's commits, so the log before them can go (_expire_logs):
+            # an index covering an expired version could only be rebuilt.
+            index.update_index(loc, fold=False)
         folded = index.fold_index(loc)
         dt = tables.open_table(loc, layout.INDEX) or dt
         deleted = _vacuum(dt, retention) if vacuum else []
@@ -163,3 +181,18 @@ def _compact_index(
                 files_vacuumed=len(deleted),
             )
         )
+
+
+def _expire_logs(loc: LakeLocation, report: CompactReport, retention: timedelta) -> None:
+    """Delete the log entries the vacuum left without files (:func:`tables.expire_log`): an
+    erasure's commit names the customer. The messages table's log is kept from the version
+    the index covers, which an index update reads its changes from."""
+    state = index.read_state(loc)
+    keep = {layout.MESSAGES: state.messages_version if state is not None else None}
+    for i, done in enumerate(report.tables):
+        with tables.delta_errors(f"cannot expire the log of the {done.table} table of {loc}"):
+            dt = tables.open_table(loc, done.table)
+            if dt is None:
+                continue
+            expired = tables.expire_log(loc, dt, retention, keep.get(done.table))
+        report.tables[i] = replace(done, log_entries_expired=expired)

@@ -35,11 +35,21 @@ from hooklake.storage import lake_location
 log = logging.getLogger("hooklake.collector")
 
 
-def recover(lake: Path | str, journal: Path | None = None) -> FlushReport:
+def recover(lake: Path | str, journal: Path | None = None, *, create: bool = True) -> FlushReport:
     """Flush what earlier runs left: sealed segments and dead writers' open segments. Waits for
     other flushers busy with some of them, so that on return they are all committed (what
-    ``hooklake flush`` and ``hooklake forget`` promise)."""
+    ``hooklake flush`` and ``hooklake forget`` promise).
+
+    A collector starting creates the lake's and the journal's directories. Without ``create``
+    (a command run on a lake that should exist), a journal that is not there means nothing
+    to flush, and a local lake that is not there an error: a mistyped ``--lake`` is told so
+    instead of gaining an empty lake."""
     loc = lake_location(lake)
+    if not create and not journal_root(lake, journal).exists():
+        from hooklake.datasets.lake import check_lake
+
+        check_lake(loc)
+        return FlushReport()
     for directory, what in ((loc.local, "lake"), (journal_root(lake, journal), "journal")):
         if directory is None:
             continue
