@@ -105,8 +105,37 @@ def delta_errors(context: str, error: type[HooklakeError] = StorageError) -> Ite
     try:
         yield
     except (DeltaError, OSError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise error(f"{context}: {detail}") from exc
+        raise error(f"{context}: {one_line(exc)}") from exc
+
+
+def check_reachable(loc: LakeLocation) -> None:
+    """Raise :class:`StorageError` unless a lake on object storage can be listed: a collector
+    checks before it answers anyone, so a missing bucket, a wrong endpoint or credentials stop
+    it at once instead of failing every flush behind 200s (its journal keeps what it accepted,
+    but nothing would reach the lake). A local lake's directory is checked as it is created."""
+    if loc.local is not None:
+        return
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow import fs
+
+    try:
+        store = fs.PyFileSystem(DeltaStorageHandler(loc.uri, loc.storage_options or None))
+        store.get_file_info(fs.FileSelector("", allow_not_found=True))
+    except (DeltaError, OSError) as exc:
+        raise StorageError(
+            f"cannot reach the lake at {loc}: {one_line(exc)} (does the bucket exist, and do "
+            "AWS_ENDPOINT_URL and the AWS credentials point at it?)"
+        ) from exc
+
+
+#: Terminal colours delta-rs puts in the chains of causes of its storage errors.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line, without terminal colours: delta-rs spreads a storage
+    error's causes over several coloured lines."""
+    return " ".join(_ANSI.sub("", str(exc)).split()) or type(exc).__name__
 
 
 def is_latest_version(loc: LakeLocation, table: str, version: int) -> bool:

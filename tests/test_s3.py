@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -180,3 +184,25 @@ def test_forget_and_vacuum_on_s3_leave_no_log_entry_naming_the_customer(
     assert index.update_index(s3_lake).action == "up to date"
     with Lake(s3_lake) as lake:
         assert lake.query("SELECT DISTINCT customer_id FROM messages").rows == [(KEPT,)]
+
+
+def test_a_collector_on_a_bucket_that_is_not_there_refuses_to_start(
+    seaweed: SeaweedS3, tmp_path: Path
+) -> None:
+    """Before it answers anyone: started, it would acknowledge deliveries into its journal
+    while every flush failed. One line says what is wrong; no traceback, no colours."""
+    lake = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/lake"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hooklake", "serve", "--lake", lake, "--journal",
+         str(tmp_path / "journal"), "--port", "0"],
+        env={**os.environ, **seaweed.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: cannot reach the lake at {lake}: "), proc.stderr
+    assert "NoSuchBucket" in last and "does the bucket exist" in last
+    assert "Traceback" not in proc.stderr and "\x1b[" not in proc.stderr

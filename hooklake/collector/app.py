@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.routing import Route
 
+from hooklake.collector.flush import journal_backlog
 from hooklake.collector.journal import GroupCommitter, SegmentWriter
 from hooklake.collector.metrics import Metrics
 from hooklake.collector.receiver import HookReceiver
@@ -34,6 +35,9 @@ CONFIG_ENV = "HOOKLAKE_COLLECTOR_CONFIG"
 SUPERVISOR_ENV = "HOOKLAKE_SUPERVISOR_PID"
 #: Seconds between a worker's checks that its supervisor is still there.
 SUPERVISOR_POLL = 0.5
+#: ``/healthz`` says "flush behind" once the oldest unflushed journal segment is this many
+#: seconds old (or ten flush intervals, if longer): flushes are failing or cannot keep up.
+FLUSH_LAG_ALARM = 60.0
 
 
 async def _stop_without_supervisor(supervisor: int) -> None:
@@ -108,7 +112,20 @@ def create_app(settings: CollectorSettings) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        return _json(200, {"status": "ok", "writer": writer.writer_id})
+        # Always 200 while requests are answered: a 2xx still means the body is on this disk.
+        # A collector whose flushes fail (the lake's storage gone) says so in the body; a
+        # balancer that took every such replica out would turn Landbot away and lose messages.
+        unflushed, lag = await asyncio.to_thread(journal_backlog, settings.lake, settings.journal)
+        behind = lag > max(FLUSH_LAG_ALARM, 10 * settings.flush_interval)
+        return _json(
+            200,
+            {
+                "status": "flush behind" if behind else "ok",
+                "writer": writer.writer_id,
+                "unflushed_bytes": unflushed,
+                "flush_lag_seconds": round(lag, 1),
+            },
+        )
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import uvicorn
 
+from hooklake import tables
 from hooklake.collector.app import CONFIG_ENV, SUPERVISOR_ENV
 from hooklake.collector.flush import FlushReport, flush_lake
 from hooklake.collector.journal import journal_root
 from hooklake.collector.metrics import MULTIPROC_ENV
-from hooklake.errors import StorageError
+from hooklake.errors import HooklakeError, StorageError
 from hooklake.settings import CollectorSettings
 from hooklake.storage import lake_location
 
@@ -104,12 +105,14 @@ def _flusher_main(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
     flushed, due = False, -math.inf  # whether the index is behind; when to update it next
+    failing = _Failing(interval)
     while not stop.is_set():
         try:
             report = flush_lake(lake, Path(journal) if journal else None)
-        except Exception:  # keep flushing; a bad segment must not stop the others
-            log.exception("flush failed; retrying in %.1f s", interval)
+        except Exception as exc:  # keep flushing; a bad segment must not stop the others
+            failing.failed(exc)
         else:
+            failing.worked()
             flushed = flushed or report.segments > 0
         if flushed and time.monotonic() >= due:
             started = time.monotonic()
@@ -120,6 +123,38 @@ def _flusher_main(
         stop.wait(interval)
     with contextlib.suppress(Exception):
         flush_lake(lake, Path(journal) if journal else None)
+
+
+class _Failing:
+    """How the flusher reports flushes that keep failing (storage gone, credentials expired):
+    a new error in full, the same one again as one line a minute, and the recovery."""
+
+    REPEAT_EVERY = 60.0
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.error: str | None = None
+        self.since = 0.0
+        self.next_report = 0.0
+
+    def failed(self, exc: Exception) -> None:
+        error, now = tables.one_line(exc), time.monotonic()
+        if error != self.error:
+            if isinstance(exc, HooklakeError):  # ours say what failed: no traceback needed
+                log.error("flush failed, retrying every %.1f s: %s", self.interval, error)
+            else:
+                log.exception("flush failed, retrying every %.1f s", self.interval)
+            if self.error is None:
+                self.since = now
+            self.error, self.next_report = error, now + self.REPEAT_EVERY
+        elif now >= self.next_report:
+            log.error("flush still failing after %.0f s: %s", now - self.since, error)
+            self.next_report = now + self.REPEAT_EVERY
+
+    def worked(self) -> None:
+        if self.error is not None:
+            log.info("flush works again after %.0f s", time.monotonic() - self.since)
+            self.error = None
 
 
 def start_flusher(
@@ -156,6 +191,7 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
     """Run the collector until interrupted; flush everything before returning."""
     # recover() uses delta-rs here, whose runtime does not survive fork: this is safe only
     # because uvicorn starts its workers, and we start the flusher, with spawn.
+    tables.check_reachable(lake_location(settings.lake))
     report = recover(settings.lake, settings.journal)
     if report.segments:
         log.info("recovered %d journal segments (%d messages)", report.segments, report.messages)

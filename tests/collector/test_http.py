@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from hooklake.collector.journal import (
+    FLUSH_LOCK_NAME,
+    SegmentWriter,
+    encode_record,
+    try_lock,
+    unlock,
+)
 from tests.conftest import CASES, LANDBOT, Collector, lake_rows, sample, wait_until
 
 EXPECTED = json.loads((CASES / "collector" / "expected_rows.json").read_text())
@@ -187,6 +196,39 @@ def test_background_flush_makes_messages_readable_while_serving(collector_factor
     rows = wait_until(lambda: lake_rows(c.lake), "the flusher stored the message while serving")
     assert [r["message_key"] for r in rows] == ["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"]
     assert c.proc.poll() is None, "read while the collector still runs"
+
+
+def test_healthz_says_when_flushing_falls_behind(collector_factory: Any) -> None:
+    """``/healthz`` answers 200 while the collector answers (a 2xx still means the body is on
+    its disk), and says "flush behind" while a journal segment has waited over a minute: here
+    one whose flush lock this test holds, as a flusher stuck on unreachable storage would."""
+    c: Collector = collector_factory()
+    health = httpx.get(f"{c.url}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    writer = SegmentWriter(c.lake)
+    writer.open()
+    held = try_lock(writer.directory / FLUSH_LOCK_NAME)
+    assert held is not None
+    try:
+        head = {"kind": "message", "hook": "default", "t": 1, "h": {}, "n": 1}
+        writer.write(encode_record(head, sample("dialog.json")))
+        segment = writer.seal()
+        assert segment is not None
+        ten_minutes_ago = time.time() - 600
+        os.utime(segment, (ten_minutes_ago, ten_minutes_ago))
+        health = httpx.get(f"{c.url}/healthz")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "flush behind", body
+        assert body["flush_lag_seconds"] >= 600 and body["unflushed_bytes"] > 0
+    finally:
+        unlock(held)
+        writer.close()
+    # Released, the segment is flushed (as a dead writer's) and the collector is well again.
+    wait_until(
+        lambda: httpx.get(f"{c.url}/healthz").json()["status"] == "ok", "the segment flushed"
+    )
+    assert [r["message_key"] for r in lake_rows(c.lake)] == ["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"]
 
 
 def test_all_samples_in_the_shared_folder_are_covered() -> None:

@@ -566,3 +566,33 @@ def test_a_read_only_lake_answers_503_and_recovers_when_writable_again(
     _wait_flushed(small_fs, ledger)  # everything, also what was acked before, while serving
     assert c.stop() == 0
     check_lake(small_fs, ledger, exactly_once=set(before + during))
+
+
+def test_a_flush_that_keeps_failing_is_logged_once_per_error_then_once_a_minute(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage gone for an hour must not write a traceback every 2 s: each new error once (ours
+    in one line, colours of delta-rs's chains of causes stripped), the same again once a
+    minute with how long it has lasted, and the recovery."""
+    from hooklake.collector import service
+    from hooklake.errors import StorageError
+
+    now = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
+    failing = service._Failing(2.0)
+    gone = StorageError("cannot write: \x1b[31m↳\x1b[0m\n  404 NoSuchBucket")
+    with caplog.at_level("INFO", logger="hooklake.collector"):
+        for _ in range(30):  # a minute of retries, every 2 s
+            failing.failed(gone)
+            now[0] += 2.0
+        failing.failed(gone)
+        failing.failed(ValueError("another error"))
+        failing.worked()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "flush failed, retrying every 2.0 s: cannot write: ↳ 404 NoSuchBucket",
+        "flush still failing after 60 s: cannot write: ↳ 404 NoSuchBucket",
+        "flush failed, retrying every 2.0 s",
+        "flush works again after 60 s",
+    ]
+    assert caplog.records[0].exc_info is None and caplog.records[2].exc_info is not None
