@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +33,7 @@ from hooklake.simulate import (
     USER_AGENT,
     Delivery,
     bodies,
+    check_reachable,
     send,
     simulate,
     write_ndjson,
@@ -530,6 +535,56 @@ def test_cli_sends_to_a_collector() -> None:
     assert result.exit_code == 0, result.output
     assert "acknowledged" in result.output and "0 failed" in result.output
     assert len(rec.requests) == len(list(simulate(3)))
+
+
+def hooklake(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """The real ``hooklake`` command in a process of its own."""
+    cmd = [sys.executable, "-m", "hooklake", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port where nothing listens: bound but not listening, so connections to it
+    are refused and no other program can start listening there during the test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+def test_cli_stops_at_once_when_nothing_listens(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/hooks/default"
+    began = time.monotonic()
+    result = hooklake("simulate", "--to", url, "--customers", "1")
+    elapsed = time.monotonic() - began
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"Error: cannot reach {url}: connection refused (is hooklake serve running?)"
+    ]
+    # Not the minutes of Landbot-like retries (5 + 10 + … + 25 s for each delivery).
+    assert elapsed < 30
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "127.0.0.1:8000/hooks/default", "http://"])
+def test_cli_needs_an_http_url(url: str) -> None:
+    result = hooklake("simulate", "--to", url, "--customers", "1")
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"Error: {url!r} is not an http:// or https:// URL with a host, "
+        "e.g. http://127.0.0.1:8000/hooks/default"
+    ]
+
+
+def test_send_and_check_reachable_refuse_a_url_without_scheme(closed_port: int) -> None:
+    with pytest.raises(ConfigError, match="not an http:// or https:// URL"):
+        send(simulate(1), "localhost:8000")
+    with pytest.raises(ConfigError, match="not an http:// or https:// URL"):
+        check_reachable("ftp://127.0.0.1/hooks/default")
+    with pytest.raises(ConfigError, match=r"cannot reach .*: connection refused"):
+        check_reachable(f"http://127.0.0.1:{closed_port}/hooks/default", wait=0.5)
+    with Recorder() as rec:
+        check_reachable(rec.url)
+        assert rec.requests == [], "only a connection, no request that would be stored"
 
 
 def test_conversation_gap_is_unambiguous(traffic: list[Delivery]) -> None:

@@ -23,7 +23,12 @@ def _start(value: str | None) -> datetime | None:
 
 
 @click.command("simulate")
-@click.option("--to", "url", metavar="URL", help="Collector hook URL to POST every delivery to.")
+@click.option(
+    "--to",
+    "url",
+    metavar="URL",
+    help="Collector hook URL (http:// or https://) to POST every delivery to.",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
@@ -87,21 +92,32 @@ def simulate_command(
     numbers in it), get handed to agents and come back later; deliveries arrive out of order
     and some are retried, as Landbot does. Give exactly one of --to and --out.
 
+    With --to, simulate stops at once when nothing accepts connections at the URL. Once it is
+    sending, failed deliveries are retried for about 75 s, as Landbot does, so a collector
+    restart loses nothing.
+
     \b
     Examples:
       hooklake simulate --to http://127.0.0.1:8000/hooks/default --token s3cret --customers 50
       hooklake simulate --out traffic.ndjson --customers 1000 --seed 7
     """
-    from hooklake.simulate import DEFAULT_START, send, simulate, write_ndjson
+    from hooklake.simulate import DEFAULT_START, check_reachable, send, simulate, write_ndjson
 
     if (url is None) == (out is None):
         raise click.UsageError("give exactly one of --to URL and --out FILE")
+    if url is not None:
+        check_reachable(url)  # a wrong URL or port fails now, not after minutes of retries
     stream = simulate(
         customers, seed=seed, start=_start(start) or DEFAULT_START, customers_per_hour=per_hour
     )
     if url is not None:
         report = send(
-            stream, url, token=token, rate=rate, concurrency=concurrency, attempts=attempts
+            stream,
+            url,
+            token=token,
+            rate=rate,
+            concurrency=concurrency,
+            attempts=attempts,
         )
         click.echo(report.describe())
         if report.failed:

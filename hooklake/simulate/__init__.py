@@ -35,7 +35,7 @@ from __future__ import annotations
 from hooklake.simulate.customers import FEATURES
 from hooklake.simulate.records import USER_AGENT, Delivery, Truth
 from hooklake.simulate.script import MAX_GAP
-from hooklake.simulate.send import FATAL_STATUSES, SendReport, send
+from hooklake.simulate.send import FATAL_STATUSES, SendReport, check_reachable, send
 from hooklake.simulate.stream import (
     DEFAULT_START,
     RETURN_GAP,
@@ -63,6 +63,7 @@ __all__ = [
     "Tally",
     "Truth",
     "bodies",
+    "check_reachable",
     "send",
     "simulate",
     "write_ndjson",

@@ -5,16 +5,24 @@ delivery that gets no 2xx (an error status, or no answer at all) is sent again a
 backoff (``backoff``, then ``2 * backoff``, …) up to ``attempts`` times in all, as Landbot
 does with about 5 s steps. Worker threads rather than asyncio, so this works the same from a
 script, a test or a Jupyter cell that already runs an event loop.
+
+Those retries carry a run over a collector restart, but they would also keep a run against a
+wrong port busy for minutes: :func:`check_reachable` tells, before sending, whether anything
+listens at the URL at all.
 """
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from hooklake.errors import ConfigError
 from hooklake.simulate.records import USER_AGENT, Delivery
@@ -25,6 +33,61 @@ if TYPE_CHECKING:
 
 #: Statuses that mean the URL or token is wrong: retrying cannot help, so sending stops.
 FATAL_STATUSES = (401, 403, 404)
+#: How long :func:`check_reachable` tries a collector that refuses connections: enough for
+#: one started a moment before (``hooklake serve … &``) to listen, far less than the retries.
+REACH_WAIT = 5.0
+
+
+def hook_address(url: str) -> tuple[str, int]:
+    """The host and port of a collector URL; :class:`~hooklake.errors.ConfigError` unless it
+    is an ``http://`` or ``https://`` URL with a host (and a valid port, if any)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(
+            f"{url!r} is not an http:// or https:// URL with a host, "
+            "e.g. http://127.0.0.1:8000/hooks/default"
+        )
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def check_reachable(url: str, wait: float = REACH_WAIT) -> None:
+    """Raise :class:`~hooklake.errors.ConfigError` unless the host and port of ``url`` accept
+    a TCP connection within ``wait`` seconds (a refused one is tried again until then).
+
+    Only a connection is opened and closed, no request is sent, so nothing is stored. Skipped
+    when a proxy from the environment (``HTTP_PROXY``…) would carry the requests."""
+    host, port = hook_address(url)
+    scheme = urlsplit(url).scheme
+    proxies = urllib.request.getproxies()
+    if (proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host):
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection((host, port), timeout=max(left, 0.5)):
+                return
+        except socket.gaierror as exc:
+            reason, hint = f"unknown host {host!r}: {describe(exc)}", "check the URL"
+        except OSError as exc:
+            reason, hint = describe(exc), "is hooklake serve running?"
+            if isinstance(exc, ConnectionRefusedError) and left > 0.2:
+                time.sleep(0.2)
+                continue
+        raise ConfigError(f"cannot reach {url}: {reason} ({hint})")
+
+
+def describe(exc: BaseException) -> str:
+    """A failed connection in a few words: ``connection refused``, ``timed out``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    else:  # httpx's errors say "[Errno 111] Connection refused"
+        text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)) or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 @dataclass(slots=True)
@@ -83,9 +146,12 @@ def send(
     done (status None when the last attempt got no answer), one call at a time, e.g. to move a
     progress bar. A status in ``fatal_statuses`` (by default 401, 403, 404) stops sending and
     raises :class:`~hooklake.errors.ConfigError`, since the URL or token must be fixed first.
+    A URL that is not ``http(s)://host…`` raises ConfigError before anything
+    is sent; whether anything listens there is :func:`check_reachable`'s to tell.
     """
     import httpx  # here, so that importing the simulator stays cheap
 
+    hook_address(url)
     if concurrency < 1 or attempts < 1:
         raise ValueError("concurrency and attempts must be >= 1")
     if rate is not None and rate <= 0:
