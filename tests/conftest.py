@@ -224,20 +224,28 @@ def start_collector(
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
     lake_uri: str | None = None,
+    port: int | None = None,
 ) -> Collector:
-    """Start ``hooklake serve`` on a free loopback port and wait until it answers. The lake is
-    ``lake``, or ``lake_uri`` (e.g. ``s3://…``) when given.
+    """Start ``hooklake serve`` on a free loopback port (or ``port``, e.g. to restart one
+    that was stopped) and wait until it answers. The lake is ``lake``, or ``lake_uri``
+    (e.g. ``s3://…``) when given.
 
     Other programs on the machine can take the port between our choosing it and the collector
     binding it; then the collector starts again on another one."""
+    if port is not None:
+        collector = _start_on_port(port, lake, hooks, workers, args, env, log_dir, lake_uri)
+        if collector is None:
+            raise RuntimeError(f"port {port} is taken")
+        return collector
     for _ in range(5):
-        collector = _start_on_free_port(lake, hooks, workers, args, env, log_dir, lake_uri)
+        collector = _start_on_port(free_port(), lake, hooks, workers, args, env, log_dir, lake_uri)
         if collector is not None:
             return collector
     raise RuntimeError("five free ports in a row were taken before the collector bound them")
 
 
-def _start_on_free_port(
+def _start_on_port(
+    port: int,
     lake: Path,
     hooks: str | None,
     workers: int,
@@ -246,7 +254,6 @@ def _start_on_free_port(
     log_dir: Path | None,
     lake_uri: str | None,
 ) -> Collector | None:
-    port = free_port()
     target = lake_uri or str(lake)
     cmd = [sys.executable, "-m", "hooklake", "serve", "--lake", target, "--port", str(port)]
     cmd += ["--workers", str(workers), *args]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -39,7 +41,7 @@ from hooklake.simulate import (
     write_ndjson,
 )
 from hooklake.simulate.texts import iban_valid, luhn_valid
-from tests.conftest import examples
+from tests.conftest import Collector, examples, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "landbot" / "payloads"
@@ -512,6 +514,28 @@ def test_send_counts_connection_errors() -> None:
     assert report.failed == 3 and report.errors == 6 and not report.statuses
 
 
+def test_send_reports_deliveries_that_keep_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    sending = sys.modules["hooklake.simulate.send"]  # hooklake.simulate.send is the function
+    monkeypatch.setattr(sending, "RETRY_NOTICE_AFTER", 0.2)
+    monkeypatch.setattr(sending, "RETRY_NOTICE_EVERY", 0.5)
+    notices: list[tuple[float, int, float, str]] = []
+    with Recorder(status=503) as rec:
+        deliveries = list(itertools.islice(simulate(1), 2))
+        report = send(
+            deliveries,
+            rec.url,
+            attempts=5,
+            backoff=0.15,  # retried after 0.15, 0.3, 0.45, 0.6 s: failing for 1.5 s in all
+            concurrency=2,
+            on_retrying=lambda *args: notices.append((time.monotonic(), *args)),
+        )
+    assert report.failed == 2
+    assert notices and all(
+        n in (1, 2) and oldest >= 0.2 and error == "HTTP 503" for _, n, oldest, error in notices
+    ), notices
+    assert all(b[0] - a[0] >= 0.5 for a, b in itertools.pairwise(notices)), "at most every 0.5 s"
+
+
 def test_send_stops_on_a_wrong_token() -> None:
     with Recorder(status=401) as rec:
         with pytest.raises(ConfigError, match=r"401.*token"):
@@ -585,6 +609,58 @@ def test_send_and_check_reachable_refuse_a_url_without_scheme(closed_port: int) 
     with Recorder() as rec:
         check_reachable(rec.url)
         assert rec.requests == [], "only a connection, no request that would be stored"
+
+
+def test_simulate_rides_out_a_collector_restart(tmp_path: Path, collector_factory: Any) -> None:
+    """A collector killed while simulate sends, and started again on its port, still gets
+    every message: the retries carry the deliveries over the gap and say so meanwhile."""
+    lake = tmp_path / "lake"
+    run = ["--customers", "3", "--rate", "10"]  # 94 deliveries: about 10 s
+    first: Collector = collector_factory(lake)
+    err = tmp_path / "simulate.err"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hooklake", "simulate", "--to", first.hook_url(), *run],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+
+        def acknowledged() -> int:
+            metrics = httpx.get(f"{first.url}/metrics").text
+            found = re.search(
+                r'hooklake_requests_total\{hook="default",status="200"\} (\d+)', metrics
+            )
+            return int(found.group(1)) if found else 0
+
+        wait_until(acknowledged, "the collector acknowledged a delivery")
+        first.kill()
+        assert proc.poll() is None, "simulate goes on while the collector is away"
+        wait_until(lambda: "being retried" in err.read_text(), "simulate said it is retrying")
+        second: Collector = collector_factory(lake, port=first.port)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    notices = err.read_text().splitlines()
+    assert proc.returncode == 0, (out, notices)
+    assert " 0 failed" in out and "connection errors" in out
+    assert notices and all(
+        re.fullmatch(
+            r"\d+ deliver(y is|ies are) failing and being retried, the oldest for "
+            r"\d+ s \(last error: .+\)",
+            line,
+        )
+        for line in notices
+    ), notices
+    assert second.stop() == 0
+    from hooklake.datasets.lake import Lake
+
+    firsts = [d for d in simulate(3) if not d.truth.retry]
+    with Lake(lake) as lk:
+        [(stored,)] = lk.sql("select count(*) from messages").fetchall()
+    assert stored == len(firsts)
 
 
 def test_conversation_gap_is_unambiguous(traffic: list[Delivery]) -> None:

@@ -22,6 +22,15 @@ def _start(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _retrying(deliveries: int, seconds: float, error: str) -> None:
+    what = "delivery is" if deliveries == 1 else "deliveries are"
+    click.echo(
+        f"{deliveries} {what} failing and being retried, the oldest for {seconds:.0f} s "
+        f"(last error: {error})",
+        err=True,
+    )
+
+
 @click.command("simulate")
 @click.option(
     "--to",
@@ -94,7 +103,7 @@ def simulate_command(
 
     With --to, simulate stops at once when nothing accepts connections at the URL. Once it is
     sending, failed deliveries are retried for about 75 s, as Landbot does, so a collector
-    restart loses nothing.
+    restart loses nothing; deliveries failing for a while are reported on stderr.
 
     \b
     Examples:
@@ -118,6 +127,7 @@ def simulate_command(
             rate=rate,
             concurrency=concurrency,
             attempts=attempts,
+            on_retrying=_retrying,
         )
         click.echo(report.describe())
         if report.failed:

@@ -8,7 +8,7 @@ script, a test or a Jupyter cell that already runs an event loop.
 
 Those retries carry a run over a collector restart, but they would also keep a run against a
 wrong port busy for minutes: :func:`check_reachable` tells, before sending, whether anything
-listens at the URL at all.
+listens at the URL at all, and ``on_retrying`` reports deliveries that keep failing meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ FATAL_STATUSES = (401, 403, 404)
 #: How long :func:`check_reachable` tries a collector that refuses connections: enough for
 #: one started a moment before (``hooklake serve … &``) to listen, far less than the retries.
 REACH_WAIT = 5.0
+#: ``on_retrying`` is called once some delivery has been failing this many seconds…
+RETRY_NOTICE_AFTER = 5.0
+#: … and then at most once every this many seconds while deliveries keep failing.
+RETRY_NOTICE_EVERY = 10.0
 
 
 def hook_address(url: str) -> tuple[str, int]:
@@ -137,6 +141,7 @@ def send(
     timeout: float = 30.0,
     fatal_statuses: Collection[int] = FATAL_STATUSES,
     on_result: Callable[[Delivery, int | None], None] | None = None,
+    on_retrying: Callable[[int, float, str], None] | None = None,
 ) -> SendReport:
     """POST every delivery to ``url`` and report what the collector answered.
 
@@ -146,7 +151,11 @@ def send(
     done (status None when the last attempt got no answer), one call at a time, e.g. to move a
     progress bar. A status in ``fatal_statuses`` (by default 401, 403, 404) stops sending and
     raises :class:`~hooklake.errors.ConfigError`, since the URL or token must be fixed first.
-    A URL that is not ``http(s)://host…`` raises ConfigError before anything
+    ``on_retrying(deliveries, seconds, last_error)`` is called from the calling thread once a
+    delivery has been failing for :data:`RETRY_NOTICE_AFTER` seconds and then at most every
+    :data:`RETRY_NOTICE_EVERY` while any keeps failing: how many deliveries are failing, for
+    how long the oldest has, and what the last failed attempt got (``connection refused``,
+    ``HTTP 503``). A URL that is not ``http(s)://host…`` raises ConfigError before anything
     is sent; whether anything listens there is :func:`check_reachable`'s to tell.
     """
     import httpx  # here, so that importing the simulator stays cheap
@@ -164,6 +173,9 @@ def send(
     clock = [time.monotonic()]
     problems: list[BaseException] = []
     fatal: list[tuple[int, str]] = []
+    failing: dict[int, float] = {}  # worker -> when its current delivery first failed
+    last_error = [""]
+    noticed = [-RETRY_NOTICE_EVERY]
     headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Token {token}"
@@ -186,7 +198,7 @@ def send(
             stop.wait(slot - now)
         return delivery
 
-    def post(client: httpx.Client, delivery: Delivery) -> tuple[bool, int | None]:
+    def post(client: httpx.Client, delivery: Delivery, worker: int) -> tuple[bool, int | None]:
         status: int | None = None
         detail = ""
         for attempt in range(1, attempts + 1):
@@ -198,14 +210,20 @@ def send(
                 )
                 status = response.status_code
                 detail = response.text[:200] if status in fatal_statuses else ""
-            except httpx.TransportError:
-                status = None
+                error = f"HTTP {status}"
+            except httpx.TimeoutException:
+                status, error = None, f"no answer within {timeout:g} s"
+            except httpx.TransportError as exc:
+                status, error = None, describe(exc)
             with lock:
                 report.requests += 1
                 if status is None:
                     report.errors += 1
                 else:
                     report.statuses[status] += 1
+                if status is None or not 200 <= status < 300:
+                    failing.setdefault(worker, time.monotonic())
+                    last_error[0] = error
             if status is not None and 200 <= status < 300:
                 return True, status
             if status is not None and status in fatal_statuses:
@@ -216,11 +234,12 @@ def send(
                 break  # interrupted while waiting to retry
         return False, status
 
-    def work(client: httpx.Client) -> None:
+    def work(client: httpx.Client, worker: int) -> None:
         try:
             while (delivery := take()) is not None:
-                ok, status = post(client, delivery)
+                ok, status = post(client, delivery, worker)
                 with lock:
+                    failing.pop(worker, None)
                     if ok:
                         report.acknowledged += 1
                     else:
@@ -231,11 +250,25 @@ def send(
             problems.append(exc)
             stop.set()
 
+    def notice() -> None:
+        if on_retrying is None:
+            return
+        now = time.monotonic()
+        with lock:
+            if not failing or now - noticed[0] < RETRY_NOTICE_EVERY:
+                return
+            oldest = now - min(failing.values())
+            if oldest < RETRY_NOTICE_AFTER:
+                return
+            noticed[0] = now
+            retrying, error = len(failing), last_error[0]
+        on_retrying(retrying, oldest, error)
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     began = time.monotonic()
     with httpx.Client(headers=headers, limits=limits, timeout=timeout) as client:
         threads = [
-            threading.Thread(target=work, args=(client,), name=f"hooklake-send-{i}", daemon=True)
+            threading.Thread(target=work, args=(client, i), name=f"hooklake-send-{i}", daemon=True)
             for i in range(concurrency)
         ]
         for thread in threads:
@@ -244,6 +277,7 @@ def send(
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.2)
+                    notice()
         except KeyboardInterrupt:
             stop.set()
             for thread in threads:
