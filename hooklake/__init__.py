@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+#: The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.2.0"
 __all__ = ["Lake", "__version__"]
 
 if TYPE_CHECKING:
