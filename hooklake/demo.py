@@ -32,6 +32,7 @@ import httpx
 
 from hooklake.errors import HooklakeError, LakeError, StorageError
 from hooklake.index import update_index
+from hooklake.wording import counted
 
 if TYPE_CHECKING:
     from hooklake.datasets.lake import Lake
@@ -232,7 +233,8 @@ def run_demo(
     with running_collector(lake, hooks_file, log) as url:
         hook_url = f"{url}/hooks/{DEMO_HOOK}"
         echo(f"     POST {hook_url}  (Authorization: Token …)")
-        echo(f"2/4  Sending simulated Landbot traffic from {customers} customers over HTTP")
+        who = counted(customers, "customer")
+        echo(f"2/4  Sending simulated Landbot traffic from {who} over HTTP")
         with tqdm(desc="     deliveries", unit="req", disable=not progress, leave=False) as bar:
             report = send(
                 simulate(customers, seed=seed, start=start),
@@ -248,7 +250,8 @@ def run_demo(
     echo("     collector stopped; its journal is flushed into the lake")
     # What `hooklake index` does: the views then read conversations instead of recomputing them.
     indexed = update_index(lake)
-    echo(f"     conversation index {indexed.action}: {indexed.rows_written:,} messages in order")
+    in_order = counted(indexed.rows_written, "message", thousands=True)
+    echo(f"     conversation index {indexed.action}: {in_order} in order")
 
     echo("3/4  What the lake holds")
     with Lake(lake) as lk:

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from hooklake import layout, legacy, tables
 from hooklake.errors import ConfigError, StorageError
 from hooklake.storage import LakeLocation, lake_location
+from hooklake.wording import counted
 
 TXN = "migrate:0.1"
 
@@ -51,7 +52,9 @@ class MigrateReport:
         out: list[tuple[str, object]] = []
         for t in self.tables:
             state = "nothing to migrate" if t.version is None else f"version {t.version}"
-            out.append((t.table, f"{t.files} files, {t.rows} rows -> {state}"))
+            out.append(
+                (t.table, f"{counted(t.files, 'file')}, {counted(t.rows, 'row')} -> {state}")
+            )
             out.append((f"{t.table} 0.1 files removed", t.removed))
         return out
 

@@ -73,6 +73,7 @@ from hooklake.datasets.stream import conversation_batches
 from hooklake.datasets.writers import OutputFile
 from hooklake.db import lake_errors, query_sql
 from hooklake.errors import BuildError, ConfigError
+from hooklake.wording import counted, counted_phrase
 
 #: DuckDB's memory limit during a build unless $HOOKLAKE_MEMORY_LIMIT or the caller says
 #: otherwise; past it the sort spills to disk instead of growing with the lake.
@@ -115,13 +116,16 @@ class BuildReport:
         redacted = sum(self.stats.redactions.values())
         dropped = (
             ", ".join(
-                f"{v} {k.replace('_', ' ')}" for k, v in sorted(self.stats.dropped.items()) if v
+                counted_phrase(v, k.replace("_", " "))
+                for k, v in sorted(self.stats.dropped.items())
+                if v
             )
             or "none dropped"
         )
         return (
-            f"{self.name}: {self.examples} {self.format} examples ({split}) from "
-            f"{self.stats.conversations_read} conversations; {dropped}; {redacted} redactions; "
+            f"{self.name}: {counted(self.examples, f'{self.format} example')} ({split}) from "
+            f"{counted(self.stats.conversations_read, 'conversation')}; {dropped}; "
+            f"{counted(redacted, 'redaction')}; "
             f"{self.timings.get('total', 0.0):.1f}s -> {self.out_dir}"
         )
 
@@ -288,13 +292,13 @@ def build(
                 raise BuildError(
                     f"recipe {recipe.origin or recipe.name} selects no "
                     f"{'closed ' if closed_only else ''}conversations from lake {lake.path} "
-                    f"({sum(f.rows for f in lake_files)} stored messages): check "
+                    f"({counted(sum(f.rows for f in lake_files), 'stored message')}): check "
                     "source.channels, source.hooks, source.since and source.until"
                 )
             if stats.examples == 0 and not (incremental and previous.history):
                 raise BuildError(
                     f"recipe {recipe.origin or recipe.name} gives no examples from "
-                    f"{stats.conversations_read} conversations (dropped: "
+                    f"{counted(stats.conversations_read, 'conversation')} (dropped: "
                     f"{dict(stats.dropped) or 'none'}): "
                     + (
                         "check the [preference] and [feedback] patterns against the lake's "

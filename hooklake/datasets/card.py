@@ -34,6 +34,7 @@ from hooklake.datasets.redact import KINDS, REDACTOR_VERSION
 from hooklake.datasets.render import Example
 from hooklake.datasets.writers import OutputFile, sha256_file
 from hooklake.layout import atomic_file, atomic_write_bytes
+from hooklake.wording import counted, counted_phrase
 
 CARD = "README.md"
 MANIFEST = "manifest.json"
@@ -280,11 +281,12 @@ def _actual_split(stats: DatasetStats) -> str:
     if not total:
         return ""
     shares = "/".join(f"{stats.groups[s] / total:.3f}" for s in SPLITS)
-    return f" (actual: {shares} of {total} groups)"
+    return f" (actual: {shares} of {counted(total, 'group')})"
 
 
 def _recipe_lines(recipe: Recipe, stats: DatasetStats) -> list[str]:
     src, ex, sp = recipe.source, recipe.examples, recipe.split
+    history = counted(ex.max_context_turns, "turn") if ex.max_context_turns else "all turns"
     channels = ", ".join(map(str, src.channels)) or "all"
     hooks = ", ".join(src.hooks) or "all"
     if src.since or src.until:
@@ -305,9 +307,9 @@ def _recipe_lines(recipe: Recipe, stats: DatasetStats) -> list[str]:
             else f"- **Examples**: one per {ex.unit}; human agent replies: {ex.agent_turns}; "
             f"trained replies: {ex.targets}; "
         )
-        + f"history: {ex.max_context_turns or 'all'} turns; images and iframes: {ex.media}; "
+        + f"history: {history}; images and iframes: {ex.media}; "
         f"system prompt: {'yes' if ex.system_prompt else 'none'}.",
-        f"- **Filter**: at least {recipe.filter.min_user_turns} user turn(s); duplicate "
+        f"- **Filter**: at least {counted(recipe.filter.min_user_turns, 'user turn')}; duplicate "
         f"examples {'dropped' if recipe.filter.dedupe else 'kept'}.",
         f"- **Split**: by {sp.group_by} (no {sp.group_by} is in two splits), fractions of "
         f"groups {sp.train:g}/{sp.validation:g}/{sp.test:g}{_actual_split(stats)}, seed "
@@ -398,7 +400,8 @@ def render_card(info: BuildInfo) -> str:
         "",
         "## How it was made",
         "",
-        f"Read {st.messages_read} messages in {st.conversations_read} conversations "
+        f"Read {counted(st.messages_read, 'message')} in "
+        f"{counted(st.conversations_read, 'conversation')} "
         f"({st.conversations_used} gave examples; groups per split: "
         + ", ".join(f"{k} {v}" for k, v in st.groups.items())
         + ").",
@@ -408,7 +411,7 @@ def render_card(info: BuildInfo) -> str:
         "",
         "Dropped: "
         + (
-            ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(st.dropped.items()))
+            ", ".join(counted_phrase(v, k.replace("_", " ")) for k, v in sorted(st.dropped.items()))
             or "nothing"
         )
         + ".",

@@ -50,6 +50,7 @@ from hooklake.index import (
 )
 from hooklake.index import read_state as read_index_state
 from hooklake.storage import LakeLocation, lake_location
+from hooklake.wording import counted
 
 DEFAULT_SESSION_GAP = timedelta(minutes=30)
 
@@ -139,7 +140,7 @@ class LakeStats:
             out.append((f"{v.table} version", f"{v.version} (committed {when})"))
         for h in self.history:
             ops = ", ".join(f"{n} {op}" for op, n in sorted(h.operations.items()))
-            out.append((f"{h.table} history", f"{h.commits} commits: {ops}"))
+            out.append((f"{h.table} history", f"{_count(h.commits, 'commit')}: {ops}"))
         for p in self.partitions:
             out.append(
                 (
@@ -163,7 +164,7 @@ class TableHistory:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+    return counted(n, noun, thousands=True)
 
 
 def _size(n: int) -> str:

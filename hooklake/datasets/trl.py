@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hooklake.datasets.dedupe import normalise
 from hooklake.datasets.render import Example, Message
 from hooklake.datasets.writers import JsonlWriter, ReadBack
+from hooklake.wording import counted
 
 if TYPE_CHECKING:
     from hooklake.datasets.card import DatasetStats
@@ -119,8 +120,8 @@ def _preference_rules(recipe: Recipe) -> list[str]:
         "2. **Rejected**: the bot's reply to that need, all its bubbles.",
         "3. **Chosen**: the agent's first messages after the hand-off that are not greetings, "
         "requests for details or closings, up to the customer's next message. The customer "
-        f"may restate the problem first (at most {pref.max_restated} messages); an agent who "
-        "hands back without answering gives no pair, as does a chosen reply equal to the "
+        f"may restate the problem first (at most {counted(pref.max_restated, 'message')}); an "
+        "agent who hands back without answering gives no pair, as does a chosen reply equal to the "
         "rejected one.",
         "",
         f"- Asking for a person (`preference.escalation`): {_patterns(pref.escalation)}",
