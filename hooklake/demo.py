@@ -58,6 +58,8 @@ DEMO_CUSTOMERS = 60
 #: New customers per hour in the simulated lake: slow enough that 60 of them spread over a
 #: day, so volume charts show the daily rhythm rather than one busy hour.
 DEMO_CUSTOMERS_PER_HOUR = 3.0
+#: The notebook (in a clone's ``notebooks/``) the demo suggests running on its lake.
+NEXT_NOTEBOOK = "conversations.ipynb"
 
 
 def demo_lake(
@@ -294,9 +296,21 @@ def run_demo(
     echo("Next:")
     echo(f'  hooklake sql --lake {lake} "select * from conversations limit 5"')
     echo(f"  hooklake stats --lake {lake}")
-    echo(f"  HOOKLAKE_LAKE={lake} jupyter lab notebooks/   # with Jupyter installed")
-    echo(f"  hooklake serve --hooks {hooks_file} --lake {lake}")
-    echo(f"     (then point a Landbot MessageHook at http://<this host>:8000/hooks/{DEMO_HOOK})")
+    notebook = Path("notebooks") / NEXT_NOTEBOOK
+    if notebook.is_file():
+        # The kernel runs in the notebook's folder: the lake and the output need full paths.
+        ran = directory.resolve() / notebook.stem
+        echo(f"  HOOKLAKE_LAKE={lake.resolve()} jupyter execute --output={ran} {notebook}")
+        echo(
+            "     (runs the notebook on this lake in the kernel of the `notebooks` extra; "
+            f"{ran}.ipynb then holds its tables and charts)"
+        )
+    echo(f"  hooklake serve --hooks {hooks_file} --lake {lake} --host 0.0.0.0 --port 8000")
+    echo(
+        f"     (listens on every interface: point a Landbot MessageHook at "
+        f"http://<this host>:8000/hooks/{DEMO_HOOK} with the token in {hooks_file}, "
+        "behind HTTPS for real traffic)"
+    )
     return DemoResult(
         directory, lake, out, report.acknowledged, n_messages, n_conv, result.counts()
     )

@@ -53,6 +53,44 @@ def test_demo_collects_over_http_builds_a_dataset_and_leaves_no_process(tmp_path
     assert list((where / "lake" / "messages").glob("date=*/*.parquet"))
     assert not list((where / "lake" / "_journal").glob("*/*.seg"))
     assert _processes_mentioning(str(where)) == []
+    assert "from 30 customers" in out
+
+
+def _next_steps(out: str) -> list[str]:
+    return out.split("\nNext:\n", 1)[1].splitlines()
+
+
+def test_the_demo_suggests_next_steps_that_work(tmp_path: Path) -> None:
+    """What the demo says to do next runs with what `.[dev]` installed (no Jupyter Lab), and
+    the collector it suggests listens where Landbot can reach it."""
+    where = tmp_path / "demo"
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "hooklake", "demo", "--dir", str(where), "--customers", "5"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    steps = _next_steps(done.stdout)
+    assert not any("jupyter lab" in s for s in steps)
+    serve = next(s for s in steps if "hooklake serve" in s)
+    assert "--host 0.0.0.0 --port 8000" in serve and f"--hooks {where / 'hooks.toml'}" in serve
+    assert any(":8000/hooks/landbot" in s for s in steps)
+    # The notebook line, run as printed from the clone, with this interpreter's tools first.
+    line = next(s for s in steps if "jupyter execute" in s).split()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.update(v.split("=", 1) for v in line if v.startswith("HOOKLAKE_LAKE="))
+    command = [v for v in line if not v.startswith("HOOKLAKE_LAKE=")]
+    ran = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    executed = orjson.loads((where / "conversations.ipynb").read_bytes())
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    printed = "".join("".join(o["text"]) for o in outputs if o["output_type"] == "stream")
+    assert str(where / "lake") in printed
+    assert not any(o["output_type"] == "error" for o in outputs)
 
 
 def test_the_demo_collector_moves_to_another_port_when_its_port_is_taken(
