@@ -36,7 +36,6 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -253,10 +252,12 @@ def build(
         with (
             tempfile.TemporaryDirectory(prefix=".hooklake-build-", dir=out) as tmp,
             writer_for(recipe.format, out, weighted=recipe.weighted, shard=shard) as writer,
+            # Counts what the card calls messages read: the recipe's messages, duplicate
+            # deliveries and system events left out. How many that is is known only at the end
+            # (the lake's stored rows hold those too), so the bar shows its total then.
             tqdm(
-                total=sum(f.rows for f in lake_files),
                 unit="msg",
-                desc=recipe.name,
+                desc=f"{recipe.name}: messages read",
                 disable=not progress,
                 smoothing=0.1,
             ) as bar,
@@ -271,12 +272,13 @@ def build(
             # dedupes and writes (in build order): both stages are partly Arrow, which lets go
             # of Python's lock (1M messages: 4.3 s -> 3.7-4.1 s).
             shaping_clock = _Clock()
-            shaping = _shaped(engine, lake, lake_path, recipe, rules, skip, bar, shaping_clock)
+            shaping = _shaped(engine, lake, lake_path, recipe, rules, skip, shaping_clock)
             try:
                 for shaped in ahead(shaping):
                     clock.restart()
                     output.add(shaped)
                     clock.lap("write")
+                    bar.update(shaped.messages_read)
             finally:
                 if collecting:
                     gc.enable()
@@ -367,7 +369,6 @@ def _shaped(
     recipe: Recipe,
     rules: Rules | None,
     skip: Callable[[pa.Table], pa.Table] | None,
-    bar: Any,
     clock: _Clock,
 ) -> Iterator[ShapedBatch]:
     """The recipe's conversations shaped, batch by batch in build order, by ``engine``; the
@@ -378,17 +379,13 @@ def _shaped(
 
         version = _lake_version(lake)
         yield from _timed(
-            shaped_batches(
-                lake_path, version.version if version else None, recipe, on_rows=bar.update
-            ),
+            shaped_batches(lake_path, version.version if version else None, recipe),
             clock,
         )
         return
     # Closed here, not when garbage is collected: a failure while shaping must stop DuckDB's
     # producer thread before the lake closes.
-    with closing(
-        conversation_batches(lake, recipe, skip=skip, on_rows=bar.update, on_wait=clock.lap)
-    ) as tables:
+    with closing(conversation_batches(lake, recipe, skip=skip, on_wait=clock.lap)) as tables:
         yield from _timed((shape_batch(table, recipe, rules) for table in tables), clock)
 
 

@@ -111,7 +111,8 @@ def conversation_batches(
 
     ``skip`` may drop conversations from each table (an incremental build leaves out those it
     holds already and those still open); ``on_rows`` hears how many rows each DuckDB batch
-    held (the progress bar); ``on_wait`` is called with ``"query"`` after waiting for the
+    held (rows, not messages: without an index a stored message can come as a row of its
+    own); ``on_wait`` is called with ``"query"`` after waiting for the
     next table (for the build's clock). Through the index, the messages are sorted in ranges
     of conversations of about ``range_rows`` stored messages (:func:`conversation_ranges`).
 

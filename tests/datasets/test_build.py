@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -420,6 +421,30 @@ def test_progress_bar_goes_to_stderr(
     build(_recipe(split=ALL_TRAIN), case_lake, tmp_path, progress=True)
     captured = capsys.readouterr()
     assert "msg" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_the_progress_bar_counts_the_messages_the_card_says_were_read(
+    sim_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], indexed: bool
+) -> None:
+    """The bar counts what the card calls messages read (duplicate deliveries and system
+    events are stored rows, not messages read) and shows a total only once it is known: it
+    used to start from the stored rows and end at the rows DuckDB handed over, neither of
+    which the card reports."""
+    lake = sim_lake
+    if indexed:
+        lake = tmp_path / "indexed"
+        shutil.copytree(sim_lake, lake)
+        update_index(lake)
+    report = build(RECIPES / "support-bot.toml", lake, tmp_path / "out", progress=True)
+    bar = capsys.readouterr().err
+    read = report.stats.messages_read
+    with Lake(lake) as lk:
+        assert 0 < read < lk.stats().stored_rows
+    assert f"Read {read} messages in" in report.card.read_text()
+    assert "messages read" in bar
+    shown = re.findall(r"(\d+)/(\d+)", bar)
+    assert shown and set(shown) == {(str(read), str(read))}
 
 
 V01 = Path(__file__).parents[1] / "cases" / "build" / "sim150_v01_support_bot.json"
