@@ -116,6 +116,22 @@ def check_ran_cleanly(nb: Any) -> None:
             assert images, f"no plot from:\n{cell.source}"
 
 
+def shown(cell: Any) -> str:
+    """What the cell's last expression displayed, as text."""
+    return "".join(o.data["text/plain"] for o in cell.outputs if o.output_type == "execute_result")
+
+
+def check_charts_count_what_their_axes_say(nb: Any) -> None:
+    """preference-pairs: the "hand-offs" axis counts hand-offs only (the build's notes also
+    count the messages pairs pass over: those have a chart of their own, in messages)."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for label in ("hand-offs", "messages"):
+        (cell,) = [c for c in code if f'ax.set(xlabel="{label}")' in c.source]
+        bars = shown(cell).splitlines()[:-1]  # the last line is the Series' name and dtype
+        assert bars, shown(cell)
+        assert all(b.startswith("hand-offs") == (label == "hand-offs") for b in bars), bars
+
+
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
     assert {"conversations.ipynb", "handovers.ipynb", "dataset-qa.ipynb"} <= names
@@ -135,6 +151,8 @@ def test_notebook_runs_on_the_lake_it_is_given(
     check_ran_cleanly(nb)
     assert sorted(path.parent.iterdir()) == before, "the notebook wrote into notebooks/"
     assert str(lake_dir) in stdout(first_code(nb)), "the notebook explored another lake"
+    if path.name == "preference-pairs.ipynb":
+        check_charts_count_what_their_axes_say(nb)
 
 
 @kernel_warnings
