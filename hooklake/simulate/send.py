@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from hooklake.errors import ConfigError
 from hooklake.simulate.records import USER_AGENT, Delivery
 from hooklake.simulate.stream import Tally
+from hooklake.wording import counted
 
 if TYPE_CHECKING:
     import httpx
@@ -121,7 +122,7 @@ class SendReport:
 
     def describe(self) -> str:
         codes = ", ".join(f"{code}×{n}" for code, n in sorted(self.statuses.items())) or "none"
-        errors = f", {self.errors} connection errors" if self.errors else ""
+        errors = f", {counted(self.errors, 'connection error')}" if self.errors else ""
         return (
             f"sent {self.tally.describe()}: {self.acknowledged} acknowledged, "
             f"{self.failed} failed (HTTP {codes}{errors}) in {self.elapsed:.1f} s, "

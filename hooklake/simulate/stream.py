@@ -22,6 +22,7 @@ from hooklake.simulate.encode import Encoder
 from hooklake.simulate.records import Delivery
 from hooklake.simulate.script import Msg, Script, next_midnight
 from hooklake.simulate.world import CHANNELS, Channel
+from hooklake.wording import counted
 
 #: Where simulated time starts unless told otherwise: a fixed Monday morning, so that the
 #: same seed gives the same bytes on every machine and every day.
@@ -189,8 +190,10 @@ class Tally:
 
     def describe(self) -> str:
         return (
-            f"{self.deliveries} deliveries ({self.messages} messages, {self.retries} retries) "
-            f"in {self.conversations} conversations of {self.customers} customers"
+            f"{counted(self.deliveries, 'delivery', 'deliveries')} "
+            f"({counted(self.messages, 'message')}, {counted(self.retries, 'retry', 'retries')}) "
+            f"in {counted(self.conversations, 'conversation')} of "
+            f"{counted(self.customers, 'customer')}"
         )
 
 
