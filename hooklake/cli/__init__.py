@@ -16,7 +16,9 @@ from hooklake import __version__
 from hooklake.cli.common import HooklakeGroup
 
 
-@click.group(cls=HooklakeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "hooklake", cls=HooklakeGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="hooklake")
 def main() -> None:
     """Hooklake: Landbot MessageHooks into a lake of Delta tables and training datasets.

@@ -6,9 +6,10 @@ import csv
 import io
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -23,14 +24,31 @@ FORMATS = ("table", "csv", "json")
 
 
 class HooklakeGroup(click.Group):
-    """Turns any error into one readable line and a non-zero exit (set HOOKLAKE_DEBUG=1 to
-    see the traceback)."""
+    """Turns any error into one readable line and a non-zero exit: 2 for a wrong command line,
+    1 (or the error's own) otherwise. With HOOKLAKE_DEBUG=1 the traceback comes first."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # The group's own options and arguments are parsed here, outside invoke().
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `hooklake` alone prints the help
+        except click.ClickException as exc:
+            _fail(_click_message(exc), code=exc.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.exceptions.NoArgsIsHelpError, click.Abort):
             raise
+        except click.ClickException as exc:
+            _fail(_click_message(exc), code=exc.exit_code)
         except BrokenPipeError:
             _closed_pipe()
         except HooklakeError as exc:
@@ -38,12 +56,25 @@ class HooklakeGroup(click.Group):
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
         except Exception as exc:
-            if os.environ.get("HOOKLAKE_DEBUG"):
-                raise
-            _fail(f"{type(exc).__name__}: {exc} (set HOOKLAKE_DEBUG=1 for the traceback)")
+            hint = "" if _debug() else " (set HOOKLAKE_DEBUG=1 for the traceback)"
+            _fail(f"{type(exc).__name__}: {exc}{hint}")
 
 
-def _closed_pipe() -> None:
+def _debug() -> bool:
+    return bool(os.environ.get("HOOKLAKE_DEBUG"))
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """Click's message for ``exc``; a usage error also names the command's help, in place of
+    Click's usage synopsis and hint lines."""
+    message = exc.format_message()
+    if isinstance(exc, click.UsageError):
+        path = exc.ctx.command_path if exc.ctx is not None else "hooklake"
+        message = f"{message.removesuffix('.')} (see {path} --help)"
+    return message
+
+
+def _closed_pipe() -> NoReturn:
     """The reader of our output went away (``hooklake sql ... | head``): stop quietly, as
     Unix tools do, with the exit status of a process that SIGPIPE ended."""
     # What is still buffered for stdout would fail again when Python flushes it on exit.
@@ -51,7 +82,12 @@ def _closed_pipe() -> None:
     sys.exit(128 + 13)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as one line (after the traceback of the error being handled, with
+    HOOKLAKE_DEBUG=1) and exit with ``code``."""
+    if _debug() and sys.exc_info()[1] is not None:
+        traceback.print_exc()
+        sys.stderr.flush()
     click.echo(f"Error: {' '.join(message.split())}", err=True)
     sys.exit(code)
 
