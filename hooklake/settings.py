@@ -78,9 +78,12 @@ class CollectorSettings(BaseSettings):
     index_interval: float = Field(default=60.0, ge=0)
 
 
+def _env_token_key(name: str) -> str:
+    return "HOOKLAKE_TOKEN_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
 def _env_token(name: str) -> str | None:
-    key = "HOOKLAKE_TOKEN_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-    return os.environ.get(key) or None
+    return os.environ.get(_env_token_key(name)) or None
 
 
 def load_hooks(path: Path | None) -> dict[str, Hook]:
@@ -110,9 +113,20 @@ def load_hooks(path: Path | None) -> dict[str, Hook]:
         extra = sorted(set(spec) - {"token"})
         if extra:
             raise ConfigError(f"hooks file {path}: hooks.{name}.{extra[0]} is not a known key")
+        env_token = _env_token(name)
         try:
-            hooks[name] = Hook(name=name, token=_env_token(name) or spec.get("token"))
+            hooks[name] = Hook(name=name, token=env_token or spec.get("token"))
         except ValidationError as exc:
-            msg = exc.errors()[0]["msg"]
-            raise ConfigError(f"hooks file {path}: hooks.{name}: {msg}") from None
+            error = exc.errors()[0]
+            if error["loc"][:1] != ("token",):
+                where = f"hooks file {path}: hooks.{name}"  # the name is the table's key
+            elif env_token is not None:
+                where = f"{_env_token_key(name)} (the token of hook {name})"
+            else:
+                where = f"hooks file {path}: hooks.{name}.token"
+            message = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            if where.endswith(".token") and type(value) in (int, float):  # token = 12345
+                message += f' (quote it: token = "{value}")'
+            raise ConfigError(f"{where}: {message}") from None
     return hooks

@@ -144,3 +144,52 @@ def test_usage_errors_with_debug_follow_their_traceback(lake: Path) -> None:
     assert (code, out) == (2, "")
     assert err.startswith("Traceback (most recent call last):\n")
     assert err.endswith("\nError: Missing argument 'QUERY' (see hooklake sql --help)\n")
+
+
+# --- hooks file ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hooks", "key", "message"),
+    [
+        (
+            "[hooks.support]\ntoken = 12345\n",
+            "hooks.support.token",
+            'Input should be a valid string (quote it: token = "12345")',
+        ),
+        ("[hooks.support]\ntoken = [1]\n", "hooks.support.token", "Input should be a valid string"),
+        (
+            '[hooks.support]\ntoken = " padded"\n',
+            "hooks.support.token",
+            "a token must be non-empty printable text without surrounding spaces",
+        ),
+        (
+            '[hooks."two words"]\ntoken = "x"\n',
+            "hooks.two words",
+            "hook names are letters, digits, '_', '.', '-' (at most 64)",
+        ),
+    ],
+)
+def test_a_bad_hooks_file_names_the_key(tmp_path: Path, hooks: str, key: str, message: str) -> None:
+    path = tmp_path / "hooks.toml"
+    path.write_text(hooks)
+    code, out, err = run("serve", "--hooks", str(path), "--lake", str(tmp_path / "lake"))
+    assert (code, out, err) == (1, "", f"Error: hooks file {path}: {key}: {message}\n")
+
+
+def test_a_bad_token_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.toml"
+    path.write_text('[hooks.support]\ntoken = "fine"\n')
+    code, out, err = run(
+        "serve",
+        "--hooks",
+        str(path),
+        "--lake",
+        str(tmp_path / "lake"),
+        env={"HOOKLAKE_TOKEN_SUPPORT": " padded"},
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        "Error: HOOKLAKE_TOKEN_SUPPORT (the token of hook support): a token must be non-empty "
+        "printable text without surrounding spaces\n"
+    )
