@@ -1,19 +1,22 @@
 """Every CLI error is one readable line and a non-zero exit, never a traceback (unless
-HOOKLAKE_DEBUG=1 asks for one)."""
+HOOKLAKE_DEBUG=1 asks for one): wrong command lines, a port already taken, a bad hooks file."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from hooklake.cli import main
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
-from tests.conftest import sample
+from tests.conftest import Collector, sample
 
 ROOT = Path(__file__).parents[1]
 RECIPE = str(ROOT / "datasets" / "support-bot.toml")
@@ -193,3 +196,30 @@ def test_a_bad_token_from_the_environment_names_the_variable(tmp_path: Path) -> 
         "Error: HOOKLAKE_TOKEN_SUPPORT (the token of hook support): a token must be non-empty "
         "printable text without surrounding spaces\n"
     )
+
+
+# --- serve on a port in use ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_on_a_port_in_use_is_one_line(
+    tmp_path: Path, collector_factory: Callable[..., Collector], workers: int
+) -> None:
+    """A real collector holds the port; a second one says so in one line, before anything
+    claims to have started, and leaves the first one serving."""
+    first = collector_factory()
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "hooklake", "serve", "--lake", str(tmp_path / "other")),
+            *("--port", str(first.port), "--workers", str(workers)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "HOOKLAKE_DEBUG"},
+        check=False,
+    )
+    line = f"Error: cannot listen on 127.0.0.1:{first.port}: address already in use\n"
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", line)
+    assert not (tmp_path / "other").exists()
+    assert httpx.get(f"{first.url}/healthz", timeout=10).status_code == 200

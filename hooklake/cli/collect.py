@@ -61,6 +61,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     hooks = load_hooks(hooks_file)
+    check_can_listen(host, port)
     open_hooks = sorted(name for name, hook in hooks.items() if hook.token is None)
     if open_hooks:
         click.echo(
@@ -75,6 +76,34 @@ def serve(
         f"Collecting into {lake}/ — POST http://{host}:{port}/hooks/{{{','.join(hooks)}}}", err=True
     )
     run(settings, host=host, port=port, workers=workers)
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise a one-line error now if ``host:port`` cannot be listened on (taken by another
+    server, a privileged port, an unknown host), instead of letting uvicorn log its start-up
+    and then fail. The check binds what uvicorn binds (every address of ``host``, with
+    SO_REUSEADDR, IPv6 sockets v6-only) and lets go at once."""
+    import socket
+
+    from hooklake.errors import ConfigError
+
+    def fail(exc: OSError) -> ConfigError:
+        reason = str(exc.strerror or exc)
+        return ConfigError(f"cannot listen on {host}:{port}: {reason[:1].lower()}{reason[1:]}")
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:  # socket.gaierror: a host name that does not resolve
+        raise fail(exc) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise fail(exc) from None
 
 
 @click.command()
