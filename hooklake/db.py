@@ -134,8 +134,11 @@ def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> float:
     return float(number) * _UNITS.get(unit, 1)
 
 
-def lake_error(exc: duckdb.Error, context: str = "query failed") -> LakeError:
-    """A :class:`LakeError` that explains ``exc`` in one readable message."""
+def lake_error(
+    exc: duckdb.Error, context: str = "query failed", vanished: str | None = None
+) -> LakeError:
+    """A :class:`LakeError` that explains ``exc`` in one readable message. ``vanished`` is the
+    whole message for files of the table version read that are gone (the caller knows why)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     # DuckDB puts the reason first, then hints ("Did you mean ...") and a LINE/caret display.
     detail = " ".join(line for line in lines if not line.startswith("LINE ") and set(line) != {"^"})
@@ -143,17 +146,23 @@ def lake_error(exc: duckdb.Error, context: str = "query failed") -> LakeError:
     if isinstance(exc, duckdb.CatalogException):
         hint = f" (Hooklake views: {', '.join(VIEWS)})"
     elif isinstance(exc, duckdb.IOException) and "No files found" in detail:
-        hint = " (the lake's files changed since the views were made: call Lake.refresh())"
+        if vanished is not None:
+            return LakeError(vanished)
+        hint = (
+            " (the lake's files changed since it was opened, as a vacuum does: run again, "
+            "or call Lake.refresh() in Python)"
+        )
     return LakeError(f"{context}: {detail or type(exc).__name__}{hint}")
 
 
 @contextmanager
-def lake_errors(context: str = "query failed") -> Iterator[None]:
-    """Run a block that talks to DuckDB; its errors become :class:`LakeError`."""
+def lake_errors(context: str = "query failed", vanished: str | None = None) -> Iterator[None]:
+    """Run a block that talks to DuckDB; its errors become :class:`LakeError` (see
+    :func:`lake_error`)."""
     try:
         yield
     except duckdb.Error as exc:
-        raise lake_error(exc, context) from exc
+        raise lake_error(exc, context, vanished) from exc
 
 
 def view_sql(name: str, **names: str) -> str:

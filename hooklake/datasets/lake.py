@@ -19,7 +19,9 @@ so filters and projections are pushed down and nothing is downloaded at run time
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +74,8 @@ _DATE = {tables.PARTITION_COLUMN: "DATE"}
 _KNOWN_ENTRIES = {layout.MESSAGES, layout.REJECTED, layout.INDEX, layout.JOURNAL_DIR}
 #: What ``as_of`` accepts: a version of ``messages``, or a time (a datetime or ISO text).
 AsOf = int | datetime | str
+#: ISO text that is a version, not a time ("-1" too: it is refused as a version).
+_VERSION_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 @dataclass(frozen=True)
@@ -355,19 +359,19 @@ class Lake:
         the query text raise :class:`LakeError` here; errors found while the rows are computed
         come from DuckDB when you fetch them (use :meth:`query` to get both as LakeError).
         """
-        with lake_errors("query failed"):
+        with self._errors("query failed"):
             return self._con.sql(query, params=params)
 
     def query(self, query: str, params: object = None) -> QueryResult:
         """Run ``query`` and fetch every row; any failure raises :class:`LakeError`."""
-        with lake_errors("query failed"):
+        with self._errors("query failed"):
             rel = self._con.sql(query, params=params)
             return QueryResult(columns=list(rel.columns), rows=rel.fetchall())
 
     def stats(self) -> LakeStats:
         """Counts of messages, conversations and rejects, table versions and history, and the
         files of each partition."""
-        with lake_errors("cannot compute lake statistics"):
+        with self._errors("cannot compute lake statistics"):
             # The stored rows: not defined with the views when they read an up-to-date index.
             self._define_stored_messages(self._con)
             # An aggregate without GROUP BY returns exactly one row.
@@ -413,6 +417,20 @@ class Lake:
     def close(self) -> None:
         self._con.close()
 
+    def _errors(self, context: str) -> AbstractContextManager[None]:
+        """:func:`~hooklake.db.lake_errors` for this Lake: files of an older version (``as_of``)
+        that are gone were vacuumed, and the message says so."""
+        vanished = None
+        if self.as_of is not None:
+            messages = self._tables.get(layout.MESSAGES)
+            version = f" (messages version {messages.version()})" if messages is not None else ""
+            vanished = (
+                f"cannot read lake {self.path} as of {self.as_of}{version}: the files of that "
+                "version were vacuumed (hooklake compact --vacuum deletes them once "
+                "--retention-hours have passed); pick a later --as-of, or none to read the latest"
+            )
+        return lake_errors(context, vanished)
+
     def _partition_files(self) -> tuple[PartitionFiles, ...]:
         out: list[PartitionFiles] = []
         for table in layout.TABLES:
@@ -449,7 +467,7 @@ class Lake:
         return tuple(out)
 
     def _define_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        with lake_errors(f"cannot define the views of lake {self.path}"):
+        with self._errors(f"cannot define the views of lake {self.path}"):
             con.execute(
                 "SET VARIABLE hooklake_session_gap_us = ?", [microseconds(self.session_gap)]
             )
@@ -503,13 +521,11 @@ def _open_tables(
             return out
         at: datetime | str | int = as_of
         messages = out[layout.MESSAGES]
+        if isinstance(as_of, str) and _VERSION_TEXT.fullmatch(as_of):
+            as_of = int(as_of)
         if isinstance(as_of, int) and not isinstance(as_of, bool):
             if messages is None or not 0 <= as_of <= messages.version():
-                latest = -1 if messages is None else messages.version()
-                raise LakeError(
-                    f"the messages table of lake {loc} has no version {as_of} "
-                    f"(its versions are 0 to {latest})"
-                )
+                raise LakeError(_no_version(loc, as_of, messages))
             messages.load_as_version(as_of)
             at = tables.version_of(loc, layout.MESSAGES, messages).committed_at
             rest = [t for t in layout.TABLES if t != layout.MESSAGES]
@@ -522,13 +538,46 @@ def _open_tables(
                 continue
             # The commit times of the history, not the log files' modification times (which
             # delta-rs's own time travel uses): they are the times builds record.
-            stamp = at.timestamp() * 1000
-            versions = [e["version"] for e in dt.history() if e["timestamp"] <= stamp]
+            # In whole milliseconds, as they are stored: a commit time given back as text (the
+            # card's, or the first commit's an error names) finds its own commit again.
+            stamp = (at - _EPOCH) // timedelta(milliseconds=1)
+            history = dt.history()
+            versions = [e["version"] for e in history if e["timestamp"] <= stamp]
             if versions:
                 dt.load_as_version(max(versions))
+            elif table == layout.MESSAGES:
+                first = min((int(e["timestamp"]) for e in history), default=None)
+                since = "" if first is None else f": its first commit is at {_iso_ms(first)}"
+                raise LakeError(f"lake {loc} has no version at or before {_iso(at)}{since}")
             else:
                 out[table] = None  # the table did not exist yet at that time
     return out
+
+
+def _no_version(loc: LakeLocation, as_of: int, messages: DeltaTable | None) -> str:
+    have = (
+        "it does not exist yet"
+        if messages is None
+        else f"its versions are 0 to {messages.version()}"
+    )
+    whole = ": versions are whole numbers from 0" if as_of < 0 else ""
+    return f"the messages table of lake {loc} has no version {as_of}{whole} ({have})"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso_ms(milliseconds: int) -> str:
+    """A commit time (milliseconds since the epoch) as ISO text that ``as_of`` reads back
+    to the same instant."""
+    t = datetime.fromtimestamp(milliseconds // 1000, UTC) + timedelta(
+        milliseconds=milliseconds % 1000
+    )
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _as_time(value: AsOf) -> datetime:
@@ -538,7 +587,7 @@ def _as_time(value: AsOf) -> datetime:
         t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"as-of {value!r} is neither a table version (a whole number) nor an ISO time "
+            f"as-of {value!r} is neither a table version (a whole number from 0) nor an ISO time "
             "such as 2026-11-27T10:00:00Z"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -66,3 +67,54 @@ def test_as_of_errors_are_one_line(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, [*args, "--as-of", bad])
         assert result.exit_code == 1 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _build_error(lake: Path, out: Path, as_of: str) -> tuple[int, str, str]:
+    args = ["build", str(RECIPE), "--lake", str(lake), "--out", str(out), "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--as-of", as_of])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_negative_as_of_is_no_version(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest_bodies(lake, [d.body for d in simulate(3, seed=2)])
+    assert _build_error(lake, tmp_path / "o", "-1") == (
+        1,
+        "",
+        f"Error: the messages table of lake {lake} has no version -1: versions are whole "
+        "numbers from 0 (its versions are 0 to 1)\n",
+    )
+
+
+def test_an_as_of_before_the_first_commit_names_the_first_commit(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest_bodies(lake, [d.body for d in simulate(3, seed=2)])
+    with Lake(lake, as_of=0) as lk:
+        first = lk.versions()[0].committed_at
+    first_text = first.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert _build_error(lake, tmp_path / "o", "2000-01-01") == (
+        1,
+        "",
+        f"Error: lake {lake} has no version at or before 2000-01-01T00:00:00Z: its first "
+        f"commit is at {first_text}\n",
+    )
+    # The time named is one as-of reads: version 0 (the table's creation).
+    with Lake(lake, as_of=first_text) as lk:
+        assert [(v.table, v.version) for v in lk.versions()] == [("messages", 0)]
+
+
+def test_an_as_of_whose_files_were_vacuumed_says_so(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    deliveries = [d.body for d in simulate(10, seed=4)]
+    half = len(deliveries) // 2
+    ingest_bodies(lake, deliveries[:half], received_at_us=1_740_000_000_000_000)
+    ingest_bodies(lake, deliveries[half:], received_at_us=1_740_000_100_000_000)
+    compact(lake, vacuum=True, retention=timedelta(0))
+    assert _build_error(lake, tmp_path / "o", "1") == (
+        1,
+        "",
+        f"Error: cannot read lake {lake} as of 1 (messages version 1): the files of that "
+        "version were vacuumed (hooklake compact --vacuum deletes them once --retention-hours "
+        "have passed); pick a later --as-of, or none to read the latest\n",
+    )
+    _build(lake, tmp_path / "latest")
