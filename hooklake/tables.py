@@ -165,9 +165,9 @@ def open_table(
     except TableNotFoundError:
         if isinstance(version, int) and open_table(loc, table) is not None:
             raise LakeError(
-                f"version {version} of the {table} table is no longer readable: a vacuum "
-                "expired the log entries (and files) of versions older than its retention; "
-                "read a later version"
+                f"cannot read version {version} of the {table} table of lake {loc}: a vacuum "
+                "deleted its files and log entries (hooklake compact --vacuum does once "
+                "--retention-hours have passed); pick a later --as-of, or none to read the latest"
             ) from None
         return None
     if version is not None:

@@ -19,7 +19,7 @@ from hooklake.collector.compact import compact
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.collector.journal import SegmentWriter, encode_record
 from hooklake.datasets.lake import Lake
-from hooklake.errors import ConfigError
+from hooklake.errors import ConfigError, LakeError
 from hooklake.forget import forget
 from hooklake.index import update_index
 from tests.conftest import LANDBOT
@@ -121,6 +121,10 @@ def test_forget_then_vacuum_leaves_no_byte_of_the_customer(tmp_path: Path) -> No
     assert holders(lake, f"{GONE}-") == []  # not even the message keys
     assert log_naming(lake, GONE) == []  # nor their id
     assert log_naming(lake, KEPT)
+    # Versions from before the erasure cannot be read any more, and say why.
+    gone = r"cannot read version 1 of the messages table of lake .*: a vacuum deleted"
+    with pytest.raises(LakeError, match=gone):
+        Lake(lake, as_of=1)
     # The index followed the vacuum: nothing for it to rebuild.
     assert update_index(lake).action == "up to date"
     with Lake(lake) as lk:

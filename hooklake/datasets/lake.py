@@ -526,7 +526,9 @@ def _open_tables(
         if isinstance(as_of, int) and not isinstance(as_of, bool):
             if messages is None or not 0 <= as_of <= messages.version():
                 raise LakeError(_no_version(loc, as_of, messages))
-            messages.load_as_version(as_of)
+            # Opened at that version (a LakeError if a vacuum expired its log entries).
+            messages = out[layout.MESSAGES] = tables.open_table(loc, layout.MESSAGES, as_of)
+            assert messages is not None  # it has a later version
             at = tables.version_of(loc, layout.MESSAGES, messages).committed_at
             rest = [t for t in layout.TABLES if t != layout.MESSAGES]
         else:
