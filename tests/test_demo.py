@@ -25,17 +25,26 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_demo_collects_over_http_builds_a_dataset_and_leaves_no_process(tmp_path: Path) -> None:
-    where = tmp_path / "demo"
-    repo = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_demo(where: Path, customers: int) -> subprocess.CompletedProcess[str]:
+    """``hooklake demo`` into ``where``, run from the clone as a new user would."""
+    command = ["demo", "--dir", str(where), "--customers", str(customers)]
     done = subprocess.run(
-        [sys.executable, "-m", "hooklake", "demo", "--dir", str(where), "--customers", "30"],
-        cwd=repo,
+        [sys.executable, "-m", "hooklake", *command],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_demo_collects_over_http_builds_a_dataset_and_leaves_no_process(tmp_path: Path) -> None:
+    where = tmp_path / "demo"
+    done = run_demo(where, 30)
     out = done.stdout
     assert "0 failed" in out and "acknowledged" in out
     assert "A conversation with a human handover" in out
@@ -64,16 +73,7 @@ def test_the_demo_suggests_next_steps_that_work(tmp_path: Path) -> None:
     """What the demo says to do next runs with what `.[dev]` installed (no Jupyter Lab), and
     the collector it suggests listens where Landbot can reach it."""
     where = tmp_path / "demo"
-    repo = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [sys.executable, "-m", "hooklake", "demo", "--dir", str(where), "--customers", "5"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    steps = _next_steps(done.stdout)
+    steps = _next_steps(run_demo(where, 5).stdout)
     assert not any("jupyter lab" in s for s in steps)
     serve = next(s for s in steps if "hooklake serve" in s)
     assert "--host 0.0.0.0 --port 8000" in serve and f"--hooks {where / 'hooks.toml'}" in serve
@@ -83,7 +83,7 @@ def test_the_demo_suggests_next_steps_that_work(tmp_path: Path) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.update(v.split("=", 1) for v in line if v.startswith("HOOKLAKE_LAKE="))
     command = [v for v in line if not v.startswith("HOOKLAKE_LAKE=")]
-    ran = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr
     executed = orjson.loads((where / "conversations.ipynb").read_bytes())
     outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
