@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hooklake.cli.common import journal_option, lake_option
+from hooklake.wording import counted
 
 
 @click.command()
@@ -121,8 +122,8 @@ def flush(lake: Path | str, journal: Path | None) -> None:
 
     report = recover(lake, journal, create=False)
     click.echo(
-        f"flushed {report.segments} segment(s): {report.messages} message(s), "
-        f"{report.rejected} reject(s), {len(report.commits)} commit(s)"
+        f"flushed {counted(report.segments, 'segment')}: {counted(report.messages, 'message')}, "
+        f"{counted(report.rejected, 'reject')}, {counted(len(report.commits), 'commit')}"
     )
 
 
@@ -148,8 +149,8 @@ def ingest(lake: Path | str, journal: Path | None, hook: str, paths: tuple[Path,
     recover(lake, journal)
     report = ingest_bodies(lake, read_bodies(paths), hook=hook, journal=journal)
     click.echo(
-        f"ingested {report.bodies} body(ies): {report.messages} message(s), "
-        f"{report.rejected} rejected"
+        f"ingested {counted(report.bodies, 'body', 'bodies')}: "
+        f"{counted(report.messages, 'message')}, {report.rejected} rejected"
     )
 
 

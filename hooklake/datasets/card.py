@@ -324,8 +324,9 @@ def _increment_lines(increments: Mapping[str, Any] | None) -> list[str]:
         return []
     runs = increments["increments"]
     return [
-        f"- **Incremental**: built in {len(runs)} run(s) of `hooklake build --incremental`, one "
-        f"shard each; the latest took the conversations closed before {increments['cutoff']} "
+        f"- **Incremental**: built in {counted(len(runs), 'run')} of "
+        "`hooklake build --incremental`, one shard each; the latest took the conversations "
+        f"closed before {increments['cutoff']} "
         "(UTC: the newest message then, minus the gap). Conversations still open then are "
         "left for a later run; `manifest.json` lists every run."
     ]
