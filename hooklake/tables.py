@@ -165,8 +165,8 @@ def open_table(
     except TableNotFoundError:
         if isinstance(version, int) and open_table(loc, table) is not None:
             raise LakeError(
-                f"cannot read version {version} of the {table} table of lake {loc}: a vacuum "
-                "deleted its files and log entries (hooklake compact --vacuum does once "
+                f"cannot read version {version} of the {table} table of lake {loc}: its log "
+                "entries are gone (hooklake compact --vacuum deletes them with its files once "
                 "--retention-hours have passed); pick a later --as-of, or none to read the latest"
             ) from None
         return None

@@ -122,7 +122,7 @@ def test_forget_then_vacuum_leaves_no_byte_of_the_customer(tmp_path: Path) -> No
     assert log_naming(lake, GONE) == []  # nor their id
     assert log_naming(lake, KEPT)
     # Versions from before the erasure cannot be read any more, and say why.
-    gone = r"cannot read version 1 of the messages table of lake .*: a vacuum deleted"
+    gone = r"cannot read version 1 of the messages table of lake .*: its log entries are gone"
     with pytest.raises(LakeError, match=gone):
         Lake(lake, as_of=1)
     # The index followed the vacuum: nothing for it to rebuild.

@@ -641,6 +641,29 @@ def test_an_index_another_version_wrote_is_rebuilt(tmp_path: Path, rng: SeededRa
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
 
 
+def test_an_index_behind_a_log_that_lost_its_version_is_rebuilt(
+    tmp_path: Path, rng: SeededRandom
+) -> None:
+    """Delta drops log entries older than its retention when it checkpoints, and a vacuum
+    drops those past its own: an index left behind them cannot tell what changed since. A
+    reader then computes the views without it, and the next update rebuilds it."""
+    rows = _simulated_rows(rng, 10, 200)
+    write_rows(tmp_path, rows[:100], name="a")
+    assert index.update_index(tmp_path).action == "rebuilt"
+    for n in range(100, 200, 25):
+        write_rows(tmp_path, rows[n : n + 25], name=f"b{n}")
+    loc = lake_location(tmp_path)
+    messages = tables.open_table(loc, layout.MESSAGES)
+    assert messages is not None
+    messages.create_checkpoint()
+    assert tables.expire_log(loc, messages, timedelta(0)) > 0
+    state = index.read_state(loc)
+    assert state is not None and index.changes_since(loc, messages, state.messages_version) is None
+    assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
+    assert index.update_index(tmp_path).action == "rebuilt"
+    assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
+
+
 def test_an_update_reading_its_new_files_in_several_databases_writes_the_same_index(
     tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch
 ) -> None:

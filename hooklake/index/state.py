@@ -123,7 +123,7 @@ def changes_since(loc: LakeLocation, messages: DeltaTable, since: int) -> Change
     with tables.delta_errors(f"cannot read the history of the messages table of {loc}", LakeError):
         try:
             old = tables.open_table(loc, layout.MESSAGES, since)
-        except DeltaError:
+        except (DeltaError, LakeError):  # its log entries are gone (a vacuum, Delta's cleanup)
             return None
         if old is None:
             return None

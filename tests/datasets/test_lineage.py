@@ -113,8 +113,8 @@ def test_an_as_of_whose_files_were_vacuumed_says_so(tmp_path: Path) -> None:
     assert _build_error(lake, tmp_path / "o", "1") == (
         1,
         "",
-        f"Error: cannot read version 1 of the messages table of lake {lake}: a vacuum deleted "
-        "its files and log entries (hooklake compact --vacuum does once --retention-hours have "
-        "passed); pick a later --as-of, or none to read the latest\n",
+        f"Error: cannot read version 1 of the messages table of lake {lake}: its log entries "
+        "are gone (hooklake compact --vacuum deletes them with its files once --retention-hours "
+        "have passed); pick a later --as-of, or none to read the latest\n",
     )
     _build(lake, tmp_path / "latest")
