@@ -157,6 +157,7 @@ def test_forget_by_channel_and_cli(tmp_path: Path) -> None:
         ["forget", "--customer", "4242"],
         ["compact", "--vacuum", "--retention-hours", "0"],
         ["flush"],
+        ["flush", "--journal", "{journal}"],  # a real journal beside a mistyped lake
     ],
 )
 def test_commands_that_change_a_lake_refuse_a_missing_one(
@@ -165,6 +166,9 @@ def test_commands_that_change_a_lake_refuse_a_missing_one(
     """An erasure (or a compaction, or a flush) run on a mistyped --lake says there is no lake
     there, in one line, and leaves no empty lake behind that would hide the mistake."""
     missing = tmp_path / "lkae"
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    command = [arg.format(journal=journal) for arg in command]
     result = CliRunner().invoke(main, [*command, "--lake", str(missing)])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import tempfile
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hooklake import layout, tables
 from hooklake.collector.flush import commit_rows
+from hooklake.errors import LakeError
 from hooklake.storage import lake_location
-from tests.conftest import column_chunks
+from tests.conftest import column_chunks, examples
 from tests.datasets.test_lake_support import row
 
 PROCESSES, COMMITS = 3, 8
@@ -106,3 +112,61 @@ def test_a_flush_writes_files_without_dictionary_pages_a_bulk_append_with(tmp_pa
         assert _dictionary_pages(dt, tmp_path / name / layout.MESSAGES) == dictionary
         back = dt.to_pyarrow_dataset().to_table().sort_by("message_key")
         assert back.select(layout.MESSAGE_SCHEMA.names).equals(data.sort_by("message_key"))
+
+
+@settings(max_examples=examples(25))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20), st.booleans()), min_size=1, max_size=12
+    ),  # (age in days, a checkpoint after it) per commit, oldest first
+    st.integers(0, 10),  # the retention, in days
+    st.one_of(st.none(), st.integers(0, 13)),  # the version that must stay readable
+)
+def test_expiring_the_log_keeps_every_version_the_retention_promises(
+    history: list[tuple[int, bool]], retention_days: int, keep_from: int | None
+) -> None:
+    """Whatever the history of commits and checkpoints, expiring the log keeps readable every
+    version a reader may still ask for (the versions from the newest commit older than the
+    retention on, and ``keep_from``), and, as Delta's own cleanup does, deletes the entries
+    before the newest checkpoint at or before that horizon, and nothing else."""
+    ages = sorted((age for age, _ in history), reverse=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        loc = lake_location(tmp)
+        log = Path(tmp) / layout.MESSAGES / "_delta_log"
+        checkpoints = []
+        for n, (_, checkpoint) in enumerate(history):
+            data = pa.Table.from_pylist([row(f"k{n}", t=n)], schema=layout.MESSAGE_SCHEMA)
+            version = tables.append(
+                loc, layout.MESSAGES, tables.with_partition(layout.MESSAGES, data), f"w{n}"
+            )
+            assert version is not None
+            if checkpoint:
+                dt = tables.open_table(loc, layout.MESSAGES)
+                assert dt is not None
+                dt.create_checkpoint()
+                checkpoints.append(version)
+        # Commit n (and its checkpoint) is ages[n] days old; version 0 creates the table.
+        now = time.time()
+        for entry in log.iterdir():
+            if entry.name[:20].isdigit():
+                v = int(entry.name[:20])
+                when = now - 86_400 * ages[max(v - 1, 0)]
+                os.utime(entry, (when, when))
+        latest = len(history)
+        dt = tables.open_table(loc, layout.MESSAGES)
+        assert dt is not None
+        tables.expire_log(loc, dt, timedelta(days=retention_days), keep_from)
+
+        old = [v for v in range(latest + 1) if ages[max(v - 1, 0)] >= retention_days]
+        horizon = max(old, default=None)
+        if horizon is not None and keep_from is not None:
+            horizon = min(horizon, keep_from)
+        base = max((c for c in checkpoints if horizon is not None and c <= horizon), default=0)
+        for v in range(latest + 1):
+            if v >= base:
+                opened = tables.open_table(loc, layout.MESSAGES, v)
+                assert opened is not None and opened.version() == v
+            else:
+                with pytest.raises(LakeError, match=f"cannot read version {v} "):
+                    tables.open_table(loc, layout.MESSAGES, v)
+        assert tables.open_table(loc, layout.MESSAGES) is not None

@@ -84,6 +84,7 @@ def check_can_listen(host: str, port: int) -> None:
     server, a privileged port, an unknown host), instead of letting uvicorn log its start-up
     and then fail. The check binds what uvicorn binds (every address of ``host``, with
     SO_REUSEADDR, IPv6 sockets v6-only) and lets go at once."""
+    import errno
     import socket
 
     from hooklake.errors import ConfigError
@@ -97,13 +98,21 @@ def check_can_listen(host: str, port: int) -> None:
     except OSError as exc:  # socket.gaierror: a host name that does not resolve
         raise fail(exc) from None
     for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as sock:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:
+            continue  # a family this machine has switched off (IPv6 in many containers)
+        with sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(address)
             except OSError as exc:
+                # An address of a family that is off (::1 listed in /etc/hosts without IPv6):
+                # asyncio, which uvicorn listens with, skips it too.
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    continue
                 raise fail(exc) from None
 
 

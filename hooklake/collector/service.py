@@ -15,6 +15,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -46,11 +47,12 @@ def recover(lake: Path | str, journal: Path | None = None, *, create: bool = Tru
     to flush, and a local lake that is not there an error: a mistyped ``--lake`` is told so
     instead of gaining an empty lake."""
     loc = lake_location(lake)
-    if not create and not journal_root(lake, journal).exists():
+    if not create:
         from hooklake.datasets.lake import check_lake
 
-        check_lake(loc)
-        return FlushReport()
+        check_lake(loc)  # a mistyped --lake beside a real --journal too
+        if not journal_root(lake, journal).exists():
+            return FlushReport()
     for directory, what in ((loc.local, "lake"), (journal_root(lake, journal), "journal")):
         if directory is None:
             continue
@@ -125,6 +127,9 @@ def _flusher_main(
         flush_lake(lake, Path(journal) if journal else None)
 
 
+_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 class _Failing:
     """How the flusher reports flushes that keep failing (storage gone, credentials expired):
     a new error in full, the same one again as one line a minute, and the recovery."""
@@ -139,11 +144,12 @@ class _Failing:
 
     def failed(self, exc: Exception) -> None:
         error, now = tables.one_line(exc), time.monotonic()
-        if error != self.error:
+        # The same error again, though object storage's say how long each attempt took.
+        if _NUMBERS.sub("#", error) != _NUMBERS.sub("#", self.error or ""):
             if isinstance(exc, HooklakeError):  # ours say what failed: no traceback needed
                 log.error("flush failed, retrying every %.1f s: %s", self.interval, error)
             else:
-                log.exception("flush failed, retrying every %.1f s", self.interval)
+                log.error("flush failed, retrying every %.1f s", self.interval, exc_info=exc)
             if self.error is None:
                 self.since = now
             self.error, self.next_report = error, now + self.REPEAT_EVERY
