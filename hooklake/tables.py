@@ -114,17 +114,24 @@ def check_reachable(loc: LakeLocation) -> None:
     but nothing would reach the lake). A local lake's directory is checked as it is created."""
     if loc.local is not None:
         return
-    from deltalake.fs import DeltaStorageHandler
     from pyarrow import fs
 
     try:
-        store = fs.PyFileSystem(DeltaStorageHandler(loc.uri, loc.storage_options or None))
-        store.get_file_info(fs.FileSelector("", allow_not_found=True))
+        _store(loc, loc.uri).get_file_info(fs.FileSelector("", allow_not_found=True))
     except (DeltaError, OSError) as exc:
         raise StorageError(
             f"cannot reach the lake at {loc}: {one_line(exc)} (does the bucket exist, and do "
             "AWS_ENDPOINT_URL and the AWS credentials point at it?)"
         ) from exc
+
+
+def _store(loc: LakeLocation, uri: str) -> Any:
+    """The files under ``uri`` (in ``loc``) through delta-rs's own object store, as a
+    ``pyarrow.fs.FileSystem``: what the tables are read and written through, local or S3."""
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow import fs
+
+    return fs.PyFileSystem(DeltaStorageHandler(uri, loc.storage_options or None))
 
 
 #: Terminal colours delta-rs puts in the chains of causes of its storage errors.
@@ -266,9 +273,9 @@ _LOG_ENTRY = re.compile(
 
 
 def expire_log(
-    loc: LakeLocation, dt: DeltaTable, retention: timedelta, keep_from: int | None = None
+    loc: LakeLocation, table: str, retention: timedelta, keep_from: int | None = None
 ) -> int:
-    """Delete the log entries of ``dt`` that no version younger than ``retention`` (nor
+    """Delete the log entries of ``table`` that no version younger than ``retention`` (nor
     version ``keep_from``) needs to be read; returns how many went.
 
     A vacuum deletes the data files old versions read, but their commits stay, and an
@@ -279,10 +286,9 @@ def expire_log(
     the newest commit older than ``retention`` (and no later than ``keep_from``); without
     such a checkpoint, nothing does. Delta itself drops entries only past
     ``delta.logRetentionDuration`` (30 days), and only as it checkpoints on its own."""
-    from deltalake.fs import DeltaStorageHandler
     from pyarrow import fs
 
-    store = fs.PyFileSystem(DeltaStorageHandler(dt.table_uri, loc.storage_options or None))
+    store = _store(loc, loc.table_uri(table))
     cutoff_ns = time.time_ns() - int(retention.total_seconds() * 1e9)
     entries = []  # (version, path)
     old_commits, checkpoints = [], set()

@@ -656,7 +656,7 @@ def test_an_index_behind_a_log_that_lost_its_version_is_rebuilt(
     messages = tables.open_table(loc, layout.MESSAGES)
     assert messages is not None
     messages.create_checkpoint()
-    assert tables.expire_log(loc, messages, timedelta(0)) > 0
+    assert tables.expire_log(loc, layout.MESSAGES, timedelta(0)) > 0
     state = index.read_state(loc)
     assert state is not None and index.changes_since(loc, messages, state.messages_version) is None
     assert_index_agrees(tmp_path, rows, timedelta(minutes=30))

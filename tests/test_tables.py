@@ -155,7 +155,7 @@ def test_expiring_the_log_keeps_every_version_the_retention_promises(
         latest = len(history)
         dt = tables.open_table(loc, layout.MESSAGES)
         assert dt is not None
-        tables.expire_log(loc, dt, timedelta(days=retention_days), keep_from)
+        tables.expire_log(loc, layout.MESSAGES, timedelta(days=retention_days), keep_from)
 
         old = [v for v in range(latest + 1) if ages[max(v - 1, 0)] >= retention_days]
         horizon = max(old, default=None)

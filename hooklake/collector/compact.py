@@ -191,8 +191,5 @@ def _expire_logs(loc: LakeLocation, report: CompactReport, retention: timedelta)
     keep = {layout.MESSAGES: state.messages_version if state is not None else None}
     for i, done in enumerate(report.tables):
         with tables.delta_errors(f"cannot expire the log of the {done.table} table of {loc}"):
-            dt = tables.open_table(loc, done.table)
-            if dt is None:
-                continue
-            expired = tables.expire_log(loc, dt, retention, keep.get(done.table))
+            expired = tables.expire_log(loc, done.table, retention, keep.get(done.table))
         report.tables[i] = replace(done, log_entries_expired=expired)
