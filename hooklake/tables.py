@@ -57,6 +57,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from hooklake import layout
 from hooklake.errors import HooklakeError, LakeError, StorageError
 from hooklake.storage import LakeLocation
+from hooklake.wording import utc_text
 
 PARTITION_COLUMN = "date"
 #: Columns whose values the Delta log may hold as file statistics (none of them personal).
@@ -367,7 +368,7 @@ class TableVersion:
     def as_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
-            "committed_at": self.committed_at.isoformat().replace("+00:00", "Z"),
+            "committed_at": utc_text(self.committed_at),
         }
 
 

@@ -1,6 +1,9 @@
-"""Counts in what Hooklake tells its users: "1 conversation", "2 conversations"."""
+"""Counts and times in what Hooklake tells its users: "1 conversation", "2 conversations",
+"2026-11-27T10:00:00.123Z"."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 
 def counted(n: int, noun: str, plural: str | None = None, *, thousands: bool = False) -> str:
@@ -24,3 +27,10 @@ def counted_phrase(n: int, phrase: str) -> str:
             words[i] = word[:-1]
             break
     return f"1 {' '.join(words)}"
+
+
+def utc_text(t: datetime, timespec: str = "auto") -> str:
+    """``t`` in UTC as ISO 8601 with ``Z``, as manifests, cards and messages write times (and
+    ``as_of`` reads them back)."""
+    utc = t.astimezone(UTC) if t.tzinfo is not None else t
+    return utc.isoformat(timespec=timespec).replace("+00:00", "Z")

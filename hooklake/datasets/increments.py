@@ -37,6 +37,7 @@ from hooklake.datasets.distinct import StringSet, add_groups
 from hooklake.datasets.recipe import SPLITS, Recipe
 from hooklake.datasets.writers import OutputFile
 from hooklake.errors import BuildError
+from hooklake.wording import utc_text
 
 if TYPE_CHECKING:
     from hooklake.datasets.output import BuildOutput
@@ -46,7 +47,7 @@ STATE_DIR = ".hooklake-build"
 
 def stamp(t: datetime) -> str:
     """A UTC time as the manifest writes it: ISO 8601 to the millisecond, with ``Z``."""
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(t, "milliseconds")
 
 
 def recipe_hash(recipe: Recipe) -> str:

@@ -52,7 +52,7 @@ from hooklake.index import (
 )
 from hooklake.index import read_state as read_index_state
 from hooklake.storage import LakeLocation, lake_location
-from hooklake.wording import counted
+from hooklake.wording import counted, utc_text
 
 DEFAULT_SESSION_GAP = timedelta(minutes=30)
 
@@ -549,8 +549,12 @@ def _open_tables(
                 dt.load_as_version(max(versions))
             elif table == layout.MESSAGES:
                 first = min((int(e["timestamp"]) for e in history), default=None)
-                since = "" if first is None else f": its first commit is at {_iso_ms(first)}"
-                raise LakeError(f"lake {loc} has no version at or before {_iso(at)}{since}")
+                since = ""
+                if first is not None:
+                    # To the millisecond, as stored: as_of reads the time back to this commit.
+                    when = utc_text(_EPOCH + timedelta(milliseconds=first), "milliseconds")
+                    since = f": its first commit is at {when}"
+                raise LakeError(f"lake {loc} has no version at or before {utc_text(at)}{since}")
             else:
                 out[table] = None  # the table did not exist yet at that time
     return out
@@ -567,19 +571,6 @@ def _no_version(loc: LakeLocation, as_of: int, messages: DeltaTable | None) -> s
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _iso_ms(milliseconds: int) -> str:
-    """A commit time (milliseconds since the epoch) as ISO text that ``as_of`` reads back
-    to the same instant."""
-    t = datetime.fromtimestamp(milliseconds // 1000, UTC) + timedelta(
-        milliseconds=milliseconds % 1000
-    )
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _as_time(value: AsOf) -> datetime:
