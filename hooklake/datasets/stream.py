@@ -102,7 +102,6 @@ def conversation_batches(
     recipe: Recipe,
     *,
     skip: Callable[[pa.Table], pa.Table] | None = None,
-    on_rows: Callable[[int], Any] | None = None,
     on_wait: Callable[[str], Any] | None = None,
     range_rows: int = RANGE_ROWS,
 ) -> Generator[pa.Table, None, None]:
@@ -110,11 +109,10 @@ def conversation_batches(
     tables of whole conversations with the :data:`~.shape.BUILD_COLUMNS`, in build order.
 
     ``skip`` may drop conversations from each table (an incremental build leaves out those it
-    holds already and those still open); ``on_rows`` hears how many rows each DuckDB batch
-    held (rows, not messages: without an index a stored message can come as a row of its
-    own); ``on_wait`` is called with ``"query"`` after waiting for the
-    next table (for the build's clock). Through the index, the messages are sorted in ranges
-    of conversations of about ``range_rows`` stored messages (:func:`conversation_ranges`).
+    holds already and those still open); ``on_wait`` is called with ``"query"`` after
+    waiting for the next table (for the build's clock). Through the index, the messages are
+    sorted in ranges of conversations of about ``range_rows`` stored messages
+    (:func:`conversation_ranges`).
 
     Through the index, DuckDB sorts the next range and hands over the next table on another
     thread while the caller works on this one (:func:`.ahead.ahead`), so memory holds two
@@ -151,32 +149,17 @@ def conversation_batches(
                 else:  # pragma: no cover - older DuckDB
                     yield from rel.fetch_record_batch(BATCH_ROWS)
 
-        reader = readers()
-
-        def cut() -> Iterator[tuple[pa.Table | None, int]]:
+        def cut() -> Iterator[pa.Table]:
             # On a thread of its own: DuckDB's next batch is made and re-cut while the
-            # caller shapes this one. With each table, the rows DuckDB handed over for it.
-            rows = 0
-
-            def counted() -> Iterator[pa.RecordBatch]:
-                nonlocal rows
-                for batch in reader:
-                    rows += batch.num_rows
-                    yield batch
-
-            for table in whole_conversations(counted()):
+            # caller shapes this one.
+            for table in whole_conversations(readers()):
                 if skip is not None:
                     table = skip(table)
-                yield table.select(list(BUILD_COLUMNS)), rows
-                rows = 0
-            if rows:
-                yield None, rows
+                yield table.select(list(BUILD_COLUMNS))
 
         # One range is one blocking sort: nothing to overlap, only a batch more to hold.
-        for table, rows in ahead(cut()) if len(ranges) > 1 else cut():
+        for table in ahead(cut()) if len(ranges) > 1 else cut():
             if on_wait is not None:
                 on_wait("query")
-            if on_rows is not None and rows:
-                on_rows(rows)
-            if table is not None and table.num_rows:
+            if table.num_rows:
                 yield table

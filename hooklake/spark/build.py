@@ -27,7 +27,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
@@ -76,7 +76,6 @@ def shaped_batches(
     recipe: Recipe,
     *,
     spark: SparkSession | None = None,
-    on_rows: Callable[[int], Any] | None = None,
 ) -> Iterator[ShapedBatch]:
     """The recipe's conversations of the lake's ``messages`` version ``version``, shaped in
     Spark tasks, in build order (what :func:`hooklake.datasets.build.build` writes). Uses
@@ -117,8 +116,6 @@ def shaped_batches(
             cached.unpersist()
             for row in shaped.toLocalIterator(prefetchPartitions=True):
                 batch: ShapedBatch = pickle.loads(row["shaped"])
-                if on_rows is not None:
-                    on_rows(batch.messages_read)
                 yield batch
         finally:
             shaped.unpersist()
