@@ -107,8 +107,11 @@ def create_app(settings: CollectorSettings) -> FastAPI:
     app.state.settings = settings
     app.state.journal = journal
 
-    # A bare ASGI route: the hot path needs none of FastAPI's request parsing.
-    app.router.routes.append(Route("/hooks/{hook}", receiver, methods=["POST"]))
+    # A bare ASGI route: the hot path needs none of FastAPI's request parsing. The URL pasted
+    # into Landbot may end in a slash (its own API's URLs do): that is the same hook, not a 307
+    # redirect, which a webhook sender need not follow and which stores nothing.
+    for path in ("/hooks/{hook}", "/hooks/{hook}/"):
+        app.router.routes.append(Route(path, receiver, methods=["POST"]))
 
     @app.get("/healthz")
     async def healthz() -> Response:

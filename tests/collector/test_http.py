@@ -111,6 +111,21 @@ def test_token_scheme_is_case_insensitive(collector_factory: Any) -> None:
     assert r.status_code == 200
 
 
+def test_a_hook_url_ending_in_a_slash_is_the_same_hook(collector_factory: Any) -> None:
+    """Landbot's hook URL is pasted by hand, often with a trailing slash: the delivery is
+    stored, not answered with a redirect (a non-2xx Landbot retries and then drops)."""
+    c: Collector = collector_factory(hooks=HOOKS)
+    for hook, headers in (("support", AUTH), ("open", {})):
+        r = httpx.post(c.hook_url(hook) + "/", content=sample("dialog.json"), headers=headers)
+        assert r.status_code == 200, r.text
+    r = httpx.post(c.hook_url("support") + "/", content=sample("dialog.json"))
+    assert r.status_code == 401
+    r = httpx.post(c.hook_url("nope") + "/", content=sample("dialog.json"), headers=AUTH)
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    c.stop()
+    assert sorted(r["hook"] for r in lake_rows(c.lake)) == ["open", "support"]
+
+
 def test_oversized_bodies_get_413_and_store_nothing(collector_factory: Any) -> None:
     c: Collector = collector_factory(hooks=HOOKS, args=("--max-body", "2048"))
     big = b'{"messages": [], "pad": "' + b"x" * 4096 + b'"}'
