@@ -133,6 +133,25 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _escapes() -> dict[int, str]:
+    # What customers write reaches the analyst's terminal through the table: a control
+    # character there acts instead of showing (a Windows "\r\n" sends the cursor back over the
+    # row, an ESC sequence can rewrite the screen) and a bidi override reverses the columns
+    # after it. Line breaks and tabs become spaces; the others show as escapes.
+    controls = [*range(0x20), *range(0x7F, 0xA0)]
+    codes = [*controls, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    table = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in codes}
+    table.update({ord(c): " " for c in "\n\r\t\v\f\x85\u2028\u2029"})
+    return table
+
+
+_TABLE_ESCAPES = _escapes()
+
+
+def _table_cell(value: Any) -> str:
+    return _cell(value).replace("\r\n", "\n").translate(_TABLE_ESCAPES)
+
+
 def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
     """Print rows in one of :data:`FORMATS`, the same way for every command."""
     if fmt == "json":
@@ -146,7 +165,7 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> Non
         writer.writerows([[_cell(v) for v in row] for row in rows])
         click.echo(buf.getvalue(), nl=False)
     else:
-        cells = [[_cell(v).replace("\n", " ") for v in row] for row in rows]
+        cells = [[_table_cell(v) for v in row] for row in rows]
         widths = [len(c) for c in columns]
         for row in cells:
             widths = [max(w, min(len(v), 60)) for w, v in zip(widths, row, strict=True)]

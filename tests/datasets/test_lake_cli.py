@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hooklake.cli import main
+from hooklake.cli.common import emit
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
-from tests.conftest import sample
+from tests.conftest import examples, sample
 from tests.datasets.test_lake_support import row, write_rows
 
 
@@ -45,6 +49,45 @@ def test_sql_prints_a_table(lake: Path) -> None:
     lines = out.splitlines()
     assert lines[0].split() == ["message_key", "position"]
     assert [line.split() for line in lines[2:]] == [["a", "1"], ["b", "2"], ["c", "1"]]
+
+
+def test_sql_table_shows_control_characters_instead_of_sending_them_to_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """A customer's text is printed to the analyst's terminal: a Windows line end, a tab, an
+    escape sequence or a bidi override in it must not move the cursor, rewrite the screen or
+    reverse the columns; emoji sequences and right-to-left text show as they are."""
+    text = (
+        "line one\r\nline two\tend \x1b[2J\x1b]0;owned\x07 \u202eevil mrhba مرحبا 👋🏽 👩\u200d💻"
+    )
+    body = json.loads(sample("text_from_customer.json"))
+    body["messages"][0]["data"]["body"] = text
+    ingest_bodies(tmp_path, [json.dumps(body).encode()])
+    code, out, _ = run("sql", "--lake", str(tmp_path), "SELECT sender_type, text FROM messages")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 3, "a header, a rule and the message's one line"
+    assert lines[2].split(maxsplit=1) == [
+        "customer",
+        "line one line two end \\x1b[2J\\x1b]0;owned\\x07 \\u202eevil mrhba مرحبا 👋🏽 👩\u200d💻",
+    ]
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in out.replace("\n", ""))
+    # CSV and JSON keep the text exactly: they are read by programs, not by eyes.
+    code, out, _ = run(
+        "sql", "--lake", str(tmp_path), "--format", "json", "SELECT text FROM messages"
+    )
+    assert json.loads(out) == [{"text": text}]
+
+
+@settings(max_examples=examples(200))
+@given(st.lists(st.lists(st.text(), min_size=2, max_size=2), max_size=5))
+def test_a_table_row_is_one_line_of_printable_characters(rows: list[list[str]]) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        emit(["a", "b"], rows, "table")
+    lines = out.getvalue().split("\n")
+    assert lines.pop() == "" and len(lines) == 2 + len(rows)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in "".join(lines))
 
 
 def test_sql_json_is_a_list_of_objects(lake: Path) -> None:
