@@ -30,6 +30,7 @@ _TS_MIN, _TS_MAX = 946_684_800, 4_102_444_800
 # int() or the flush's SQL cannot read), at most 18 of them so it always fits an int64.
 _DECIMAL = re.compile(r"-?[0-9]{1,18}")
 _ASCII_SPACE = " \t\n\r\f\v"
+_GZIP = b"\x1f\x8b"
 
 
 ID_FIELDS = tuple(f for f in FIELDS if f.kind == "id")
@@ -52,7 +53,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BodyError(f"the body is not valid JSON: {exc}", "invalid_json") from None
+        raise BodyError(
+            f"the body is not valid JSON: {_not_utf8(raw) or exc}", "invalid_json"
+        ) from None
     if not isinstance(body, dict):
         kind = type(body).__name__
         raise BodyError(
@@ -69,6 +72,19 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             kind = "null" if msg is None else type(msg).__name__
             raise BodyError(f"messages[{i}] is {kind}, expected an object", "bad_message", i)
     return body
+
+
+def _not_utf8(raw: bytes) -> str | None:
+    """What is wrong with a body that is not UTF-8, which orjson reports for any such body as
+    "surrogates not allowed" at line 1 column 1, wherever the bad byte is."""
+    if raw.startswith(_GZIP):
+        return "it is gzip-compressed; send it uncompressed, as UTF-8 JSON"
+    try:
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        return f"it is not UTF-8 (byte 0x{bad} at offset {exc.start}); JSON must be sent as UTF-8"
+    return None
 
 
 def _int(value: Any, where: str, index: int) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
@@ -160,7 +161,9 @@ BAD_BODIES = [
         b'{"messages": [{"timestamp": 1747943104.1, "customer": {"id": "x1"}}]}',
         "customer.id must be an integer",
     ),
-    (b"\xff\xfe{}", "not valid JSON"),
+    (b"\xff\xfe{}", "not UTF-8 (byte 0xff at offset 0)"),
+    ('{"messages": [{"text": "caf\u00e9"}]}'.encode("latin-1"), "byte 0xe9 at offset 27"),
+    (gzip.compress(b'{"messages": []}'), "gzip-compressed; send it uncompressed"),
 ]
 
 
