@@ -360,12 +360,17 @@ class Lake:
         come from DuckDB when you fetch them (use :meth:`query` to get both as LakeError).
         """
         with self._errors("query failed"):
-            return self._con.sql(query, params=params)
+            rel = self._con.sql(query, params=params)
+        if rel is None:
+            # DuckDB gives None for text without a statement (empty, or only comments), which
+            # would fail later as an AttributeError far from the cause.
+            raise LakeError(f"the query holds no SQL statement: {query.strip()[:60]!r}")
+        return rel
 
     def query(self, query: str, params: object = None) -> QueryResult:
         """Run ``query`` and fetch every row; any failure raises :class:`LakeError`."""
+        rel = self.sql(query, params)
         with self._errors("query failed"):
-            rel = self._con.sql(query, params=params)
             return QueryResult(columns=list(rel.columns), rows=rel.fetchall())
 
     def stats(self) -> LakeStats:

@@ -19,6 +19,7 @@ from hooklake.cli import main
 from hooklake.cli.common import emit
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
+from hooklake.errors import LakeError
 from tests.conftest import examples, sample
 from tests.datasets.test_lake_support import row, write_rows
 
@@ -136,6 +137,16 @@ def test_errors_are_one_line_without_traceback(lake: Path, tmp_path: Path) -> No
     assert len(err.strip().splitlines()) == 1
     code, _, err = run("stats", "--lake", str(tmp_path / "missing"))
     assert code == 1 and "no lake at" in err
+
+
+@pytest.mark.parametrize("query", ["", "  ", "/* the query I meant to paste */"])
+def test_sql_without_a_statement_is_one_line(lake: Path, query: str) -> None:
+    # An unset shell variable (`hooklake sql "$Q"`) or a comment alone: DuckDB runs nothing.
+    code, out, err = run("sql", "--lake", str(lake), query)
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: the query holds no SQL statement") and "Attribute" not in err
+    with Lake(lake) as lk, pytest.raises(LakeError, match="holds no SQL statement"):
+        lk.sql(query)
 
 
 def test_stats(lake: Path) -> None:
