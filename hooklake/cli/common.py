@@ -152,10 +152,27 @@ def _table_cell(value: Any) -> str:
     return _cell(value).replace("\r\n", "\n").translate(_TABLE_ESCAPES)
 
 
+def _unique_names(columns: Sequence[str]) -> list[str]:
+    """``columns`` with each repeat renamed with ``_1`` suffixes (``a``, ``a_1``), never to a
+    name the query gave. A JSON object keeps one value per key: ``SELECT * FROM conversations
+    c LEFT JOIN handovers h ON ...`` printed the handover's null conversation_id over the
+    conversation's."""
+    taken = set(columns)
+    out: list[str] = []
+    for name in columns:
+        if name in out:
+            while name in taken:
+                name += "_1"
+            taken.add(name)
+        out.append(name)
+    return out
+
+
 def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
     """Print rows in one of :data:`FORMATS`, the same way for every command."""
     if fmt == "json":
-        objs = [dict(zip(columns, row, strict=True)) for row in rows]
+        keys = _unique_names(columns)
+        objs = [dict(zip(keys, row, strict=True)) for row in rows]
         out = orjson.dumps(objs, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
         click.echo(out.decode())
     elif fmt == "csv":

@@ -110,6 +110,22 @@ def test_sql_json_is_a_list_of_objects(lake: Path) -> None:
     assert data[0]["started_at"].startswith("2025-03-01T23:00:00")
 
 
+def test_sql_json_keeps_every_column_of_a_join(lake: Path) -> None:
+    # Both views have conversation_id; a left join's null one must not hide the other.
+    query = (
+        "SELECT c.conversation_id, h.conversation_id, 1 AS conversation_id_1 "
+        "FROM conversations AS c LEFT JOIN handovers AS h "
+        "ON h.conversation_id = c.conversation_id ORDER BY c.started_at"
+    )
+    code, out, _ = run("sql", "--lake", str(lake), "--format", "json", query)
+    assert code == 0
+    with Lake(lake) as lk:
+        ids = [r[0] for r in lk.query(query).rows]
+    assert json.loads(out) == [
+        {"conversation_id": i, "conversation_id_1_1": None, "conversation_id_1": 1} for i in ids
+    ]
+
+
 def test_sql_csv_keeps_newlines_inside_quotes(lake: Path) -> None:
     code, out, _ = run(
         "sql", "--lake", str(lake), "--format", "csv", "SELECT text FROM turns ORDER BY text"
