@@ -25,7 +25,7 @@ gap_option = click.option(
 def sql(lake: Path, fmt: str, gap_minutes: int, query: str) -> None:
     """Run a SQL QUERY over the lake's views and print the rows.
 
-    Views: messages, conversations, turns, handovers, rejected (DuckDB SQL).
+    Views: messages, conversations, turns, turn_pairs, handovers, rejected (DuckDB SQL).
 
     \b
     Examples:

@@ -7,13 +7,14 @@
     lake = Lake("lake/", session_gap=timedelta(minutes=30))
     lake.sql("select * from conversations where has_agent").df()
 
-The views (``messages``, ``conversations``, ``turns``, ``handovers``, ``rejected``) are defined
-in ``hooklake/sql/views/*.sql`` over the lake's Delta tables (:mod:`hooklake.tables`). They
-read *one version* of each table: the latest when the Lake is made (or :meth:`Lake.refresh` is
-called), or the one named by ``as_of``. Commits made afterwards appear only after a refresh; a
-query over that version keeps working while compaction rewrites files (vacuum keeps removed
-files for a retention period). DuckDB reads each version through a pyarrow dataset of its files,
-so filters and projections are pushed down and nothing is downloaded at run time.
+The views (``messages``, ``conversations``, ``turns``, ``turn_pairs``, ``handovers``,
+``rejected``) are defined in ``hooklake/sql/views/*.sql`` over the lake's Delta tables
+(:mod:`hooklake.tables`). They read *one version* of each table: the latest when the Lake is
+made (or :meth:`Lake.refresh` is called), or the one named by ``as_of``. Commits made
+afterwards appear only after a refresh; a query over that version keeps working while
+compaction rewrites files (vacuum keeps removed files for a retention period). DuckDB reads
+each version through a pyarrow dataset of its files, so filters and projections are pushed
+down and nothing is downloaded at run time.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from hooklake.cli import main
 from hooklake.cli.common import emit
 from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
+from hooklake.db import VIEWS
 from hooklake.errors import LakeError
 from tests.conftest import examples, sample
 from tests.datasets.test_lake_support import row, write_rows
@@ -213,6 +214,12 @@ def test_compact(lake: Path) -> None:
 def test_help_has_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0 and "Example" in out and "hooklake " + command in out
+
+
+def test_sql_help_names_every_view() -> None:
+    code, out, _ = run("sql", "--help")
+    assert code == 0
+    assert "Views: " + ", ".join(VIEWS) in " ".join(out.split())
 
 
 def test_sql_piped_into_a_reader_that_stops_early_exits_quietly(lake: Path) -> None:
