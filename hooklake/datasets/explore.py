@@ -125,7 +125,8 @@ def dialog_choices(lake: Lake) -> pd.DataFrame:
 
 
 def handover_times(lake: Lake) -> pd.DataFrame:
-    """One row per handover to a human agent (an assign event).
+    """One row per handover to a human agent: a row of the ``handovers`` view, so an assign
+    event or whatever shows the hand-off first (``customer.agent_id`` set, an agent's message).
 
     Columns: ``conversation_id``, ``channel``, ``agent_id``, ``assigned_at``, its UTC ``hour``
     and ``weekday``, ``messages_before`` and ``minutes_in`` (how far into the conversation),

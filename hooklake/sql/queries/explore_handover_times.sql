@@ -1,4 +1,5 @@
--- explore_handover_times: one row per handover to a human agent (an assign event), with when
+-- explore_handover_times: one row per handover to a human agent (a row of handovers: an assign
+-- event, or the earlier evidence handover_rows.sql names), with when
 -- it happened (UTC hour and weekday, minutes and messages into the conversation), how long
 -- the customer waited for the agent's first message (NULL: no agent wrote before the
 -- conversation was unassigned or ended) and how long the agent kept the conversation.
