@@ -81,7 +81,17 @@ def demo_lake(
 
     configured = os.environ.get("HOOKLAKE_LAKE")
     if configured:
-        return Lake(configured)
+        lake = Lake(configured)
+        # Every notebook charts what the lake holds; on a lake with no messages yet the first
+        # chart would fail with matplotlib's "no numeric data to plot", far from the cause.
+        if not lake.sql("SELECT EXISTS (SELECT 1 FROM messages)").fetchall()[0][0]:
+            lake.close()
+            raise LakeError(
+                f"the lake at {configured} (HOOKLAKE_LAKE) holds no messages yet: send it "
+                "traffic first (hooklake serve, then Landbot or hooklake simulate), or unset "
+                "HOOKLAKE_LAKE to explore a simulated lake"
+            )
+        return lake
     if path is not None:
         return simulated_lake(
             path, customers=customers, seed=seed, customers_per_hour=customers_per_hour

@@ -472,6 +472,17 @@ def test_demo_lake_reads_hooklake_lake_when_set(
         assert len(explore.conversation_lengths(lake)) == len(world.conversations)
 
 
+def test_demo_lake_refuses_a_hooklake_lake_with_no_messages_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a collector that has received nothing leaves: the notebooks' first chart would fail
+    # with matplotlib's "no numeric data to plot" instead of saying why.
+    (tmp_path / "lake").mkdir()
+    monkeypatch.setenv("HOOKLAKE_LAKE", str(tmp_path / "lake"))
+    with pytest.raises(LakeError, match=r"holds no messages yet: send it traffic first"):
+        demo.demo_lake()
+
+
 def test_demo_lake_simulates_one_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HOOKLAKE_LAKE", raising=False)
     lake = demo.demo_lake(customers=12, seed=SEED)
