@@ -7,6 +7,7 @@
    ``channel_id`` when given), and ``rejected`` bodies that name the customer (a ``customer``
    object with that ``id`` anywhere in the JSON body; bodies that are not JSON cannot be
    attributed and stay).
+   The conversation index, brought up to date first, loses the same rows in the same step.
 3. The deleted rows still sit in the data files older versions read, until
    ``hooklake compact --vacuum`` deletes those files (with a retention of 0 hours, at once).
    The Delta log never held them: its statistics are restricted to non-personal columns. It
@@ -88,6 +89,12 @@ def forget(
             predicate = f"customer_id = {int(customer_id)}"
             if channel_id is not None:
                 predicate += f" AND channel_id = {int(channel_id)}"
+            # An index behind the table when the delete removes files it read has to be
+            # rebuilt (index.erase): minutes on a large lake, with readers recomputing the
+            # views from the raw tables meanwhile. Brought up to date first, the erasure
+            # leaves it current, unless a collector commits in between.
+            if index.read_state(loc) is not None:
+                index.update_index(loc, fold=False)
             before = dt.version()
             metrics = dt.delete(predicate)
             deleted[layout.MESSAGES] = int(metrics.get("num_deleted_rows", 0))
