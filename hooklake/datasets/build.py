@@ -319,7 +319,14 @@ def build(
                 )  # fmt: skip
             else:
                 report_stats = stats
-                info = BuildInfo(recipe, stats, files, lake_files, lake_version)
+                info = BuildInfo(
+                    recipe,
+                    stats,
+                    files,
+                    lake_files,
+                    lake_version,
+                    closed_before=stamp(cutoff) if closed_only and cutoff is not None else None,
+                )
             card = write_card(out, info)
             write_manifest(out, info, card, sources)
         if not incremental:

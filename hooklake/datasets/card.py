@@ -204,6 +204,9 @@ class BuildInfo:
     #: manifest's ``incremental`` section.
     shards: Mapping[str, Sequence[OutputFile]] | None = None
     increments: Mapping[str, Any] | None = None
+    #: Closed-only builds: the cut-off (UTC, as the manifest writes it) the conversations
+    #: left out as still open had a message at or after.
+    closed_before: str | None = None
 
     def data_files(self) -> dict[str, str]:
         """The file, or shard pattern, of every split that holds examples."""
@@ -332,6 +335,16 @@ def _increment_lines(increments: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _closed_lines(closed_before: str | None) -> list[str]:
+    if closed_before is None:
+        return []
+    return [
+        "- **Closed conversations only** (`--closed-only`): conversations with a message at "
+        f"or after {closed_before} (UTC: the newest message in the lake, minus the gap) were "
+        "still open and are left out; a later build takes them."
+    ]
+
+
 def render_card(info: BuildInfo) -> str:
     """The text of ``README.md``."""
     r, st = info.recipe, info.stats
@@ -409,6 +422,7 @@ def render_card(info: BuildInfo) -> str:
         "",
         *_recipe_lines(r, st),
         *_increment_lines(info.increments),
+        *_closed_lines(info.closed_before),
         "",
         "Dropped: "
         + (
@@ -446,7 +460,7 @@ def render_card(info: BuildInfo) -> str:
         "",
         "## Lake snapshot",
         "",
-        *_version_lines(info.lake_version),
+        *_version_lines(info),
         f"{len(info.lake_files)} message files, {rows_total} stored rows (duplicate deliveries "
         "included; `manifest.json` lists every file):",
         "",
@@ -471,13 +485,28 @@ def render_card(info: BuildInfo) -> str:
     return "\n".join(out)
 
 
-def _version_lines(v: LakeVersion | None) -> list[str]:
+def _version_lines(info: BuildInfo) -> list[str]:
+    v = info.lake_version
     if v is None:
         return []
+    if info.increments:
+        # Each shard holds what its run's version had closed: one build of the last version
+        # cannot give them back, the same runs in turn can.
+        versions = ", ".join(str(run["lake_version"]) for run in info.increments["increments"])
+        rebuild = (
+            "Rebuild exactly these files, shards included, into an empty folder with "
+            "`hooklake build RECIPE --incremental --as-of VERSION` for each run's version in "
+            f"turn ({versions})"
+        )
+    else:
+        closed = " --closed-only" if info.closed_before is not None else ""
+        rebuild = (
+            f"Rebuild exactly these files with `hooklake build RECIPE{closed} --as-of {v.version}`"
+        )
+    kept = "those versions" if info.increments else "that version"
     return [
         f"Read version {v.version} of the `{v.table}` table (committed {v.committed_at}). "
-        f"Rebuild exactly these files with `hooklake build RECIPE --as-of {v.version}` "
-        "(as long as compaction's retention keeps that version).",
+        f"{rebuild} (as long as compaction's retention keeps {kept}).",
         "",
     ]
 
@@ -531,6 +560,7 @@ def write_manifest(
         "outputs": outputs,
         "stats": info.stats.to_dict(),
         **({"incremental": dict(info.increments)} if info.increments is not None else {}),
+        **({"closed_before": info.closed_before} if info.closed_before is not None else {}),
     }
     with atomic_file(path) as fh:
         fh.write(orjson.dumps(head, option=orjson.OPT_INDENT_2)[:-2])

@@ -194,3 +194,51 @@ def test_incremental_builds_refuse_what_they_cannot_add_to(
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "holds a full build" in lines[0], result.output
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _rebuild_as_the_card_says(recipe: Recipe, lake: Path, card: str, out: Path) -> None:
+    """Run what the card's lake snapshot says rebuilds its files: one command, or one per
+    run's version in turn."""
+    said = re.search(
+        r"`hooklake build RECIPE ([^`]*)`(?: for each run's version in turn \(([\d, ]+)\))?",
+        card,
+    )
+    assert said, card
+    flags = said.group(1).split()
+    versions = said.group(2).split(", ") if said.group(2) else [None]
+    for version in versions:
+        args = [version if a == "VERSION" else a for a in flags]
+        assert set(args) - {"--incremental", "--closed-only", "--as-of"} == {args[-1]}, args
+        build(
+            recipe,
+            lake,
+            out,
+            progress=False,
+            as_of=int(args[-1]),
+            incremental="--incremental" in args,
+            closed_only="--closed-only" in args,
+        )
+
+
+def test_the_card_says_how_to_rebuild_exactly_its_files(
+    growing: tuple[Path, list[list[Delivery]], int], tmp_path: Path
+) -> None:
+    _, flushes, _ = growing
+    lake = tmp_path / "lake"
+    recipe = _recipe()
+    _grow_and_build(lake, flushes, recipe, tmp_path / "inc")
+    closed = build(recipe, lake, tmp_path / "closed", progress=False, closed_only=True)
+    everything = build(recipe, lake, tmp_path / "all", progress=False)
+    assert closed.examples < everything.examples  # open conversations were left out
+    card = (tmp_path / "closed" / "README.md").read_text()
+    assert "**Closed conversations only**" in card
+    manifest = orjson.loads((tmp_path / "closed" / "manifest.json").read_bytes())
+    assert manifest["closed_before"] in card
+    for name in ("inc", "closed", "all"):
+        card = (tmp_path / name / "README.md").read_text()
+        _rebuild_as_the_card_says(recipe, lake, card, tmp_path / f"{name}-again")
+        assert _tree(tmp_path / f"{name}-again") == _tree(tmp_path / name), name
