@@ -95,8 +95,7 @@ def build_command(
         engine=engine,
     )
     click.echo(report.summary())
-    names = ", ".join(f.path.name for f in report.files.values()) or "no new shard"
-    click.echo(f"files: {names}, {report.card.name}, {report.manifest.name} in {report.out_dir}")
+    click.echo(report.files_line())
 
 
 COMMANDS = [build_command]

@@ -128,6 +128,17 @@ class BuildReport:
             f"{self.timings.get('total', 0.0):.1f}s -> {self.out_dir}"
         )
 
+    def files_line(self) -> str:
+        """One line for the terminal: the files in the folder, or that nothing was written
+        (a first incremental build before any conversation closed)."""
+        if not self.files and not self.card.exists():
+            return (
+                f"files: none written to {self.out_dir}: no conversation the recipe selects "
+                "has closed yet (a later run adds them)"
+            )
+        names = ", ".join(f.path.name for f in self.files.values()) or "no new shard"
+        return f"files: {names}, {self.card.name}, {self.manifest.name} in {self.out_dir}"
+
 
 class _Clock:
     """Adds up wall time per stage, on one thread."""

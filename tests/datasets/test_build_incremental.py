@@ -242,3 +242,26 @@ def test_the_card_says_how_to_rebuild_exactly_its_files(
         card = (tmp_path / name / "README.md").read_text()
         _rebuild_as_the_card_says(recipe, lake, card, tmp_path / f"{name}-again")
         assert _tree(tmp_path / f"{name}-again") == _tree(tmp_path / name), name
+
+
+def test_a_first_incremental_run_with_nothing_closed_says_it_wrote_nothing(
+    growing: tuple[Path, list[list[Delivery]], int], tmp_path: Path
+) -> None:
+    _, flushes, _ = growing
+    lake = tmp_path / "lake"
+    # The last few minutes of traffic alone: every conversation is still open.
+    newest = max(d.truth.ts for d in flushes[0])
+    ingest_bodies(
+        lake,
+        [d.body for d in flushes[0] if d.truth.ts > newest - 60],
+        received_at_us=RECEIVED_US,
+    )
+    recipe_file = tmp_path / "r.toml"
+    recipe_file.write_text('name = "inc"\n')
+    out = tmp_path / "inc"
+    args = ["build", str(recipe_file), "--lake", str(lake), "--out", str(out), "--incremental"]
+    result = CliRunner().invoke(main, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("files: none written to"), result.output
+    assert not out.exists() or not any(out.iterdir())
