@@ -61,7 +61,9 @@ class SplitStats:
 
     def add(self, example: Example) -> None:
         self.examples += 1
-        for m in example.messages:
+        # A preference row's rejected reply is in the file (and in every DPO step) too; its
+        # weight 0 keeps it out of the trained replies.
+        for m in (*example.messages, *(example.rejected or ())):
             self.roles[m.role] += 1
             self.chars += len(m.content)
             if m.role == "assistant":

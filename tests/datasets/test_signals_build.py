@@ -163,6 +163,25 @@ def test_cards_tell_trl_users_that_weights_are_ignored(lake: Path, tmp_path: Pat
     assert "TRL ignores the `weight` key" not in card
 
 
+@pytest.mark.parametrize("recipe", ["bot-preference", "bot-feedback", "bot-turns-trl"])
+def test_the_cards_counts_are_those_of_the_files(recipe: str, lake: Path, tmp_path: Path) -> None:
+    """Messages per role and characters (the token estimate) of every part of every row: a
+    DPO step reads the rejected reply as much as the chosen one."""
+    report = build(RECIPES / f"{recipe}.toml", lake, tmp_path, progress=False)
+    manifest = orjson.loads(report.manifest.read_bytes())
+    for split, f in report.files.items():
+        roles = dict.fromkeys(("system", "user", "assistant"), 0)
+        chars = 0
+        for line in f.path.read_bytes().splitlines():
+            row = orjson.loads(line)
+            for part in ("prompt", "chosen", "rejected", "completion"):
+                for m in row.get(part, []):
+                    roles[m["role"]] += 1
+                    chars += len(m["content"])
+        stats = manifest["stats"]["splits"][split]
+        assert (stats["messages"], stats["characters"]) == (roles, chars), (recipe, split)
+
+
 def test_the_card_says_how_each_pair_was_chosen(lake: Path, tmp_path: Path) -> None:
     report = build(RECIPES / "bot-preference.toml", lake, tmp_path, progress=False)
     card = report.card.read_text(encoding="utf-8")
