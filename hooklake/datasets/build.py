@@ -259,7 +259,13 @@ def build(
             cutoff, still_open = open_conversations(lake, gap)
             skip = _skipping(still_open | previous.conversations)
         clock.lap("open")
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # A path under a file, a read-only disk: the user's --out, not Hooklake, is wrong.
+            raise BuildError(
+                f"cannot write the dataset into {out}: {exc.strerror or exc}; pass another --out"
+            ) from None
         with (
             tempfile.TemporaryDirectory(prefix=".hooklake-build-", dir=out) as tmp,
             writer_for(recipe.format, out, weighted=recipe.weighted, shard=shard) as writer,

@@ -415,6 +415,23 @@ def test_cli_prints_one_summary_line_and_where_the_files_are(
     assert "examples.agent_turns must be one of keep, drop, weight0" in result.output
 
 
+def test_an_out_folder_that_cannot_be_made_is_one_line_naming_it(
+    case_lake: Path, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('name = "cli"\n')
+    (tmp_path / "taken").write_text("a file, not a folder")
+    out = tmp_path / "taken" / "out"
+    result = CliRunner().invoke(
+        main, ["build", str(recipe), "--lake", str(case_lake), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"Error: cannot write the dataset into {out}: Not a directory; pass another --out\n"
+    )
+
+
 def test_progress_bar_goes_to_stderr(
     case_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
