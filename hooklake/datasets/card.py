@@ -448,6 +448,16 @@ def render_card(info: BuildInfo) -> str:
         ]
     else:
         out.append("**None.** The recipe turned redaction off: texts are as customers typed them.")
+    ids = writer_class(r.format).id_columns
+    if ids:
+        # The ids link every row back to a person in Landbot and in the lake: personal data
+        # (an erasure deletes them too) that a user sharing the files must know is there.
+        out += [
+            "",
+            f"The {', '.join(f'`{c}`' for c in ids)} columns keep Landbot's ids as they are: "
+            "they identify the customer in Landbot and in the lake, so drop them before the "
+            "dataset leaves the people allowed to see the lake.",
+        ]
     rows_total = sum(f.rows for f in info.lake_files)
     partitions: dict[str, list[LakeFile]] = {}
     for lf in info.lake_files:

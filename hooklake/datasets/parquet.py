@@ -84,6 +84,7 @@ class HFWriter(Writer):
     format = "hf"
     suffix = "parquet"
     loader = "parquet"
+    id_columns = ("conversation_id", "customer_id", "channel_id")
     description = (
         "Parquet with `messages` (list of {role, content, weight}), `conversation_id`, "
         "`customer_id`, `channel_id`, `source_keys`; weight is 0/1 on assistant messages, null "

@@ -100,6 +100,8 @@ class Writer(ABC):
     from_signals: ClassVar[bool] = False
     #: Whether incremental builds may add shards (``train-00001.jsonl``) of this format.
     shards: ClassVar[bool] = True
+    #: Columns that keep Landbot's ids of the customer (which redaction leaves as they are).
+    id_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

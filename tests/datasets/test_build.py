@@ -211,6 +211,16 @@ def test_personal_data_never_reaches_any_output(
         leaked = [v for v in values if v.encode() in blob]
         assert not leaked, (fmt, leaked[:5])
         assert sum(report.stats.redactions.values()) >= len(values)
+        # Columns holding the customers' ids are the card's to name: redaction keeps them.
+        customers = {str(d.truth.customer_id) for d in sim}
+        card = report.card.read_text().split("## Redaction")[1].split("## Recipe")[0]
+        for f in report.files.values():
+            if fmt == "hf":
+                table = pq.read_table(f.path)
+                for name in table.column_names:
+                    values_of = {str(v) for v in table.column(name).to_pylist()}
+                    if any(c in v for v in values_of for c in customers):
+                        assert f"`{name}`" in card, name
 
 
 def test_turning_redaction_off_keeps_the_text(
