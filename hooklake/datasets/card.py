@@ -281,12 +281,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return out
 
 
-def _actual_split(stats: DatasetStats) -> str:
+def _actual_split(stats: DatasetStats, group_by: str) -> str:
     total = sum(stats.groups.values())
     if not total:
         return ""
     shares = "/".join(f"{stats.groups[s] / total:.3f}" for s in SPLITS)
-    return f" (actual: {shares} of {counted(total, 'group')})"
+    return f" (actual: {shares} of the {counted(total, group_by)} read)"
 
 
 def _recipe_lines(recipe: Recipe, stats: DatasetStats) -> list[str]:
@@ -317,10 +317,10 @@ def _recipe_lines(recipe: Recipe, stats: DatasetStats) -> list[str]:
         f"- **Filter**: at least {counted(recipe.filter.min_user_turns, 'user turn')}; duplicate "
         f"examples {'dropped' if recipe.filter.dedupe else 'kept'}.",
         f"- **Split**: by {sp.group_by} (no {sp.group_by} is in two splits), fractions of "
-        f"groups {sp.train:g}/{sp.validation:g}/{sp.test:g}{_actual_split(stats)}, seed "
-        f"{sp.seed}. A {sp.group_by}'s split is decided by a keyed hash of its id and the seed "
-        "alone, so it never changes as the lake grows; the fractions hold on average, not "
-        "exactly.",
+        f"groups {sp.train:g}/{sp.validation:g}/{sp.test:g}"
+        f"{_actual_split(stats, sp.group_by)}, seed {sp.seed}. A {sp.group_by}'s split is "
+        "decided by a keyed hash of its id and the seed alone, so it never changes as the lake "
+        "grows; the fractions hold on average, not exactly.",
     ]
 
 
@@ -418,9 +418,9 @@ def render_card(info: BuildInfo) -> str:
         "",
         f"Read {counted(st.messages_read, 'message')} in "
         f"{counted(st.conversations_read, 'conversation')} "
-        f"({st.conversations_used} gave examples; groups per split: "
-        + ", ".join(f"{k} {v}" for k, v in st.groups.items())
-        + ").",
+        # Groups are counted over every conversation read, those without examples too.
+        f"({st.conversations_used} gave examples); the {r.split.group_by}s of all of them "
+        "per split: " + ", ".join(f"{k} {v}" for k, v in st.groups.items()) + ".",
         "",
         *_recipe_lines(r, st),
         *_increment_lines(info.increments),

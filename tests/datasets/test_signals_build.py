@@ -182,6 +182,25 @@ def test_the_cards_counts_are_those_of_the_files(recipe: str, lake: Path, tmp_pa
         assert (stats["messages"], stats["characters"]) == (roles, chars), (recipe, split)
 
 
+def test_the_cards_split_counts_say_they_are_of_every_customer_read(
+    lake: Path, tmp_path: Path
+) -> None:
+    """A preference dataset holds the customers of a few hand-offs; the split counts are of
+    every customer read, and the card must not pass them off as the dataset's."""
+    report = build(RECIPES / "bot-preference.toml", lake, tmp_path, progress=False)
+    with Lake(lake) as lk:
+        customer = dict(lk.sql("select message_key, customer_id from messages").fetchall())
+    in_files = {customer[k] for split in report.files for _, s in _rows(report, split)
+                for k in s["prompt"]}  # fmt: skip
+    groups = report.stats.groups
+    total = sum(groups.values())
+    assert len(in_files) < total
+    card = report.card.read_text(encoding="utf-8")
+    assert f"of the {total} customers read)" in card
+    counts = ", ".join(f"{k} {v}" for k, v in groups.items())
+    assert f"the customers of all of them per split: {counts}." in card
+
+
 def test_the_card_says_how_each_pair_was_chosen(lake: Path, tmp_path: Path) -> None:
     report = build(RECIPES / "bot-preference.toml", lake, tmp_path, progress=False)
     card = report.card.read_text(encoding="utf-8")
