@@ -18,11 +18,13 @@ import nbformat
 import pytest
 
 from hooklake import demo
+from tests.datasets.test_lake_support import row, write_rows
 
 if TYPE_CHECKING:
     from jupyter_client.kernelspec import KernelSpecManager
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOK_DIR = Path(__file__).parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 KERNEL = "python3"
 
 # Jupyter's own deprecations are not ours to fix and must not fail these tests: depending on
@@ -165,6 +167,26 @@ def test_notebook_builds_its_own_lake_without_hooklake_lake(
     shown = Path(stdout(first_code(nb)).split(":")[0])
     assert shown.parent.name.startswith("hooklake-demo-")
     assert not shown.parent.exists(), "the notebook's own lake is removed when its kernel exits"
+
+
+@kernel_warnings
+def test_dataset_qa_runs_on_a_lake_with_no_personal_data(
+    tmp_path: Path, kernel_specs: KernelSpecManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to redact is a finding too, not a failed chart ("no numeric data to plot")."""
+    rows = [
+        row(f"{c}-{k}", customer=c, t=c * 7200 + k * 10, sender=sender, text=text)
+        for c in range(1, 41)
+        for k, (sender, text) in enumerate(
+            [("customer", "where is my order"), ("bot", "It ships tomorrow.")]
+        )
+    ]
+    write_rows(tmp_path / "lake", rows)
+    monkeypatch.setenv("HOOKLAKE_LAKE", str(tmp_path / "lake"))
+    nb = run(NOTEBOOK_DIR / "dataset-qa.ipynb", kernel_specs)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    (redactions,) = [c for c in code if "report.stats.redactions" in c.source]
+    assert stdout(redactions).strip() == "The build found no personal data to replace."
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
