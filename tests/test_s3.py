@@ -206,3 +206,48 @@ def test_a_collector_on_a_bucket_that_is_not_there_refuses_to_start(
     assert last.startswith(f"Error: cannot reach the lake at {lake}: "), proc.stderr
     assert "NoSuchBucket" in last and "does the bucket exist" in last
     assert "Traceback" not in proc.stderr and "\x1b[" not in proc.stderr
+
+
+def test_compact_and_vacuum_on_s3_keep_the_index_incremental_and_the_views_readable(
+    s3_lake: str, tmp_path: Path
+) -> None:
+    """`hooklake compact --vacuum --retention-hours 0` (the erasure's second step) on a lake
+    with an index: the index is brought past the compaction before the vacuum deletes the
+    files it replaced, so no update or reader ever needs them. An index left behind such a
+    vacuum by another Delta tool is rebuilt, and readers recompute, as on local disk."""
+    from deltalake import DeltaTable
+
+    journal = tmp_path / "journal"
+    local = tmp_path / "local"
+    bodies = [d.body for d in simulate(6, seed=3)]
+    for i in range(0, len(bodies), 25):  # several files in each date partition
+        ingest_bodies(s3_lake, bodies[i : i + 25], received_at_us=1_740_000_000_000_000 + i,
+                      journal=journal)  # fmt: skip
+        ingest_bodies(local, bodies[i : i + 25], received_at_us=1_740_000_000_000_000 + i)
+    assert index.update_index(s3_lake).action == "rebuilt"
+    with Lake(local, index=False) as expected:
+        want = _views(expected)
+
+    report = compact(s3_lake, vacuum=True, retention=timedelta(0))
+    assert report.files_merged > 0 and report.files_vacuumed > 0
+    assert index.update_index(s3_lake).action == "up to date"
+    with Lake(s3_lake) as remote:
+        assert remote.pending_rows == 0 and _views(remote) == want
+
+    # Another Delta tool compacts and vacuums behind the index's back: while the replaced
+    # files are kept the index follows, once they are gone it is rebuilt.
+    for hours, at in ((168, 1_750_000_000_000_000), (0, 1_760_000_000_000_000)):
+        ingest_bodies(s3_lake, bodies[:25], received_at_us=at, journal=journal)
+        ingest_bodies(local, bodies[:25], received_at_us=at)
+        dt = DeltaTable(lake_location(s3_lake).table_uri(layout.MESSAGES))
+        assert dt.optimize.compact()["numFilesRemoved"] > 0
+        dt.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
+        if hours:
+            assert index.update_index(s3_lake).action.startswith("updated")
+    with Lake(local, index=False) as expected:
+        want = _views(expected)
+    with Lake(s3_lake) as behind:
+        assert _views(behind) == want
+    assert index.update_index(s3_lake).action == "rebuilt"
+    with Lake(s3_lake) as remote:
+        assert _views(remote) == want

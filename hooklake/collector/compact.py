@@ -108,6 +108,7 @@ def compact(
     check_not_legacy(loc)
     check_lake(loc)
     report = CompactReport(vacuumed=vacuum, retention=retention)
+    optimized: list[tuple[str, DeltaTable, int, dict[str, Any]]] = []
     for table in layout.TABLES:
         with tables.delta_errors(f"cannot compact the {table} table of {loc}"):
             dt = tables.open_table(loc, table)
@@ -117,19 +118,30 @@ def compact(
             metrics = dt.optimize.compact(
                 target_size=target_size, writer_properties=tables.BULK_WRITER
             )
+            optimized.append((table, dt, before, metrics))
+    with tables.delta_errors(f"cannot compact the conversation index of {loc}"):
+        index_table = tables.open_table(loc, layout.INDEX)
+    if vacuum and index_table is not None:
+        # Past this compaction before its vacuum deletes the files it replaced: an update
+        # behind it reads them (and an index covering an expired version could only be
+        # rebuilt, see _expire_logs).
+        index.update_index(loc, fold=False)
+    for table, dt, before, metrics in optimized:
+        with tables.delta_errors(f"cannot compact the {table} table of {loc}"):
             deleted = _vacuum(dt, retention) if vacuum else []
             _checkpoint(dt)
-            report.tables.append(
-                TableCompaction(
-                    table=table,
-                    version_before=before,
-                    version_after=dt.version(),
-                    files_merged=int(metrics.get("numFilesRemoved", 0)),
-                    files_written=int(metrics.get("numFilesAdded", 0)),
-                    files_vacuumed=len(deleted),
-                )
+        report.tables.append(
+            TableCompaction(
+                table=table,
+                version_before=before,
+                version_after=dt.version(),
+                files_merged=int(metrics.get("numFilesRemoved", 0)),
+                files_written=int(metrics.get("numFilesAdded", 0)),
+                files_vacuumed=len(deleted),
             )
-    _compact_index(loc, report, vacuum, retention)
+        )
+    if index_table is not None:
+        _compact_index(loc, index_table, report, vacuum, retention)
     if vacuum:
         _expire_logs(loc, report, retention)
     return report
@@ -155,18 +167,18 @@ def _checkpoint(dt: DeltaTable) -> None:
 
 
 def _compact_index(
-    loc: LakeLocation, report: CompactReport, vacuum: bool, retention: timedelta
+    loc: LakeLocation, dt: DeltaTable, report: CompactReport, vacuum: bool, retention: timedelta
 ) -> None:
-    """The index's compaction is a fold (one sorted base); vacuum deletes what folds replaced."""
+    """The index's compaction is a fold (one sorted base); vacuum deletes what folds replaced.
+    ``dt`` is the index as the compaction found it."""
     with tables.delta_errors(f"cannot compact the conversation index of {loc}"):
-        dt = tables.open_table(loc, layout.INDEX)
-        if dt is None:
-            return
-        before, files_before = dt.version(), len(dt.file_uris())
+        before = dt.version()
         if vacuum:
-            # Past this compaction's commits, so the log before them can go (_expire_logs):
-            # an index covering an expired version could only be rebuilt.
+            # Past the vacuum's own commits too (they change no file), so the log before
+            # them can go (_expire_logs).
             index.update_index(loc, fold=False)
+        dt = tables.open_table(loc, layout.INDEX) or dt
+        files_before = len(dt.file_uris())
         folded = index.fold_index(loc)
         dt = tables.open_table(loc, layout.INDEX) or dt
         deleted = _vacuum(dt, retention) if vacuum else []
