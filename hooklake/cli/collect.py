@@ -57,10 +57,11 @@ def serve(
     """
     import logging
 
+    from hooklake.collector.service import LOG_FORMAT
     from hooklake.collector.service import serve as run
     from hooklake.settings import CollectorSettings, load_hooks
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     hooks = load_hooks(hooks_file)
     check_can_listen(host, port)
     open_hooks = sorted(name for name, hook in hooks.items() if hook.token is None)

@@ -11,6 +11,7 @@ flushers off the same writer.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import multiprocessing as mp
@@ -22,8 +23,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+import uvicorn.config
 
 from hooklake import tables
 from hooklake.collector.app import CONFIG_ENV, SUPERVISOR_ENV
@@ -95,6 +98,26 @@ def next_index_update(started: float, ended: float, index_interval: float) -> fl
     (monotonic seconds): ``index_interval`` after it started, or later for a slow one, so that
     updates take at most :data:`INDEX_SHARE` of the flusher's time."""
     return started + max(index_interval, (ended - started) / INDEX_SHARE)
+
+
+#: How the collector's own lines look, in every process of ``hooklake serve``.
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging plus the collector's own lines, for uvicorn to set up in every process
+    it runs the app in: the workers of ``--workers N`` are fresh interpreters (spawn) that
+    would otherwise drop the collector's info lines (its writer, each reject) and print its
+    warnings and errors bare, without a time."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["hooklake"] = {"format": LOG_FORMAT}
+    config["handlers"]["hooklake"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "hooklake",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["hooklake"] = {"handlers": ["hooklake"], "level": "INFO", "propagate": False}
+    return config
 
 
 def _flusher_main(
@@ -228,6 +251,7 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
             port=port,
             workers=workers,
             access_log=False,
+            log_config=_log_config(),
             log_level="info",
             timeout_graceful_shutdown=10,
         )

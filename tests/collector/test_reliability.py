@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -357,6 +358,31 @@ def test_two_workers_and_64_senders_lose_nothing_and_never_share_a_file(
     assert len(writers) >= 2, writers  # both workers served
     assert any(f"-{killed[0]}-" in w for w in writers), "the killed worker's journal is read"
     assert writer_dirs(lake) == []
+
+
+def test_every_worker_logs_the_collectors_lines(collector_factory: Any, tmp_path: Path) -> None:
+    """The workers of ``--workers 2`` are fresh interpreters: each must log its writer at start
+    and every reject, with the time, as one worker does (they were dropped)."""
+    c: Collector = collector_factory(tmp_path / "lake", workers=2)
+    writers: set[str] = set()
+
+    def both_answered() -> bool:
+        # A new connection each time: the kernel spreads them over the two workers.
+        with httpx.Client() as client:
+            writers.add(client.get(f"{c.url}/healthz").json()["writer"])
+            assert client.post(c.hook_url(), content=b"not json").status_code == 400
+        return len(writers) == 2
+
+    wait_until(both_answered, "both workers answered")
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} hooklake\.collector "
+    wanted = [rf"^{stamp}collector writer={w} lake=" for w in writers]
+    wanted.append(rf"^{stamp}rejected hook=default code=invalid_json ")
+    for line in wanted:
+        wait_until(lambda line=line: re.search(line, c.log.read_text(), re.M), line)
+    assert c.stop() == 0
+    # Each line once: the collector's lines do not also reach the root logger's handler.
+    starts = re.findall(r"collector writer=(\S+) lake=", c.log.read_text())
+    assert sorted(starts) == sorted(writers)
 
 
 def test_workers_stop_when_hooklake_serve_alone_is_killed(
