@@ -251,3 +251,37 @@ def test_compact_and_vacuum_on_s3_keep_the_index_incremental_and_the_views_reada
     assert index.update_index(s3_lake).action == "rebuilt"
     with Lake(s3_lake) as remote:
         assert _views(remote) == want
+
+
+def test_a_flush_failing_on_object_storage_is_one_error_however_often_it_is_retried(
+    s3_lake: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each answer of the store names its own request (``<RequestId>``) and how long it took
+    (in ms or µs): a bucket gone for an hour is still one error, logged once and then once a
+    minute, not in full every 2 s."""
+    from hooklake.collector import service
+    from hooklake.collector.flush import flush_lake
+    from hooklake.collector.journal import SegmentWriter, encode_record
+    from hooklake.errors import StorageError
+
+    lake = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/lake"
+    journal = tmp_path / "journal"
+    writer = SegmentWriter(lake, journal=journal)
+    writer.open()
+    header = {"kind": "message", "hook": "default", "t": 1, "h": {}, "n": 1}
+    writer.write(encode_record(header, sample("dialog.json")))
+    writer.close()
+    failing = service._Failing(2.0)
+    errors = []
+    with caplog.at_level("INFO", logger="hooklake.collector"):
+        for _ in range(4):
+            with pytest.raises(StorageError) as raised:
+                flush_lake(lake, journal)
+            errors.append(str(raised.value))
+            failing.failed(raised.value)
+    assert len(set(errors)) > 1  # what the store said differed from one attempt to the next
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert (
+        logged.startswith("flush failed, retrying every 2.0 s: cannot write")
+        and "NoSuchBucket" in logged
+    )

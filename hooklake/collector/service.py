@@ -150,7 +150,9 @@ def _flusher_main(
         flush_lake(lake, Path(journal) if journal else None)
 
 
-_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+#: What differs between two reports of the same failure: numbers, and the words that hold
+#: digits (an object store's request id, a duration in ms or µs).
+_VARYING = re.compile(r"[^\s<>0-9]*[0-9][^\s<>]*")
 
 
 class _Failing:
@@ -167,8 +169,8 @@ class _Failing:
 
     def failed(self, exc: Exception) -> None:
         error, now = tables.one_line(exc), time.monotonic()
-        # The same error again, though object storage's say how long each attempt took.
-        if _NUMBERS.sub("#", error) != _NUMBERS.sub("#", self.error or ""):
+        # The same error again, though object storage's name each request and its duration.
+        if _VARYING.sub("#", error) != _VARYING.sub("#", self.error or ""):
             if isinstance(exc, HooklakeError):  # ours say what failed: no traceback needed
                 log.error("flush failed, retrying every %.1f s: %s", self.interval, error)
             else:
