@@ -922,6 +922,40 @@ def test_a_collectors_flusher_keeps_an_existing_index_current(
         assert views(indexed) == views(raw)
 
 
+def test_an_update_that_loses_the_race_to_another_is_no_error(
+    tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Replicas' flushers each update the index about once a minute, now and then at the same
+    moment (and `hooklake index` may run meanwhile): the update whose commit comes second
+    finds the index already moved on. Nothing is appended twice, the report says so, and a
+    flusher logs nothing (it logged an error with a traceback)."""
+    from hooklake.collector import service
+
+    rows = _simulated_rows(rng, 40, 400)
+    write_rows(tmp_path, rows, name="a")
+    index.update_index(tmp_path)
+    for n in range(2):
+        more = _simulated_rows(rng, 40, 200, start=10_000 * (n + 1))
+        write_rows(tmp_path, more, name=f"b{n}")
+        rows += more
+
+        def another_first(stage: str) -> None:
+            if stage == "start":  # read what to do, wrote nothing yet
+                monkeypatch.setattr(index_commit, "crash_point", None)
+                assert index.update_index(tmp_path).action.startswith("updated")
+
+        monkeypatch.setattr(index_commit, "crash_point", another_first)
+        if n == 0:
+            report = index.update_index(tmp_path)
+            assert report.action == "left to another process, which updated it meanwhile"
+        else:
+            with caplog.at_level("INFO", logger="hooklake.collector"):
+                assert service._update_index(str(tmp_path))
+            assert [(r.levelname, r.exc_info) for r in caplog.records] == []
+        assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
+    assert index.update_index(tmp_path).action == "up to date"
+
+
 def test_slow_index_updates_come_further_apart() -> None:
     """A flusher updates the index once per index interval, unless updates take more than
     INDEX_SHARE of that (a large lake): then they are spaced to take that share of its time."""

@@ -16,7 +16,7 @@ from deltalake.exceptions import CommitFailedError
 
 from hooklake import layout, tables
 from hooklake.db import connect, lake_errors, query_sql
-from hooklake.errors import LakeError
+from hooklake.errors import LakeError, StorageError
 from hooklake.index.commit import checkpoint_now_and_then, commit_index_rows
 from hooklake.index.read import define_index_views
 from hooklake.index.rebuild import DEFAULT_MEMORY_LIMIT, rebuild_index, stream_ranges
@@ -119,7 +119,14 @@ def update_index(
         if state is None or changes is None:
             rows = rebuild_index(con, loc, messages, gap)
             return report("rebuilt", rows=rows)
-        customers, rows = _increment(con, loc, state, messages, changes)
+        try:
+            customers, rows = _increment(con, loc, state, messages, changes)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, CommitFailedError):
+                raise
+            # Another process (a replica's flusher, `hooklake index`) committed an update of
+            # the same index version first: appending ours too would hold rows twice.
+            return report("left to another process, which updated it meanwhile")
         after = read_state(loc)
         if fold and after is not None:
             if needs_fold(after):
