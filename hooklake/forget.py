@@ -35,6 +35,13 @@ from hooklake import index, layout, tables
 from hooklake.errors import ConfigError
 from hooklake.storage import LakeLocation, lake_location
 
+#: What the report says when it flushed no journal: a collector's acknowledged messages of the
+#: customer would come back with its next flush.
+_NO_JOURNAL = (
+    "none: no --journal given (the lake is on object storage): run forget with each "
+    "collector's --journal DIR"
+)
+
 
 @dataclass(frozen=True)
 class ForgetReport:
@@ -45,6 +52,8 @@ class ForgetReport:
     rejects_deleted: int
     #: Table versions of the delete commits, by table.
     versions: dict[str, int]
+    #: False when no journal was looked at: a lake on object storage without ``journal``.
+    journal_flushed: bool = True
 
     def rows(self) -> list[tuple[str, Any]]:
         who = f"customer {self.customer_id}" + (
@@ -52,7 +61,10 @@ class ForgetReport:
         )
         return [
             ("forgotten", who),
-            ("journal segments flushed first", self.segments_flushed),
+            (
+                "journal segments flushed first",
+                self.segments_flushed if self.journal_flushed else _NO_JOURNAL,
+            ),
             ("messages deleted", self.messages_deleted),
             ("rejects deleted", self.rejects_deleted),
             *((f"{t} version", v) for t, v in sorted(self.versions.items())),
@@ -117,6 +129,7 @@ def forget(
         messages_deleted=deleted[layout.MESSAGES],
         rejects_deleted=deleted[layout.REJECTED],
         versions=versions,
+        journal_flushed=flushed is not None,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -285,3 +286,21 @@ def test_a_flush_failing_on_object_storage_is_one_error_however_often_it_is_retr
         logged.startswith("flush failed, retrying every 2.0 s: cannot write")
         and "NoSuchBucket" in logged
     )
+
+
+def test_forget_on_s3_without_a_journal_says_it_flushed_none(s3_lake: str, tmp_path: Path) -> None:
+    """Run where a collector journals, without --journal, forget could not flush its journal:
+    the customer's acknowledged messages would come back with the collector's next flush. The
+    report must not read "0 segments flushed" then."""
+    from tests.test_forget import GONE, body
+
+    ingest_bodies(s3_lake, [body(GONE, 1)], journal=tmp_path / "journal")
+    args = ["forget", "--lake", s3_lake, "--customer", str(GONE), "--format", "json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["stat"]: r["value"] for r in orjson.loads(result.stdout)}
+    assert rows["messages deleted"] == 1
+    assert rows["journal segments flushed first"].startswith("none: no --journal given")
+    result = CliRunner().invoke(main, [*args, "--journal", str(tmp_path / "journal")])
+    rows = {r["stat"]: r["value"] for r in orjson.loads(result.stdout)}
+    assert rows["journal segments flushed first"] == 0
