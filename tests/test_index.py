@@ -922,6 +922,46 @@ def test_a_collectors_flusher_keeps_an_existing_index_current(
         assert views(indexed) == views(raw)
 
 
+def test_a_collectors_index_updates_that_keep_failing_are_logged_once(
+    collector_factory: Any, tmp_path: Path
+) -> None:
+    """An index that cannot be read (here a damaged log entry) fails every update the flusher
+    tries: the collector logs the error once, with its traceback, then one line a minute, as
+    for flushes; it logged the traceback at every try. Collecting goes on meanwhile."""
+    import time
+
+    from hooklake.simulate import simulate
+    from tests.conftest import Collector, wait_until
+
+    deliveries = list(simulate(6, seed=3))
+    lake_dir = tmp_path / "lake"
+    env = {"HOOKLAKE_INDEX_INTERVAL": "0", "HOOKLAKE_FLUSH_INTERVAL": "0.2"}
+    c: Collector = collector_factory(lake_dir, env=env)
+    half = len(deliveries) // 2
+    for d in deliveries[:half]:
+        assert httpx.post(c.hook_url(), content=d.body).status_code == 200
+    loc = lake_location(lake_dir)
+    wait_until(lambda: index_ready(loc, half), "the first half is flushed")
+    index.update_index(lake_dir)
+    state = index.read_state(loc)
+    assert state is not None
+    log_dir = lake_dir / layout.INDEX / "_delta_log"
+    (log_dir / f"{state.version + 1:020d}.json").write_text("not a log entry\n")
+    for d in deliveries[half:]:
+        assert httpx.post(c.hook_url(), content=d.body).status_code == 200
+    wait_until(lambda: index_ready(loc, len(deliveries)), "the second half is flushed")
+
+    # The flusher tries an update after every flush while the index is behind: about 15 tries
+    # in these 3 s, each of which logged a traceback before. (More or fewer tries change
+    # nothing below.)
+    time.sleep(3)
+    assert c.stop() == 0
+    log = c.log.read_text()
+    assert log.count("conversation index update") == 1, log
+    assert "conversation index update failed, retried at the next update" in log
+    assert log.count("Traceback") == 1, log
+
+
 def test_an_update_that_loses_the_race_to_another_is_no_error(
     tmp_path: Path, rng: SeededRandom, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
@@ -950,7 +990,9 @@ def test_an_update_that_loses_the_race_to_another_is_no_error(
             assert report.action == "left to another process, which updated it meanwhile"
         else:
             with caplog.at_level("INFO", logger="hooklake.collector"):
-                assert service._update_index(str(tmp_path))
+                assert service._update_index(
+                    str(tmp_path), service._Failing("conversation index update", "retried")
+                )
             assert [(r.levelname, r.exc_info) for r in caplog.records] == []
         assert_index_agrees(tmp_path, rows, timedelta(minutes=30))
     assert index.update_index(tmp_path).action == "up to date"

@@ -70,7 +70,7 @@ def recover(lake: Path | str, journal: Path | None = None, *, create: bool = Tru
     return flush_lake(lake, journal, wait=True)
 
 
-def _update_index(lake: str) -> bool:
+def _update_index(lake: str, failing: _Failing) -> bool:
     """Fold what was flushed into the conversation index, once someone created one
     (`hooklake index`): readers then compute nothing for the customers it touched. An index
     another version of Hooklake wrote is rebuilt. Returns False when the update failed."""
@@ -79,9 +79,10 @@ def _update_index(lake: str) -> bool:
     try:
         if tables.open_table(lake_location(lake), layout.INDEX) is not None:
             index.update_index(lake)
-    except Exception:  # the index is derived data: the next round, or any reader, catches up
-        log.exception("conversation index update failed; it will be retried")
+    except Exception as exc:  # the index is derived data: the next round, or a reader, catches up
+        failing.failed(exc)
         return False
+    failing.worked()
     return True
 
 
@@ -130,7 +131,8 @@ def _flusher_main(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
     flushed, due = False, -math.inf  # whether the index is behind; when to update it next
-    failing = _Failing(interval)
+    failing = _Failing("flush", f"retrying every {interval:.1f} s")
+    index_failing = _Failing("conversation index update", "retried at the next update")
     while not stop.is_set():
         try:
             report = flush_lake(lake, Path(journal) if journal else None)
@@ -141,7 +143,7 @@ def _flusher_main(
             flushed = flushed or report.segments > 0
         if flushed and time.monotonic() >= due:
             started = time.monotonic()
-            flushed = not _update_index(lake)
+            flushed = not _update_index(lake, index_failing)
             due = next_index_update(started, time.monotonic(), index_interval)
         if os.getppid() != parent:
             return
@@ -156,13 +158,14 @@ _VARYING = re.compile(r"[^\s<>0-9]*[0-9][^\s<>]*")
 
 
 class _Failing:
-    """How the flusher reports flushes that keep failing (storage gone, credentials expired):
-    a new error in full, the same one again as one line a minute, and the recovery."""
+    """How the flusher reports work that keeps failing (flushes: storage gone, credentials
+    expired; index updates): a new error in full, the same one again as one line a minute,
+    and the recovery. ``what`` names the work, ``retry`` says when it is tried again."""
 
     REPEAT_EVERY = 60.0
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+    def __init__(self, what: str, retry: str) -> None:
+        self.what, self.retry = what, retry
         self.error: str | None = None
         self.since = 0.0
         self.next_report = 0.0
@@ -172,19 +175,19 @@ class _Failing:
         # The same error again, though object storage's name each request and its duration.
         if _VARYING.sub("#", error) != _VARYING.sub("#", self.error or ""):
             if isinstance(exc, HooklakeError):  # ours say what failed: no traceback needed
-                log.error("flush failed, retrying every %.1f s: %s", self.interval, error)
+                log.error("%s failed, %s: %s", self.what, self.retry, error)
             else:
-                log.error("flush failed, retrying every %.1f s", self.interval, exc_info=exc)
+                log.error("%s failed, %s", self.what, self.retry, exc_info=exc)
             if self.error is None:
                 self.since = now
             self.error, self.next_report = error, now + self.REPEAT_EVERY
         elif now >= self.next_report:
-            log.error("flush still failing after %.0f s: %s", now - self.since, error)
+            log.error("%s still failing after %.0f s: %s", self.what, now - self.since, error)
             self.next_report = now + self.REPEAT_EVERY
 
     def worked(self) -> None:
         if self.error is not None:
-            log.info("flush works again after %.0f s", time.monotonic() - self.since)
+            log.info("%s works again after %.0f s", self.what, time.monotonic() - self.since)
             self.error = None
 
 

@@ -605,7 +605,7 @@ def test_a_flush_that_keeps_failing_is_logged_once_per_error_then_once_a_minute(
 
     now = [1000.0]
     monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
-    failing = service._Failing(2.0)
+    failing = service._Failing("flush", "retrying every 2.0 s")
     gone = StorageError("cannot write: \x1b[31m↳\x1b[0m\n  404 NoSuchBucket")
     with caplog.at_level("INFO", logger="hooklake.collector"):
         for _ in range(30):  # a minute of retries, every 2 s
