@@ -121,6 +121,25 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
+#: The metrics directory of ``serve --workers N`` is named for the process that made it.
+METRICS_PREFIX = "hooklake-metrics-"
+
+
+def _remove_orphaned_metrics() -> None:
+    """Remove the metrics directories of collectors that are gone without removing them
+    (kill -9 of ``serve --workers N``): one more after every such crash, for good."""
+    for path in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = path.name.removeprefix(METRICS_PREFIX).split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def _flusher_main(
     lake: str, journal: str | None, interval: float, index_interval: float, parent: int
 ) -> None:
@@ -234,7 +253,8 @@ def serve(settings: CollectorSettings, host: str, port: int, workers: int = 1) -
     if workers > 1:
         # Workers are started with spawn and import prometheus_client afresh: with this set,
         # they share their counters through files and /metrics sums every worker's.
-        metrics_dir = tempfile.mkdtemp(prefix="hooklake-metrics-")
+        _remove_orphaned_metrics()
+        metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
         os.environ[MULTIPROC_ENV] = metrics_dir
         # Workers stop by themselves if this process disappears (app._stop_without_supervisor).
         os.environ[SUPERVISOR_ENV] = str(os.getpid())

@@ -385,6 +385,31 @@ def test_every_worker_logs_the_collectors_lines(collector_factory: Any, tmp_path
     assert sorted(starts) == sorted(writers)
 
 
+def test_a_collector_killed_with_workers_leaves_no_metrics_directory_for_good(
+    collector_factory: Any, tmp_path: Path
+) -> None:
+    """``serve --workers N`` keeps its workers' metrics in a temporary directory, which a kill
+    -9 leaves behind; the next collector removes those whose collector is gone, and no other."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, check=True, text=True)  # fmt: skip
+    stale = tmp / f"hooklake-metrics-{int(gone.stdout)}-x1"
+    alive = tmp / f"hooklake-metrics-{os.getpid()}-x2"  # a running collector's
+    for d in (stale, alive):
+        d.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    first: Collector = collector_factory(tmp_path / "lake", workers=2, env=env)
+    assert not stale.exists() and alive.exists()
+    (own,) = tmp.glob(f"hooklake-metrics-{first.proc.pid}-*")
+    first.kill()
+    assert own.exists()  # what kill -9 leaves
+    second: Collector = collector_factory(tmp_path / "lake", workers=2, env=env)
+    assert not own.exists() and alive.exists()
+    assert second.stop() == 0
+    assert sorted(p.name for p in tmp.glob("hooklake-metrics-*")) == [alive.name]
+
+
 def test_workers_stop_when_hooklake_serve_alone_is_killed(
     collector_factory: Any, tmp_path: Path, rng: SeededRandom
 ) -> None:
