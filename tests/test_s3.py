@@ -207,6 +207,7 @@ def test_a_collector_on_a_bucket_that_is_not_there_refuses_to_start(
     assert last.startswith(f"Error: cannot reach the lake at {lake}: "), proc.stderr
     assert "NoSuchBucket" in last and "does the bucket exist" in last
     assert "Traceback" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert "Collecting into" not in proc.stderr  # it never did
 
 
 def test_compact_and_vacuum_on_s3_keep_the_index_incremental_and_the_views_readable(

@@ -57,9 +57,11 @@ def serve(
     """
     import logging
 
+    from hooklake import tables
     from hooklake.collector.service import LOG_FORMAT
     from hooklake.collector.service import serve as run
     from hooklake.settings import CollectorSettings, load_hooks
+    from hooklake.storage import lake_location
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     hooks = load_hooks(hooks_file)
@@ -74,8 +76,12 @@ def serve(
     settings = CollectorSettings(
         lake=str(lake), journal=journal, hooks=hooks, max_body_bytes=max_body
     )
+    # Reachable before it says it collects (serve checks again, for callers of the library).
+    tables.check_reachable(lake_location(settings.lake))
+    where = str(lake).rstrip("/")
     click.echo(
-        f"Collecting into {lake}/ — POST http://{host}:{port}/hooks/{{{','.join(hooks)}}}", err=True
+        f"Collecting into {where}/ — POST http://{host}:{port}/hooks/{{{','.join(hooks)}}}",
+        err=True,
     )
     run(settings, host=host, port=port, workers=workers)
 
