@@ -230,8 +230,8 @@ def flush_lake(lake: Path | str, journal: Path | None = None, wait: bool = False
         finally:
             if lock is not None:
                 unlock(lock)
-    if report.segments:
-        log.info(
+    if report.segments:  # a collector's flusher sums these up once a minute (INFO)
+        log.debug(
             "flushed segments=%d messages=%d rejected=%d",
             report.segments,
             report.messages,
