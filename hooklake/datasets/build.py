@@ -31,7 +31,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -138,6 +138,12 @@ class BuildReport:
             )
         names = ", ".join(f.path.name for f in self.files.values()) or "no new shard"
         return f"files: {names}, {self.card.name}, {self.manifest.name} in {self.out_dir}"
+
+
+def _reasons(dropped: Mapping[str, int]) -> str:
+    """The conversations a build dropped, by reason, as a sentence reads them:
+    ``3 conversations with too few user turns, 1 duplicate examples``."""
+    return ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(dropped.items()))
 
 
 class _Clock:
@@ -318,7 +324,7 @@ def build(
                 raise BuildError(
                     f"recipe {recipe.origin or recipe.name} gives no examples from "
                     f"{counted(stats.conversations_read, 'conversation')} (dropped: "
-                    f"{dict(stats.dropped) or 'none'}): "
+                    f"{_reasons(stats.dropped) or 'none'}): "
                     + (
                         "check the [preference] and [feedback] patterns against the lake's "
                         "texts (`hooklake sql`)"

@@ -319,8 +319,10 @@ def test_a_recipe_that_gives_no_examples_fails_and_keeps_earlier_output(
 ) -> None:
     build(_recipe(), sim_lake, tmp_path, progress=False)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(BuildError, match="gives no examples"):
+    with pytest.raises(BuildError, match="gives no examples") as raised:
         build(_recipe(filter={"min_user_turns": 1000}), sim_lake, tmp_path, progress=False)
+    # Why, in words: "(dropped: 247 conversations with too few user turns, 2 ...)".
+    assert re.search(r"\(dropped: \d+ [a-z ]+(, \d+ [a-z ]+)*\)", str(raised.value)), raised.value
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
