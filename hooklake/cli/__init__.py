@@ -27,7 +27,7 @@ def main() -> None:
     Try it:   hooklake demo
     Collect:  hooklake serve --hooks hooks.toml --lake lake/
     Query:    hooklake sql "select count(*) from messages" --lake lake/
-    Build:    hooklake build datasets/support-bot.toml --lake lake/ --out out/
+    Build:    hooklake build datasets/support-bot.toml --lake lake/ --out out/support-bot
     """
 
 
