@@ -80,7 +80,12 @@ def forget(
     default=None,
     help="With --engine spark: order the lake as it was (a messages version or an ISO time).",
 )
-@click.option("--out", default=None, help="With --engine spark: write the ordered rows there.")
+@click.option(
+    "--out",
+    default=None,
+    help="With --engine spark: write the ordered rows there as Parquet, into a new folder or "
+    "one an earlier run wrote (it is replaced; a folder holding anything else is refused).",
+)
 def index_command(
     lake: Path | str,
     fmt: str,

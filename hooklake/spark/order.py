@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from hooklake.datasets.lake import DEFAULT_SESSION_GAP, AsOf, as_session_gap
 from hooklake.db import spark_sql as sql_text
+from hooklake.spark.output import check_replaceable
 from hooklake.spark.read import LakePath, message_rows, snapshot
 from hooklake.spark.session import quiet
 
@@ -97,13 +98,16 @@ def order_lake(
 ) -> OrderedReport:
     """Order the lake's messages on Spark (``hooklake index --engine spark``): count messages,
     conversations and customers, and with ``out`` write the rows there as Parquet (any path
-    the cluster can write: a directory, ``s3a://…``), replacing what was there."""
+    the cluster can write: a directory, ``s3a://…``), replacing an earlier ordering there; a
+    folder holding anything else is refused (:func:`~hooklake.spark.output.check_replaceable`)."""
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
     gap = as_session_gap(session_gap)
-    rows = ordered_messages(spark, lake, version=version, session_gap=gap)
     target = None if out is None else os.fspath(out)
+    if target is not None:
+        check_replaceable(spark, target)
+    rows = ordered_messages(spark, lake, version=version, session_gap=gap)
     with quiet():
         if target is not None:
             rows = rows.persist()

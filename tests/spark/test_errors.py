@@ -108,3 +108,30 @@ def test_submitted_builds_and_indexes_run_on_spark() -> None:
     ]  # fmt: skip
     assert arguments(["index", "--engine=spark"]) == ["index", "--engine=spark"]
     assert arguments(["stats", "--lake", "x"]) == ["stats", "--lake", "x"]
+
+
+def test_index_on_spark_never_replaces_a_folder_it_did_not_write(
+    spark: Any, sim_lake: Path, tmp_path: Path
+) -> None:
+    # Spark's overwrite deletes the whole --out folder first: `--out lake` erased the lake.
+    lake = tmp_path / "lake"
+    shutil.copytree(sim_lake, lake)
+    before = sorted(p.relative_to(lake) for p in lake.rglob("*"))
+    args = ["index", "--engine", "spark", "--lake", str(lake), "--out"]
+    result = CliRunner().invoke(main, [*args, str(lake)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: --out {lake} holds files Spark did not write (_journal, messages); "
+        "writing the ordered rows replaces the whole folder: pass a new or empty folder"
+    ]
+    assert sorted(p.relative_to(lake) for p in lake.rglob("*")) == before
+    # An earlier ordering's folder is replaced, as the README's command run twice does.
+    out = tmp_path / "ordered"
+    for _ in range(2):
+        result = CliRunner().invoke(main, [*args, str(out)])
+        assert result.exit_code == 0, result.output
+    (out / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, [*args, str(out)])
+    assert result.exit_code == 1
+    assert "holds files Spark did not write (notes.txt)" in result.output
+    assert (out / "notes.txt").read_text() == "mine"
