@@ -114,15 +114,12 @@ def index_command(
     from datetime import timedelta
 
     if engine == "spark":
-        from hooklake.spark import spark_session
         from hooklake.spark.order import order_lake
 
         version: int | str | None = as_of
         if as_of is not None and as_of.strip().isdigit():
             version = int(as_of)
-        ordered = order_lake(
-            spark_session(), lake, version=version, session_gap=gap_minutes or 30, out=out
-        )
+        ordered = order_lake(lake, version=version, session_gap=gap_minutes or 30, out=out)
         emit(["stat", "value"], ordered.rows(), fmt)
         return
     if as_of is not None or out is not None:

@@ -28,7 +28,7 @@ from hooklake.datasets.lake import DEFAULT_SESSION_GAP, AsOf, as_session_gap
 from hooklake.db import spark_sql as sql_text
 from hooklake.spark.output import check_replaceable
 from hooklake.spark.read import LakePath, message_rows, snapshot
-from hooklake.spark.session import quiet
+from hooklake.spark.session import quiet, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -89,9 +89,9 @@ class OrderedReport:
 
 
 def order_lake(
-    spark: SparkSession,
     lake: LakePath,
     *,
+    spark: SparkSession | None = None,
     version: AsOf | None = None,
     session_gap: timedelta | int = DEFAULT_SESSION_GAP,
     out: str | os.PathLike[str] | None = None,
@@ -99,15 +99,20 @@ def order_lake(
     """Order the lake's messages on Spark (``hooklake index --engine spark``): count messages,
     conversations and customers, and with ``out`` write the rows there as Parquet (any path
     the cluster can write: a directory, ``s3a://…``), replacing an earlier ordering there; a
-    folder holding anything else is refused (:func:`~hooklake.spark.output.check_replaceable`)."""
+    folder holding anything else is refused (:func:`~hooklake.spark.output.check_replaceable`).
+    Uses ``spark``, else the active session (``spark-submit``'s), else a new local one."""
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
     gap = as_session_gap(session_gap)
+    # The lake and the version first: a mistyped --lake or --as-of is one line at once, not
+    # after the JVM's start-up (10 s or more) and its log lines.
+    snap = snapshot(lake, version)
+    spark = spark or spark_session()
     target = None if out is None else os.fspath(out)
     if target is not None:
         check_replaceable(spark, target)
-    rows = ordered_messages(spark, lake, version=version, session_gap=gap)
+    rows = ordered_rows(spark, message_rows(spark, lake, snap), gap)
     with quiet():
         if target is not None:
             rows = rows.persist()

@@ -135,3 +135,25 @@ def test_index_on_spark_never_replaces_a_folder_it_did_not_write(
     assert result.exit_code == 1
     assert "holds files Spark did not write (notes.txt)" in result.output
     assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("lake_arg", "extra", "expected"),
+    [
+        ("missing", [], "Error: no lake at {lake}: the directory does not exist"),
+        ("sim", ["--as-of", "99"], "Error: the messages table of lake {lake} has no version 99"),
+    ],
+)
+def test_index_on_spark_names_a_wrong_lake_or_version_before_starting_spark(
+    sim_lake: Path, tmp_path: Path, lake_arg: str, extra: list[str], expected: str
+) -> None:
+    # A fresh interpreter, so nothing has started a JVM: its start-up lines go to stderr.
+    lake = sim_lake if lake_arg == "sim" else tmp_path / "missing"
+    code = "from hooklake.cli import main; main(prog_name='hooklake')"
+    args = ["index", "--engine", "spark", "--lake", str(lake), *extra]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(expected.format(lake=lake))
