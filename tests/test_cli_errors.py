@@ -75,6 +75,11 @@ def usage_errors(lake: Path) -> list[tuple[list[str], str]]:
             ["index", "--lake", str(lake), "--as-of", "1"],
             "--as-of and --out go with --engine spark (see hooklake index --help)",
         ),
+        (
+            ["index", "--lake", str(lake), "--engine", "spark", "--rebuild"],
+            "--rebuild goes with the index itself: leave out --engine spark "
+            "(see hooklake index --help)",
+        ),
         (["nosuch"], "No such command 'nosuch' (see hooklake --help)"),
         (["--bogus"], "No such option '--bogus' (see hooklake --help)"),
     ]

@@ -114,6 +114,9 @@ def index_command(
     from datetime import timedelta
 
     if engine == "spark":
+        if rebuild:
+            # Spark orders the lake; it never writes the index, so it has nothing to rebuild.
+            raise click.UsageError("--rebuild goes with the index itself: leave out --engine spark")
         from hooklake.spark.order import order_lake
 
         version: int | str | None = as_of
