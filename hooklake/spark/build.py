@@ -129,7 +129,6 @@ def _job(run: Callable[[], T], lake_path: LakePath) -> T:
         with quiet():
             return run()
     except Exception as exc:
-        text = " ".join(str(exc).split())
-        if any(sign in text for sign in _UNREADABLE):
-            raise cannot_read(lake_path, text) from exc
+        if any(sign in str(exc) for sign in _UNREADABLE):
+            raise cannot_read(lake_path, str(exc)) from exc
         raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hooklake.errors import SparkError
+from hooklake.spark.jvm import java_message, missing_filesystem
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,17 +29,24 @@ def check_replaceable(spark: SparkSession, target: str) -> None:
     own output, which ``mode("overwrite")`` may replace."""
     jvm: Any = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    path = jvm.org.apache.hadoop.fs.Path(target)
-    fs = path.getFileSystem(conf)
-    if not fs.exists(path):
-        return
-    if not fs.getFileStatus(path).isDirectory():
-        raise SparkError(f"--out {target} is a file: pass a folder for the ordered rows")
-    others = sorted(
-        str(status.getPath().getName())
-        for status in fs.listStatus(path)
-        if not str(status.getPath().getName()).startswith(_WRITTEN_BY_SPARK)
-    )
+    try:
+        path = jvm.org.apache.hadoop.fs.Path(target)
+        fs = path.getFileSystem(conf)
+        if not fs.exists(path):
+            return
+        if not fs.getFileStatus(path).isDirectory():
+            raise SparkError(f"--out {target} is a file: pass a folder for the ordered rows")
+        others = sorted(
+            str(status.getPath().getName())
+            for status in fs.listStatus(path)
+            if not str(status.getPath().getName()).startswith(_WRITTEN_BY_SPARK)
+        )
+    except SparkError:
+        raise
+    except Exception as exc:  # py4j's Py4JJavaError: a bad URI, no filesystem for the scheme
+        error = str(exc)
+        fix = missing_filesystem(error) or java_message(error)
+        raise SparkError(f"cannot write the ordered rows to --out {target}: {fix}") from exc
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise SparkError(

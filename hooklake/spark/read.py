@@ -30,6 +30,7 @@ from deltalake import DeltaTable
 from hooklake import layout, tables
 from hooklake.datasets.lake import AsOf, _open_tables, check_lake
 from hooklake.errors import SparkError
+from hooklake.spark.jvm import java_message, missing_filesystem
 from hooklake.spark.session import quiet
 from hooklake.storage import LakeLocation, lake_location
 
@@ -97,9 +98,13 @@ def message_rows(spark: SparkSession, path: LakePath, snap: Snapshot) -> DataFra
         raise cannot_read(path, str(exc)) from exc
 
 
-def cannot_read(path: LakePath, detail: str) -> SparkError:
-    """The error for files of the lake that Spark cannot open, with what usually fixes it."""
-    detail = " ".join(detail.split())[:400]
+def cannot_read(path: LakePath, error: str) -> SparkError:
+    """The error for files of the lake that Spark cannot open (``error``: what Spark raised),
+    with what usually fixes it."""
+    detail = java_message(error)
+    fix = missing_filesystem(error)
+    if fix is not None:
+        return SparkError(f"the Spark cluster cannot read lake {os.fspath(path)}: {fix}")
     return SparkError(
         f"the Spark cluster cannot read lake {os.fspath(path)} ({detail}): every executor needs "
         "the lake's path (a shared directory, or s3a:// with the cluster's spark.hadoop.fs.s3a.* "

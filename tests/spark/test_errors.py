@@ -16,8 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from hooklake.cli import main
+from hooklake.collector.ingest import ingest_bodies
 from hooklake.datasets.lake import Lake
 from hooklake.errors import SparkError
+from hooklake.simulate import simulate
 from hooklake.spark import ordered_messages
 from hooklake.spark.session import MIN_JAVA, check_java, java_major
 from hooklake.spark.submit import arguments
@@ -157,3 +159,29 @@ def test_index_on_spark_names_a_wrong_lake_or_version_before_starting_spark(
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(expected.format(lake=lake))
+
+
+def test_a_lake_on_s3_without_an_s3_connector_names_the_connector(
+    spark: Any, sim_lake: Path, s3_lake: str, tmp_path: Path
+) -> None:
+    # pyspark from PyPI has no S3 filesystem: the error said so as a flattened Java stack.
+    ingest_bodies(s3_lake, [d.body for d in simulate(5, seed=3)], journal=tmp_path / "journal")
+    lake = s3_lake.replace("s3://", "s3a://")
+    fix = (
+        "this Spark has no filesystem for s3a:// (pyspark from PyPI ships no S3 connector): run "
+        "on a cluster that has one (EMR, Dataproc and Databricks do) or add hadoop-aws for "
+        "Spark's Hadoop version (spark-submit --packages org.apache.hadoop:hadoop-aws:VERSION), "
+        "and write s3a:// paths"
+    )
+    runs = [
+        (["build", RECIPE, "--engine", "spark", "--no-progress", "--lake", lake, "--out",
+          str(tmp_path / "out")], f"Error: the Spark cluster cannot read lake {lake}: {fix}"),
+        (["index", "--engine", "spark", "--lake", lake],
+         f"Error: the Spark cluster cannot read lake {lake}: {fix}"),
+        (["index", "--engine", "spark", "--lake", str(sim_lake), "--out", f"{lake}-ordered"],
+         f"Error: cannot write the ordered rows to --out {lake}-ordered: {fix}"),
+    ]  # fmt: skip
+    for args, expected in runs:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1
+        assert result.output.splitlines() == [expected], args
