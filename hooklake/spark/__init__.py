@@ -9,6 +9,7 @@ Needs the ``spark`` extra (``pip install 'hooklake[spark]'``) and Java 17 or new
 - :mod:`.order`: :func:`ordered_messages`, the rows of the views' ``hooklake_messages_ordered``.
 - :mod:`.build`: ``hooklake build RECIPE --engine spark``; the per-conversation Python runs in
   Spark tasks, the driver dedupes and writes.
+- :mod:`.output`: which folder ``index --engine spark --out`` may replace.
 - :mod:`.submit`: the entry point for ``spark-submit``.
 
 Spark SQL lives in ``hooklake/sql/spark/``, beside the DuckDB ``views/`` and ``queries/``, each
