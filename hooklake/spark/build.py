@@ -37,6 +37,8 @@ from hooklake.datasets.shape import BUILD_COLUMNS, BUILD_SCHEMA, ShapedBatch, sh
 from hooklake.datasets.signals import Rules
 from hooklake.datasets.stream import cut_whole
 from hooklake.db import spark_sql as sql_text
+from hooklake.errors import SparkError
+from hooklake.spark.jvm import missing_module
 from hooklake.spark.order import ordered_rows
 from hooklake.spark.read import LakePath, cannot_read, message_rows, snapshot
 from hooklake.spark.session import quiet, spark_session
@@ -124,11 +126,15 @@ def shaped_batches(
 
 
 def _job(run: Callable[[], T], lake_path: LakePath) -> T:
-    """Run a Spark action; a failure to read the lake's files becomes a :class:`SparkError`."""
+    """Run a Spark action; a failure to read the lake's files or to import Hooklake in the
+    workers becomes a :class:`SparkError`."""
     try:
         with quiet():
             return run()
     except Exception as exc:
         if any(sign in str(exc) for sign in _UNREADABLE):
             raise cannot_read(lake_path, str(exc)) from exc
+        fix = missing_module(str(exc))
+        if fix is not None:
+            raise SparkError(fix) from exc
         raise

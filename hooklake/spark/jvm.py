@@ -3,7 +3,9 @@
 py4j hands Python the Java exception as text: a line naming the call (``An error occurred
 while calling o39.parquet.``), the exception, then its whole stack. Hooklake's errors keep the
 exception's own line. A missing filesystem (``s3a://`` on pyspark from PyPI, which ships no S3
-connector) gets its fix, since the Java text alone names a class, not what to install.
+connector) and a Python worker that cannot import Hooklake (a node without it, or a
+``PYSPARK_PYTHON`` naming another interpreter) get their fix: the text alone names a class or
+ends a worker's traceback, and says nothing of what to install where.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ _NO_FILESYSTEM = re.compile(
     r'No FileSystem for scheme "(?P<scheme>[\w.+-]+)"'
     r"|Class org\.apache\.hadoop\.fs\.(?P<s3a>s3a)\.S3AFileSystem not found"
 )
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '(?P<module>[\w.]+)'")
 _MAX_CHARS = 400
 
 
@@ -39,4 +42,18 @@ def missing_filesystem(text: str) -> str | None:
         "connector): run on a cluster that has one (EMR, Dataproc and Databricks do) or add "
         "hadoop-aws for Spark's Hadoop version (spark-submit --packages "
         "org.apache.hadoop:hadoop-aws:VERSION), and write s3a:// paths"
+    )
+
+
+def missing_module(text: str) -> str | None:
+    """What to do when ``text`` says a Spark Python worker could not import a module (the
+    worker unpickles the build's function, which needs Hooklake and its dependencies)."""
+    m = _NO_MODULE.search(text)
+    if m is None:
+        return None
+    return (
+        f"Spark's Python workers cannot import {m.group('module')} (No module named "
+        f"'{m.group('module')}'): install hooklake[spark], the same version, in the Python "
+        "Spark runs on every node (PYSPARK_PYTHON, spark.pyspark.python) or ship a packed "
+        "virtualenv with --archives (README: Spark)"
     )

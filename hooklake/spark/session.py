@@ -132,7 +132,10 @@ def spark_session(
             detail = " ".join(str(exc).split())[:500]
             raise SparkError(f"cannot start Spark: {detail}") from exc
         if not _under_spark_submit():
-            active.sparkContext.setLogLevel("ERROR")
+            # FATAL, not ERROR: a failed task's ERROR lines are Java and Python stacks, dozens
+            # of lines per task before the one line Hooklake prints for the same failure
+            # (HOOKLAKE_DEBUG=1 prints it with its traceback).
+            active.sparkContext.setLogLevel("FATAL")
     active.conf.set("spark.sql.session.timeZone", "UTC")
     return active
 

@@ -5,6 +5,7 @@ missing Java, a Java too old, a missing pyspark and a lake the cluster cannot re
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,3 +186,28 @@ def test_a_lake_on_s3_without_an_s3_connector_names_the_connector(
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1
         assert result.output.splitlines() == [expected], args
+
+
+def test_workers_without_hooklake_are_one_line_naming_the_install(
+    sim_lake: Path, tmp_path: Path
+) -> None:
+    # Workers on a Python without Hooklake (a node it is not installed on, or PYSPARK_PYTHON
+    # naming another interpreter) failed with every task's Java and Python stacks on stderr.
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    env = {**os.environ, "PYSPARK_PYTHON": str(bare / "bin" / "python")}
+    proc = _cli(sim_lake, env)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    # Which module fails first depends on what the worker finds (hooklake itself, from the
+    # working directory, then its dependencies).
+    assert re.fullmatch(
+        r"Error: Spark's Python workers cannot import (\w+) \(No module named '\1'\): "
+        r"install hooklake\[spark\], the same version, in the Python Spark runs on every node "
+        r"\(PYSPARK_PYTHON, spark\.pyspark\.python\) or ship a packed virtualenv with "
+        r"--archives \(README: Spark\)",
+        lines[-1],
+    )
+    # Only the JVM's start-up lines come before it: no stack of any task.
+    assert not [line for line in lines if "Traceback" in line or line.startswith("\tat ")]
+    assert len(lines) < 10, proc.stderr
