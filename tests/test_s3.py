@@ -273,7 +273,7 @@ def test_a_flush_failing_on_object_storage_is_one_error_however_often_it_is_retr
     header = {"kind": "message", "hook": "default", "t": 1, "h": {}, "n": 1}
     writer.write(encode_record(header, sample("dialog.json")))
     writer.close()
-    failing = service._Failing(2.0)
+    failing = service._Failing("flush", "retrying every 2.0 s")
     errors = []
     with caplog.at_level("INFO", logger="hooklake.collector"):
         for _ in range(4):
