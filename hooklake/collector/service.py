@@ -106,12 +106,14 @@ LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging plus the collector's own lines, for uvicorn to set up in every process
-    it runs the app in: the workers of ``--workers N`` are fresh interpreters (spawn) that
-    would otherwise drop the collector's info lines (its writer, each reject) and print its
-    warnings and errors bare, without a time."""
+    """uvicorn's logging, with times, plus the collector's own lines, for uvicorn to set up in
+    every process it runs the app in: the workers of ``--workers N`` are fresh interpreters
+    (spawn) that would otherwise drop the collector's info lines (its writer, each reject) and
+    print its warnings and errors bare, without a time."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["formatters"]["hooklake"] = {"format": LOG_FORMAT}
+    # uvicorn's own lines (start-up, shutdown, its errors) with the time too, as ours.
+    config["formatters"]["default"]["fmt"] = "%(asctime)s %(name)s %(levelprefix)s %(message)s"
     config["handlers"]["hooklake"] = {
         "class": "logging.StreamHandler",
         "formatter": "hooklake",

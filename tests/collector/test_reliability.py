@@ -377,6 +377,8 @@ def test_every_worker_logs_the_collectors_lines(collector_factory: Any, tmp_path
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} hooklake\.collector "
     wanted = [rf"^{stamp}collector writer={w} lake=" for w in writers]
     wanted.append(rf"^{stamp}rejected hook=default code=invalid_json ")
+    # uvicorn's own lines carry the time too.
+    wanted.append(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} uvicorn\.error INFO: +Started server ")
     for line in wanted:
         wait_until(lambda line=line: re.search(line, c.log.read_text(), re.M), line)
     assert c.stop() == 0
