@@ -970,6 +970,7 @@ def test_an_update_that_loses_the_race_to_another_is_no_error(
     finds the index already moved on. Nothing is appended twice, the report says so, and a
     flusher logs nothing (it logged an error with a traceback)."""
     from hooklake.collector import service
+    from hooklake.collector.failures import RepeatedFailure
 
     rows = _simulated_rows(rng, 40, 400)
     write_rows(tmp_path, rows, name="a")
@@ -991,7 +992,7 @@ def test_an_update_that_loses_the_race_to_another_is_no_error(
         else:
             with caplog.at_level("INFO", logger="hooklake.collector"):
                 assert service._update_index(
-                    str(tmp_path), service._Failing("conversation index update", "retried")
+                    str(tmp_path), RepeatedFailure("conversation index update", "retried")
                 )
             assert [(r.levelname, r.exc_info) for r in caplog.records] == []
         assert_index_agrees(tmp_path, rows, timedelta(minutes=30))

@@ -261,7 +261,7 @@ def test_a_flush_failing_on_object_storage_is_one_error_however_often_it_is_retr
     """Each answer of the store names its own request (``<RequestId>``) and how long it took
     (in ms or µs): a bucket gone for an hour is still one error, logged once and then once a
     minute, not in full every 2 s."""
-    from hooklake.collector import service
+    from hooklake.collector.failures import RepeatedFailure
     from hooklake.collector.flush import flush_lake
     from hooklake.collector.journal import SegmentWriter, encode_record
     from hooklake.errors import StorageError
@@ -273,7 +273,7 @@ def test_a_flush_failing_on_object_storage_is_one_error_however_often_it_is_retr
     header = {"kind": "message", "hook": "default", "t": 1, "h": {}, "n": 1}
     writer.write(encode_record(header, sample("dialog.json")))
     writer.close()
-    failing = service._Failing("flush", "retrying every 2.0 s")
+    failing = RepeatedFailure("flush", "retrying every 2.0 s")
     errors = []
     with caplog.at_level("INFO", logger="hooklake.collector"):
         for _ in range(4):

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from hooklake.collector.check import BodyError, check_body
+from hooklake.collector.failures import RepeatedFailure
 from hooklake.collector.journal import GroupCommitter, encode_record
 from hooklake.collector.metrics import Metrics
 from hooklake.errors import StorageError
@@ -97,6 +98,8 @@ class HookReceiver:
         self.metrics = metrics
         self.limit = max_body_bytes
         self.body_timeout = body_timeout
+        # A full disk refuses every request until space returns: one line, not one each.
+        self._storage = RepeatedFailure("the journal", "answering 503 meanwhile")
         self._too_large = orjson.dumps(
             {"detail": f"body larger than the limit of {max_body_bytes} bytes"}
         )
@@ -164,9 +167,10 @@ class HookReceiver:
         try:
             await self.journal.append(record)
         except StorageError as err:
-            log.error("storage failure: %s", err)
+            self._storage.failed(err)
             body = orjson.dumps({"detail": f"{err}; retry later"})
             return 503, body, [(b"retry-after", b"5")]
+        self._storage.worked()
         return None
 
     async def _answer(

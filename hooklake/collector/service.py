@@ -16,7 +16,6 @@ import logging
 import math
 import multiprocessing as mp
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -30,10 +29,11 @@ import uvicorn.config
 
 from hooklake import tables
 from hooklake.collector.app import CONFIG_ENV, SUPERVISOR_ENV
+from hooklake.collector.failures import RepeatedFailure
 from hooklake.collector.flush import FlushReport, flush_lake
 from hooklake.collector.journal import journal_root
 from hooklake.collector.metrics import MULTIPROC_ENV
-from hooklake.errors import HooklakeError, StorageError
+from hooklake.errors import StorageError
 from hooklake.settings import CollectorSettings
 from hooklake.storage import lake_location
 
@@ -70,7 +70,7 @@ def recover(lake: Path | str, journal: Path | None = None, *, create: bool = Tru
     return flush_lake(lake, journal, wait=True)
 
 
-def _update_index(lake: str, failing: _Failing) -> bool:
+def _update_index(lake: str, failing: RepeatedFailure) -> bool:
     """Fold what was flushed into the conversation index, once someone created one
     (`hooklake index`): readers then compute nothing for the customers it touched. An index
     another version of Hooklake wrote is rebuilt. Returns False when the update failed."""
@@ -152,8 +152,8 @@ def _flusher_main(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's shutdown decides when we stop
     flushed, due = False, -math.inf  # whether the index is behind; when to update it next
-    failing = _Failing("flush", f"retrying every {interval:.1f} s")
-    index_failing = _Failing("conversation index update", "retried at the next update")
+    failing = RepeatedFailure("flush", f"retrying every {interval:.1f} s")
+    index_failing = RepeatedFailure("conversation index update", "retried at the next update")
     done = _Flushed()
     while not stop.is_set():
         try:
@@ -199,45 +199,6 @@ class _Flushed:
                 now - self.since, t.segments, t.messages, t.rejected,
             )  # fmt: skip
         self.total, self.since = FlushReport(), now
-
-
-#: What differs between two reports of the same failure: numbers, and the words that hold
-#: digits (an object store's request id, a duration in ms or µs).
-_VARYING = re.compile(r"[^\s<>0-9]*[0-9][^\s<>]*")
-
-
-class _Failing:
-    """How the flusher reports work that keeps failing (flushes: storage gone, credentials
-    expired; index updates): a new error in full, the same one again as one line a minute,
-    and the recovery. ``what`` names the work, ``retry`` says when it is tried again."""
-
-    REPEAT_EVERY = 60.0
-
-    def __init__(self, what: str, retry: str) -> None:
-        self.what, self.retry = what, retry
-        self.error: str | None = None
-        self.since = 0.0
-        self.next_report = 0.0
-
-    def failed(self, exc: Exception) -> None:
-        error, now = tables.one_line(exc), time.monotonic()
-        # The same error again, though object storage's name each request and its duration.
-        if _VARYING.sub("#", error) != _VARYING.sub("#", self.error or ""):
-            if isinstance(exc, HooklakeError):  # ours say what failed: no traceback needed
-                log.error("%s failed, %s: %s", self.what, self.retry, error)
-            else:
-                log.error("%s failed, %s", self.what, self.retry, exc_info=exc)
-            if self.error is None:
-                self.since = now
-            self.error, self.next_report = error, now + self.REPEAT_EVERY
-        elif now >= self.next_report:
-            log.error("%s still failing after %.0f s: %s", self.what, now - self.since, error)
-            self.next_report = now + self.REPEAT_EVERY
-
-    def worked(self) -> None:
-        if self.error is not None:
-            log.info("%s works again after %.0f s", self.what, time.monotonic() - self.since)
-            self.error = None
 
 
 def start_flusher(

@@ -27,6 +27,7 @@ import orjson
 import pytest
 
 from hooklake.collector.app import CONFIG_ENV
+from hooklake.collector.failures import RepeatedFailure
 from hooklake.collector.flush import flush_lake
 from hooklake.collector.journal import writer_dirs
 from hooklake.layout import REJECTED
@@ -596,10 +597,13 @@ def test_a_full_disk_answers_503_and_recovers_when_space_returns(
     assert httpx.get(f"{c.url}/healthz").status_code == 200
     metrics = httpx.get(f"{c.url}/metrics").text
     assert f'hooklake_requests_total{{hook="default",status="503"}} {len(refused)}.0' in metrics
+    # One line for the refused requests, not one each.
+    assert c.log.read_text().count("the journal failed, answering 503 meanwhile") == 1
 
     filler.unlink()
     retry = _send_all(c, ledger, refused)
     assert {r.status_code for r in retry.values()} == {200}
+    assert "the journal works again after" in c.log.read_text()
     _wait_flushed(small_fs, ledger)  # the flusher, which failed while full, catches up
     assert c.stop() == 0
     check_lake(small_fs, ledger, exactly_once=set(before + during))
@@ -651,12 +655,12 @@ def test_a_flush_that_keeps_failing_is_logged_once_per_error_then_once_a_minute(
     """Storage gone for an hour must not write a traceback every 2 s: each new error once (ours
     in one line, colours of delta-rs's chains of causes stripped), the same again once a
     minute with how long it has lasted, and the recovery."""
-    from hooklake.collector import service
+    from hooklake.collector import failures
     from hooklake.errors import StorageError
 
     now = [1000.0]
-    monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
-    failing = service._Failing("flush", "retrying every 2.0 s")
+    monkeypatch.setattr(failures.time, "monotonic", lambda: now[0])
+    failing = RepeatedFailure("flush", "retrying every 2.0 s")
     gone = StorageError("cannot write: \x1b[31m↳\x1b[0m\n  404 NoSuchBucket")
     with caplog.at_level("INFO", logger="hooklake.collector"):
         for _ in range(30):  # a minute of retries, every 2 s
