@@ -449,6 +449,26 @@ def test_point_queries_read_only_the_row_groups_that_hold_them(
             assert kind == "conversation" or scanned * 4 <= total, plan
 
 
+def test_index_files_keep_statistics_only_where_queries_prune(
+    tmp_path: Path, rng: SeededRandom
+) -> None:
+    """Every point query reads every footer: the wide texts' minima and maxima, which prune
+    nothing, stay out of them; the columns queries filter on keep theirs."""
+    write_rows(tmp_path, _simulated_rows(rng, 10, 300), name="a")
+    index.update_index(tmp_path)
+    with Lake(tmp_path) as lake:
+        assert lake.index is not None
+        files = [Path(tmp_path) / layout.INDEX / f.path for f in lake.index.base]
+    for path in files:
+        group = pq.ParquetFile(path).metadata.row_group(0)
+        stats = {
+            group.column(c).path_in_schema: group.column(c).is_stats_set
+            for c in range(group.num_columns)
+        }
+        assert not any(stats[c] for c in index_files.NO_STATISTICS), stats
+        assert all(stats[c] for c in ("channel_id", "customer_id", "ts", "conversation_id"))
+
+
 def _row_groups_holding(lake: Lake, column: str, value: object) -> int:
     """Row groups of the index base's message files that hold a row with ``column = value``."""
     assert lake.index is not None
