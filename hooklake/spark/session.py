@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hooklake.errors import SparkError
+from hooklake.spark.jvm import java_message
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -129,8 +130,7 @@ def spark_session(
             with quiet():
                 active = builder.getOrCreate()
         except Exception as exc:  # py4j and pyspark raise many kinds; all mean "no session"
-            detail = " ".join(str(exc).split())[:500]
-            raise SparkError(f"cannot start Spark: {detail}") from exc
+            raise SparkError(f"cannot start Spark: {java_message(str(exc))}") from exc
         if not _under_spark_submit():
             # FATAL, not ERROR: a failed task's ERROR lines are Java and Python stacks, dozens
             # of lines per task before the one line Hooklake prints for the same failure
